@@ -1,0 +1,2 @@
+# transport: HTTP through libcurl (keep-alive handles, streaming, multi).
+TRANSPORT_OBJS := $(OBJ)/transport/http.o

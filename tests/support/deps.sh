@@ -1,0 +1,31 @@
+#!/bin/sh
+# Installs the Debian packages sesh needs that are missing (make deps).
+# Each one is here for a reason given in README.md, "Dependencies".
+set -u
+
+PACKAGES="
+build-essential pkg-config
+lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-busted
+libcurl4-openssl-dev libreadline-dev libmicrohttpd-dev libjansson-dev
+bubblewrap libseccomp-dev
+python3 python3-ipython python3-numpy python3-pandas python3-matplotlib python3-sklearn
+"
+
+missing=""
+for p in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+        missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "sesh: installing missing packages:$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo -n"
+if $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+then
+    exit 0
+fi
+echo "sesh: could not install these Debian packages:$missing" >&2
+echo "sesh: install them as root (apt-get install$missing) and run make again." >&2
+exit 1
