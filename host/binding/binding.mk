@@ -1,2 +1,2 @@
-# binding: the Lua C modules (sesh.http, sessions.core) over the transport.
-BINDING_OBJS := $(OBJ)/binding/lhttp.o
+# binding: the Lua C modules (sessions.http, sessions.core) over the transport.
+BINDING_OBJS := $(patsubst host/%.c,$(OBJ)/%.o,$(wildcard host/binding/*.c))

@@ -1,2 +1,2 @@
 # transport: HTTP through libcurl (keep-alive handles, streaming, multi).
-TRANSPORT_OBJS := $(OBJ)/transport/http.o
+TRANSPORT_OBJS := $(patsubst host/%.c,$(OBJ)/%.o,$(wildcard host/transport/*.c))

@@ -1,0 +1,62 @@
+/*
+ * sandbox.h — one Python interpreter in a bubblewrap sandbox, and the framed
+ * protocol spoken with the runner (host/pool/runner.py) inside it.
+ *
+ * The session manager owns sandboxes; this file knows nothing of HTTP or of
+ * session identifiers. Everything that comes back from a sandbox is untrusted:
+ * the user's code may have replaced the runner, so replies are size-capped and
+ * validated before anyone reads them.
+ *
+ * Thread rules: one sandbox is used by one thread at a time, except
+ * sesh_sandbox_interrupt() and sesh_sandbox_kill(), which may be called from
+ * any thread while another one waits in sesh_sandbox_execute().
+ */
+#ifndef SESH_SANDBOX_H
+#define SESH_SANDBOX_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <jansson.h>
+
+typedef struct sesh_sandbox sesh_sandbox;
+
+typedef struct sesh_sandbox_config {
+    const char *python;        /* interpreter inside, default "/usr/bin/python3" */
+    const char *data_dir;      /* host directory mounted at /mnt/data (must exist) */
+    int network;               /* non-zero: share the host's network */
+    size_t memory_limit;       /* bytes of address space, 0: default */
+    size_t file_size_limit;    /* bytes per file written, 0: default */
+    size_t tmp_size;           /* bytes of the private /tmp, 0: default */
+    int max_processes;         /* 0: default */
+    int max_open_files;        /* 0: default */
+    uid_t uid;                 /* host uid to run as when the pool is root, 0: default */
+} sesh_sandbox_config;
+
+/* Outcome of one execution, beyond the runner's own reply. */
+typedef enum {
+    SESH_RUN_OK = 0,           /* the runner answered (the code may still have failed) */
+    SESH_RUN_TIMED_OUT,        /* interrupted at the timeout; state kept; reply holds what ran */
+    SESH_RUN_LOST              /* the interpreter died or was killed; state is gone */
+} sesh_run_status;
+
+/* Starts a sandbox and waits until the runner inside is ready. NULL on
+ * failure, with a malloc'd message in *err. */
+sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err);
+
+/* Runs one request (a JSON object, see runner.py) and waits for the reply, at
+ * most timeout_ms; at expiry the code is interrupted as by Ctrl-C, and if the
+ * interpreter does not stop within a grace period it is killed.
+ * On SESH_RUN_OK and SESH_RUN_TIMED_OUT, *reply is a new reference to the
+ * validated reply object. On SESH_RUN_LOST, *reply is NULL and *err says why. */
+sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int timeout_ms,
+                                     json_t **reply, char **err);
+
+void sesh_sandbox_interrupt(sesh_sandbox *sb);   /* Ctrl-C to the running code */
+void sesh_sandbox_kill(sesh_sandbox *sb);        /* ends every process of the sandbox */
+int sesh_sandbox_alive(sesh_sandbox *sb);
+pid_t sesh_sandbox_pid(sesh_sandbox *sb);         /* the bwrap process, for logs */
+
+/* Kills what is left and frees everything. NULL is fine. */
+void sesh_sandbox_free(sesh_sandbox *sb);
+
+#endif
