@@ -78,3 +78,6 @@ help:
 	@echo "make test     set up, build and run every test suite"
 	@echo "make bench    measure sesh and sesh-pool against the alternatives"
 	@echo "make install  install under PREFIX (default $(PREFIX)); make uninstall removes"
+
+# The benchmark owns its fragment (optimized build in its own folder, then the driver).
+-include tests/bench/bench.mk

@@ -1,8 +1,87 @@
 # host: the sesh command line, console and embedding API.
-HOST_OBJS := $(patsubst host/%.c,$(OBJ)/%.o,$(wildcard host/*.c))
+#
+#   $(BIN)/sesh                 the command line and console (a client of libsesh)
+#   $(LIB)/libsesh.a, .so       the embedding API of host/sesh.h
+#   $(LIB)/lua/5.4/sessions.so  the module for stock lua5.4 (no Lua linked in:
+#                               the interpreter provides it)
+#   $(BUILD)/include/sesh.h     the header, where an installed one would be
+HOST_OBJS    := $(patsubst host/%.c,$(OBJ)/%.o,$(wildcard host/*.c))
+LIBSESH_OBJS := $(OBJ)/libsesh.o $(BINDING_OBJS) $(TRANSPORT_OBJS)
+SESH_ABI     := 0
+SESH_RELEASE := 0.1.0
 
-all: $(BIN)/sesh
+all: $(BIN)/sesh $(LIB)/libsesh.a $(LIB)/libsesh.so $(LIB)/lua/5.4/sessions.so \
+     $(BUILD)/include/sesh.h
+
+# A statically linked embedder cannot tell where sesh is installed; it falls
+# back to the prefix it was built for.
+$(OBJ)/libsesh.o: CFLAGS += -DSESH_PREFIX='"$(PREFIX)"'
 
 $(BIN)/sesh: $(HOST_OBJS) $(BINDING_OBJS) $(TRANSPORT_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(LUA_LIBS) $(CURL_LIBS) -lreadline -lm -ldl
+
+$(LIB)/libsesh.a: $(LIBSESH_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+# Both shared objects export the API of sesh.h only (host/libsesh.map).
+SESH_EXPORTS := -Wl,--version-script=host/libsesh.map
+
+$(LIB)/libsesh.so.$(SESH_RELEASE): $(LIBSESH_OBJS) host/libsesh.map
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libsesh.so.$(SESH_ABI) $(SESH_EXPORTS) \
+	    -o $@ $(LIBSESH_OBJS) \
+	    $(CJSON_LIBS) $(LUA_LIBS) $(CURL_LIBS) -lm -ldl
+
+$(LIB)/libsesh.so: $(LIB)/libsesh.so.$(SESH_RELEASE)
+	ln -sfn libsesh.so.$(SESH_RELEASE) $(LIB)/libsesh.so.$(SESH_ABI)
+	ln -sfn libsesh.so.$(SESH_ABI) $@
+
+$(LIB)/lua/5.4/sessions.so: $(LIBSESH_OBJS) host/libsesh.map
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -shared $(SESH_EXPORTS) -o $@ $(LIBSESH_OBJS) \
+	    $(CJSON_LIBS) $(CURL_LIBS) -lm -ldl
+
+$(BUILD)/include/sesh.h: host/sesh.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+# --- install -------------------------------------------------------------
+# make install PREFIX=/opt/sesh [DESTDIR=/staging]; make uninstall with the same.
+DEST        = $(DESTDIR)$(PREFIX)
+LUA_FILES   = $(shell cd lua && find . -name '*.lua' | sort)
+
+install: all
+	install -d $(DEST)/bin $(DEST)/lib/lua/5.4 $(DEST)/lib/pkgconfig \
+	    $(DEST)/include $(DEST)/share/sesh/lua
+	install -m 755 $(BIN)/sesh $(BIN)/sesh-pool $(DEST)/bin/
+	install -m 644 $(LIB)/libsesh.a $(DEST)/lib/
+	install -m 755 $(LIB)/libsesh.so.$(SESH_RELEASE) $(DEST)/lib/
+	ln -sfn libsesh.so.$(SESH_RELEASE) $(DEST)/lib/libsesh.so.$(SESH_ABI)
+	ln -sfn libsesh.so.$(SESH_ABI) $(DEST)/lib/libsesh.so
+	install -m 755 $(LIB)/lua/5.4/sessions.so $(DEST)/lib/lua/5.4/
+	install -m 644 host/sesh.h $(DEST)/include/
+	cd lua && for f in $(LUA_FILES); do \
+	    install -D -m 644 "$$f" "$(DEST)/share/sesh/lua/$$f" || exit 1; done
+	{ echo 'prefix=$(PREFIX)'; \
+	  echo 'libdir=$${prefix}/lib'; \
+	  echo 'includedir=$${prefix}/include'; \
+	  echo ''; \
+	  echo 'Name: sesh'; \
+	  echo 'Description: Python sessions from Lua: the sesh host, embeddable'; \
+	  echo 'Version: $(SESH_RELEASE)'; \
+	  echo 'Requires: lua5.4'; \
+	  echo 'Requires.private: libcurl'; \
+	  echo 'Cflags: -I$${includedir}'; \
+	  echo 'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -lsesh'; \
+	  echo 'Libs.private: -llua5.4-cjson -lm -ldl'; } > $(DEST)/lib/pkgconfig/sesh.pc
+
+uninstall:
+	rm -f $(DEST)/bin/sesh $(DEST)/bin/sesh-pool
+	rm -f $(DEST)/lib/libsesh.a $(DEST)/lib/libsesh.so $(DEST)/lib/libsesh.so.$(SESH_ABI) \
+	    $(DEST)/lib/libsesh.so.$(SESH_RELEASE)
+	rm -f $(DEST)/lib/lua/5.4/sessions.so $(DEST)/include/sesh.h \
+	    $(DEST)/lib/pkgconfig/sesh.pc
+	rm -rf $(DEST)/share/sesh

@@ -29,8 +29,11 @@ typedef struct sesh_sandbox_config {
     size_t tmp_size;           /* bytes of the private /tmp, 0: default */
     int max_processes;         /* 0: default */
     int max_open_files;        /* 0: default */
-    uid_t uid;                 /* host uid to run as when the pool is root, 0: default */
+    uid_t uid;                 /* host uid to run as when the pool is root, 0: one of
+                                  its own for each sandbox (so limits are not shared) */
+    size_t disk_limit;         /* bytes under data_dir, 0: default (see sesh_sandbox_execute) */
 } sesh_sandbox_config;
+
 
 /* Outcome of one execution, beyond the runner's own reply. */
 typedef enum {
@@ -47,7 +50,10 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err);
  * most timeout_ms; at expiry the code is interrupted as by Ctrl-C, and if the
  * interpreter does not stop within a grace period it is killed.
  * On SESH_RUN_OK and SESH_RUN_TIMED_OUT, *reply is a new reference to the
- * validated reply object. On SESH_RUN_LOST, *reply is NULL and *err says why. */
+ * validated reply object. On SESH_RUN_LOST, *reply is NULL and *err says why.
+ * Disk use: while the code runs, data_dir is measured every half second; when
+ * it grows past disk_limit the code is interrupted as at a timeout and the
+ * reply (status Failure) says so in stderr. The outcome is then SESH_RUN_OK. */
 sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int timeout_ms,
                                      json_t **reply, char **err);
 
@@ -55,6 +61,12 @@ void sesh_sandbox_interrupt(sesh_sandbox *sb);   /* Ctrl-C to the running code *
 void sesh_sandbox_kill(sesh_sandbox *sb);        /* ends every process of the sandbox */
 int sesh_sandbox_alive(sesh_sandbox *sb);
 pid_t sesh_sandbox_pid(sesh_sandbox *sb);         /* the bwrap process, for logs */
+
+/* The host uid (and gid) the sandbox's processes run as. When the pool runs as
+ * root, start gives data_dir and everything in it to this uid; files the pool
+ * adds later (uploads) should be given to it too, or the code cannot change
+ * them. When the pool is not root, this is the pool's own uid. */
+uid_t sesh_sandbox_uid(sesh_sandbox *sb);
 
 /* Kills what is left and frees everything. NULL is fine. */
 void sesh_sandbox_free(sesh_sandbox *sb);

@@ -1,0 +1,267 @@
+/*
+ * api_files.c — the file operations of both generations: upload (streamed
+ * to disk as the multipart body arrives), list, metadata, download, delete.
+ * The safety of names and paths is files.c's; the shapes are here.
+ */
+#include "pool/api_ops.h"
+#include "pool/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+static void files_error(sesh_reply *reply, sesh_files_status st, const char *target, char *msg)
+{
+    const char *m = msg ? msg : "file operation failed";
+    switch (st) {
+    case SESH_FILES_BAD_NAME: sesh_reply_error(reply, 400, "InvalidFileName", target, "%s", m); break;
+    case SESH_FILES_NOT_FOUND: sesh_reply_error(reply, 404, "FileNotFound", target, "%s", m); break;
+    case SESH_FILES_CONFLICT: sesh_reply_error(reply, 409, "Conflict", target, "%s", m); break;
+    case SESH_FILES_TOO_LARGE: sesh_reply_error(reply, 413, "PayloadTooLarge", target, "%s", m); break;
+    default: sesh_reply_error(reply, 500, "InternalServerError", target, "%s", m); break;
+    }
+    free(msg);
+}
+
+static uid_t owner_uid(const sesh_call *call) { return sesh_session_owner_uid(call->session); }
+static gid_t owner_gid(const sesh_call *call) { return sesh_session_owner_gid(call->session); }
+
+/* The second generation's optional `path` (a directory), cleaned. */
+static int base_dir(sesh_call *call, char **dir, sesh_reply *reply)
+{
+    char *err = NULL;
+    *dir = NULL;
+    if (call->gen != 2 || !call->query_path) {
+        *dir = sesh_xstrdup("");
+        return 0;
+    }
+    sesh_files_status st = sesh_files_clean_name(call->query_path, 1, dir, &err);
+    if (st != SESH_FILES_OK) {
+        files_error(reply, st, "path", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The file a path or query names, relative to /mnt/data. */
+static int target_name(sesh_call *call, const char *name, char **rel, sesh_reply *reply)
+{
+    char *dir, *clean = NULL, *err = NULL;
+    *rel = NULL;
+    if (base_dir(call, &dir, reply) != 0) return -1;
+    sesh_files_status st = sesh_files_clean_name(name, 0, &clean, &err);
+    if (st != SESH_FILES_OK) {
+        free(dir);
+        files_error(reply, st, call->gen == 1 ? "filename" : "name", err);
+        return -1;
+    }
+    *rel = sesh_files_join(dir, clean);
+    free(dir);
+    free(clean);
+    return 0;
+}
+
+static json_t *gen1_entry(const sesh_file_info *f, int *next_id, const char *name)
+{
+    char when[48], a[16], b[16];
+    sesh_format_time(when, f->mtime, 7);
+    snprintf(a, sizeof a, "%d", (*next_id)++);
+    snprintf(b, sizeof b, "%d", (*next_id)++);
+    json_t *props = json_pack("{s:s, s:s, s:I, s:s}", "$id", b, "filename", name,
+                              "size", (json_int_t)f->size, "lastModifiedTime", when);
+    if (!props) return NULL;        /* a name that is not UTF-8 */
+    return json_pack("{s:s, s:o}", "$id", a, "properties", props);
+}
+
+static json_t *gen2_resource(const sesh_call *call, const sesh_file_info *f)
+{
+    char when[48];
+    sesh_format_time(when, f->mtime, 3);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s}", "name", f->name,
+                          "type", f->is_dir ? "Directory" : "File",
+                          "contentType", f->is_dir ? "application/octet-stream" : sesh_files_content_type(f->name),
+                          "sizeInBytes", (json_int_t)f->size, "lastModifiedAt", when);
+    if (!j) return NULL;
+    if (strcmp(call->api_version, "2025-10-02-preview") == 0) {
+        json_t *d = json_string(f->directory);
+        json_object_set_new(j, "directory", d ? d : json_string(""));
+    }
+    return j;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    if (!s) { *out = 0; return 0; }
+    if (strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0) { *out = 1; return 0; }
+    if (strcasecmp(s, "false") == 0 || strcmp(s, "0") == 0 || !*s) { *out = 0; return 0; }
+    return -1;
+}
+
+void sesh_op_list(sesh_api *api, sesh_call *call, sesh_reply *reply)
+{
+    int recursive = 0;
+    if (call->gen == 2 && parse_bool(call->recursive, &recursive) != 0) {
+        sesh_reply_error(reply, 400, "InvalidParameter", "recursive",
+                         "recursive must be true or false, not '%.32s'", call->recursive);
+        return;
+    }
+    char *dir;
+    if (base_dir(call, &dir, reply) != 0) return;
+    if (sesh_api_session(api, call, 1, reply) != 0) {
+        free(dir);
+        return;
+    }
+    sesh_file_list list;
+    char *err = NULL;
+    sesh_files_status st = sesh_files_list(sesh_session_dirfd(call->session), dir, recursive, &list, &err);
+    free(dir);
+    if (st != SESH_FILES_OK) {
+        files_error(reply, st, "path", err);
+        return;
+    }
+    json_t *value = json_array();
+    int next_id = 2;
+    for (size_t i = 0; i < list.n; i++) {
+        json_t *entry = call->gen == 1
+            ? (list.items[i].is_dir ? NULL : gen1_entry(&list.items[i], &next_id, list.items[i].name))
+            : gen2_resource(call, &list.items[i]);
+        if (entry) json_array_append_new(value, entry);
+    }
+    sesh_file_list_free(&list);
+    if (call->gen == 1)
+        sesh_reply_json(reply, 200, json_pack("{s:s, s:o}", "$id", "1", "value", value));
+    else
+        sesh_reply_json(reply, 200, json_pack("{s:o, s:n}", "value", value, "nextLink"));
+}
+
+void sesh_op_file_get(sesh_api *api, sesh_call *call, sesh_reply *reply)
+{
+    char *rel, *err = NULL;
+    if (target_name(call, call->name, &rel, reply) != 0) return;
+    if (sesh_api_session(api, call, 1, reply) != 0) {
+        free(rel);
+        return;
+    }
+    sesh_file_info info;
+    sesh_files_status st = sesh_files_stat(sesh_session_dirfd(call->session), rel, &info, &err);
+    free(rel);
+    if (st != SESH_FILES_OK) {
+        files_error(reply, st, "name", err);
+        return;
+    }
+    json_t *j = gen2_resource(call, &info);
+    sesh_file_info_free(&info);
+    if (!j) sesh_reply_error(reply, 500, "InternalServerError", "name", "the file name is not UTF-8");
+    else sesh_reply_json(reply, 200, j);
+}
+
+void sesh_op_file_delete(sesh_api *api, sesh_call *call, sesh_reply *reply)
+{
+    char *rel, *err = NULL;
+    if (target_name(call, call->name, &rel, reply) != 0) return;
+    if (sesh_api_session(api, call, 1, reply) != 0) {
+        free(rel);
+        return;
+    }
+    sesh_files_status st = sesh_files_delete(sesh_session_dirfd(call->session), rel, &err);
+    free(rel);
+    if (st != SESH_FILES_OK) {
+        files_error(reply, st, "name", err);
+        return;
+    }
+    reply->status = 204;
+}
+
+void sesh_op_download(sesh_api *api, sesh_call *call, sesh_reply *reply)
+{
+    char *rel, *err = NULL;
+    if (target_name(call, call->name, &rel, reply) != 0) return;
+    if (sesh_api_session(api, call, 1, reply) != 0) {
+        free(rel);
+        return;
+    }
+    int fd;
+    uint64_t size;
+    sesh_files_status st = sesh_files_open_read(sesh_session_dirfd(call->session), rel, &fd, &size, &err);
+    if (st != SESH_FILES_OK) {
+        free(rel);
+        files_error(reply, st, call->gen == 1 ? "filename" : "name", err);
+        return;
+    }
+    reply->status = 200;
+    reply->fd = fd;
+    reply->fd_size = size;
+    reply->fd_type = sesh_files_content_type(rel);
+    free(rel);
+}
+
+int sesh_op_upload_data(sesh_api *api, sesh_call *call, const char *filename,
+                        const char *data, uint64_t off, size_t size, sesh_reply *reply)
+{
+    if (call->upload_done) return 0;             /* only the first part named `file` counts */
+    if (call->upload_seen && off == 0 && !call->upload) return 0;
+    if (!call->upload) {
+        if (call->upload_seen) return 0;
+        call->upload_seen = 1;
+        if (!filename || !*filename) {
+            sesh_reply_error(reply, 400, "InvalidFileName", "file",
+                             "the part 'file' has no filename: it names the file in /mnt/data");
+            return -1;
+        }
+        char *rel;
+        if (target_name(call, filename, &rel, reply) != 0) return -1;
+        char *err = NULL;
+        sesh_files_status st = sesh_upload_begin(sesh_session_dirfd(call->session), rel, api->cfg.max_upload,
+                                                 owner_uid(call), owner_gid(call), &call->upload, &err);
+        if (st != SESH_FILES_OK) {
+            free(rel);
+            files_error(reply, st, "file", err);
+            return -1;
+        }
+        call->upload_name = rel;
+    } else if (off == 0 && size > 0 && sesh_upload_size(call->upload) > 0) {
+        call->upload_done = 1;                   /* a second part named `file` */
+        return 0;
+    }
+    if (size == 0) return 0;
+    char *err = NULL;
+    sesh_files_status st = sesh_upload_write(call->upload, data, size, &err);
+    if (st != SESH_FILES_OK) {
+        sesh_upload_abort(call->upload);
+        call->upload = NULL;
+        files_error(reply, st, "file", err);
+        return -1;
+    }
+    return 0;
+}
+
+void sesh_op_upload_finish(sesh_api *api, sesh_call *call, sesh_reply *reply)
+{
+    if (!call->upload) {
+        sesh_reply_error(reply, 400, "MissingFile", "file",
+                         "the multipart body has no part named 'file'");
+        return;
+    }
+    char *err = NULL;
+    sesh_upload *up = call->upload;
+    call->upload = NULL;
+    sesh_file_info info;
+    memset(&info, 0, sizeof info);
+    sesh_files_status st = sesh_upload_commit(up, &info, &err);
+    if (st != SESH_FILES_OK) {
+        files_error(reply, st, "file", err);
+        return;
+    }
+    json_t *j;
+    if (call->gen == 1) {
+        int next_id = 2;
+        json_t *entry = gen1_entry(&info, &next_id, call->upload_name);
+        j = entry ? json_pack("{s:s, s:[o]}", "$id", "1", "value", entry) : NULL;
+    } else {
+        j = gen2_resource(call, &info);
+    }
+    sesh_file_info_free(&info);
+    if (!j) sesh_reply_error(reply, 400, "InvalidFileName", "file", "the file name is not UTF-8");
+    else sesh_reply_json(reply, 200, j);
+}

@@ -1,0 +1,37 @@
+/*
+ * api_ops.h — what api.c (dispatch, sessions, pool) shares with
+ * api_exec.c (executions) and api_files.c (files). Internal to the API.
+ */
+#ifndef SESH_POOL_API_OPS_H
+#define SESH_POOL_API_OPS_H
+
+#include "pool/api.h"
+
+struct sesh_api {
+    sesh_manager *m;
+    sesh_api_config cfg;
+    struct timespec started;
+};
+
+/* Puts the session of call->identifier in call->session (creating it when
+ * `create`); 0, or -1 with the error in reply. */
+int sesh_api_session(sesh_api *api, sesh_call *call, int create, sesh_reply *reply);
+void sesh_api_session_error(sesh_api *api, sesh_reply *reply, sesh_sess_status st, const char *msg);
+
+/* An absolute URL to an operation path under this pool, for Location-like
+ * headers and nextLink; extra_query is appended after the identifier. */
+char *sesh_api_url(const sesh_call *call, const char *op_path, const char *extra_query);
+char *sesh_url_encode(const char *s);
+
+void sesh_op_execute(sesh_api *api, sesh_call *call, const char *body, size_t len, sesh_reply *reply);
+void sesh_op_exec_get(sesh_api *api, sesh_call *call, sesh_reply *reply);
+
+void sesh_op_list(sesh_api *api, sesh_call *call, sesh_reply *reply);
+void sesh_op_file_get(sesh_api *api, sesh_call *call, sesh_reply *reply);
+void sesh_op_file_delete(sesh_api *api, sesh_call *call, sesh_reply *reply);
+void sesh_op_download(sesh_api *api, sesh_call *call, sesh_reply *reply);
+int sesh_op_upload_data(sesh_api *api, sesh_call *call, const char *filename,
+                        const char *data, uint64_t off, size_t size, sesh_reply *reply);
+void sesh_op_upload_finish(sesh_api *api, sesh_call *call, sesh_reply *reply);
+
+#endif

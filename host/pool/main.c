@@ -1,0 +1,660 @@
+/*
+ * main.c — sesh-pool: the command line, the listening socket, the token,
+ * the working directory, daemon mode, signals and the idle exit. The rest is
+ * server.c (HTTP), api*.c (the API), sessions.c (sessions), sandbox.c.
+ */
+#include "pool/api.h"
+#include "pool/files.h"
+#include "pool/log.h"
+#include "pool/server.h"
+#include "pool/sessions.h"
+#include "pool/util.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define VERSION "0.1"
+#define SANDBOX_UID 65534     /* nobody: whom sandboxes run as when the pool is root */
+
+typedef struct options {
+    const char *listen, *socket, *token_file, *state_dir, *python;
+    const char *pid_file, *log_file;
+    int idle_exit, daemon, ready, cooldown, max_sessions, timeout, network;
+    long long max_upload, max_output;
+} options;
+
+static void usage(FILE *f)
+{
+    fputs("usage: sesh-pool [options]\n"
+          "A local pool of sandboxed Python sessions speaking the Azure Container Apps\n"
+          "dynamic sessions API (both generations).\n\n"
+          "  --listen HOST:PORT    TCP address (default 127.0.0.1:0 without --socket; port 0 picks one)\n"
+          "  --socket PATH         unix socket instead (created 0600)\n"
+          "  --token-file PATH     bearer token; generated (0600) if the file does not exist\n"
+          "  --state-dir DIR       where session directories live (default: a private temp dir)\n"
+          "  --python PATH         interpreter inside sandboxes (default /usr/bin/python3)\n"
+          "  --ready-sessions N    sandboxes kept started for new sessions (default 1)\n"
+          "  --cooldown SECONDS    idle time after which a session and its files go (default 300)\n"
+          "  --max-sessions N      sessions at once; beyond, 429 with Retry-After (default 600)\n"
+          "  --timeout SECONDS     default and largest execution timeout (default 220)\n"
+          "  --max-output CHARS    cap of stdout/stderr per execution (default 1048576)\n"
+          "  --max-upload BYTES    largest upload; beyond, 413 (default 134217728)\n"
+          "  --network             give sandboxes the host's network (default: none)\n"
+          "  --idle-exit SECONDS   exit after that long with no session (0: never)\n"
+          "  --daemon              detach once listening (log: --log-file, or pool.log by the socket)\n"
+          "  --pid-file PATH       write the pid there (default: pool.pid by the socket)\n"
+          "  --log-file PATH       log there instead of stderr\n"
+          "  --help                this text\n", f);
+}
+
+static int parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || !*s || *end || v < lo || v > hi) {
+        fprintf(stderr, "sesh-pool: %s wants a whole number from %lld to %lld, not '%s'\n", opt, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, options *o)
+{
+    enum { O_LISTEN = 256, O_SOCKET, O_TOKEN, O_STATE, O_PYTHON, O_IDLE, O_DAEMON, O_READY, O_COOL,
+           O_MAXS, O_TIMEOUT, O_MAXOUT, O_MAXUP, O_NET, O_PID, O_LOG, O_HELP };
+    static const struct option longopts[] = {
+        { "listen", 1, 0, O_LISTEN }, { "socket", 1, 0, O_SOCKET }, { "token-file", 1, 0, O_TOKEN },
+        { "state-dir", 1, 0, O_STATE }, { "python", 1, 0, O_PYTHON }, { "idle-exit", 1, 0, O_IDLE },
+        { "daemon", 0, 0, O_DAEMON }, { "ready-sessions", 1, 0, O_READY }, { "cooldown", 1, 0, O_COOL },
+        { "max-sessions", 1, 0, O_MAXS }, { "timeout", 1, 0, O_TIMEOUT }, { "max-output", 1, 0, O_MAXOUT },
+        { "max-upload", 1, 0, O_MAXUP }, { "network", 0, 0, O_NET }, { "pid-file", 1, 0, O_PID },
+        { "log-file", 1, 0, O_LOG }, { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 },
+    };
+    memset(o, 0, sizeof *o);
+    o->ready = 1;
+    o->cooldown = 300;
+    o->max_sessions = 600;
+    o->timeout = 220;
+    o->max_output = 1 << 20;
+    o->max_upload = 128LL << 20;
+    o->python = "/usr/bin/python3";
+    int c;
+    long long v;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        const char *name = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+        switch (c) {
+        case O_LISTEN: o->listen = optarg; break;
+        case O_SOCKET: o->socket = optarg; break;
+        case O_TOKEN: o->token_file = optarg; break;
+        case O_STATE: o->state_dir = optarg; break;
+        case O_PYTHON: o->python = optarg; break;
+        case O_PID: o->pid_file = optarg; break;
+        case O_LOG: o->log_file = optarg; break;
+        case O_DAEMON: o->daemon = 1; break;
+        case O_NET: o->network = 1; break;
+        case O_HELP: usage(stdout); exit(0);
+        case O_IDLE: if (parse_int("--idle-exit", optarg, 0, 1 << 30, &v)) return -1; o->idle_exit = (int)v; break;
+        case O_READY: if (parse_int("--ready-sessions", optarg, 0, 64, &v)) return -1; o->ready = (int)v; break;
+        case O_COOL: if (parse_int("--cooldown", optarg, 1, 1 << 30, &v)) return -1; o->cooldown = (int)v; break;
+        case O_MAXS: if (parse_int("--max-sessions", optarg, 1, 100000, &v)) return -1; o->max_sessions = (int)v; break;
+        case O_TIMEOUT: if (parse_int("--timeout", optarg, 1, 86400, &v)) return -1; o->timeout = (int)v; break;
+        case O_MAXOUT: if (parse_int("--max-output", optarg, 0, 1LL << 30, &v)) return -1; o->max_output = v; break;
+        case O_MAXUP: if (parse_int("--max-upload", optarg, 0, 1LL << 40, &v)) return -1; o->max_upload = v; break;
+        case ':':
+            fprintf(stderr, "sesh-pool: %s needs a value (see --help)\n", name);
+            return -1;
+        default:
+            fprintf(stderr, "sesh-pool: unknown option '%s' (see --help)\n", name);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sesh-pool: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return -1;
+    }
+    if (o->listen && o->socket) {
+        fprintf(stderr, "sesh-pool: give --listen or --socket, not both\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the token ---- */
+
+static char *read_token(const char *path, char **err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        *err = sesh_printf("cannot read the token file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n < 0) {
+        *err = sesh_printf("cannot read the token file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf[n] = '\0';
+    char *start = buf;
+    while (*start == ' ' || *start == '\t' || *start == '\n' || *start == '\r') start++;
+    size_t len = strcspn(start, "\r\n");
+    while (len > 0 && (start[len - 1] == ' ' || start[len - 1] == '\t')) len--;
+    if (len == 0) {
+        *err = sesh_printf("the token file %s is empty", path);
+        return NULL;
+    }
+    return strndup(start, len);
+}
+
+/* Reads the token, or creates the file with a new one (0600). */
+static char *load_token(const char *path, char **err)
+{
+    char hex[65];
+    sesh_random_hex(hex, 32);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST) return read_token(path, err);
+        *err = sesh_printf("cannot create the token file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char line[80];
+    int n = snprintf(line, sizeof line, "%s\n", hex);
+    if (write(fd, line, (size_t)n) != n || close(fd) != 0) {
+        *err = sesh_printf("cannot write the token file %s: %s", path, strerror(errno));
+        unlink(path);
+        return NULL;
+    }
+    return sesh_xstrdup(hex);
+}
+
+/* ---- the listening socket ---- */
+
+static int is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) ||
+               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
+static int listen_tcp(const char *spec, int have_token_file, char **address, char **err)
+{
+    char *copy = sesh_xstrdup(spec ? spec : "127.0.0.1:0");
+    char *host = copy, *port = strrchr(copy, ':');
+    if (!port) {
+        *err = sesh_printf("--listen wants HOST:PORT, not '%s'", copy);
+        free(copy);
+        return -1;
+    }
+    *port++ = '\0';
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        host++;
+        host[strlen(host) - 1] = '\0';
+    }
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
+    if (rc != 0) {
+        *err = sesh_printf("cannot resolve --listen %s: %s", spec, gai_strerror(rc));
+        free(copy);
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        if (!is_loopback(ai->ai_addr) && !have_token_file) {
+            *err = sesh_printf("--listen %s is not a loopback address: give --token-file too, "
+                               "so the token that guards it is one you chose to share", spec);
+            break;
+        }
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0) break;
+        free(*err);
+        *err = sesh_printf("cannot listen on %s: %s", spec, strerror(errno));
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    free(copy);
+    if (fd < 0) {
+        if (!*err) *err = sesh_printf("cannot listen on %s", spec);
+        return -1;
+    }
+    free(*err);
+    *err = NULL;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char name[INET6_ADDRSTRLEN] = "?";
+    int p = 0;
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    if (ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, name, sizeof name);
+        p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        *address = sesh_printf("http://[%s]:%d", name, p);
+    } else {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, name, sizeof name);
+        p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        *address = sesh_printf("http://%s:%d", name, p);
+    }
+    return fd;
+}
+
+static int listen_unix(const char *path, char **err)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof sa.sun_path) {
+        *err = sesh_printf("the socket path %s is too long (at most %zu bytes)", path, sizeof sa.sun_path - 1);
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            *err = sesh_printf("%s exists and is not a socket: not touching it", path);
+            return -1;
+        }
+        /* A socket left by a pool that died: reuse the name unless someone answers. */
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0) {
+            close(probe);
+            *err = sesh_printf("another pool already listens on %s", path);
+            return -1;
+        }
+        if (probe >= 0) close(probe);
+        unlink(path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err = sesh_printf("cannot create a socket: %s", strerror(errno));
+        return -1;
+    }
+    mode_t old = umask(0177);                  /* born 0600: no window where others may connect */
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    umask(old);
+    if (rc != 0 || chmod(path, 0600) != 0 || listen(fd, 128) != 0) {
+        *err = sesh_printf("cannot listen on %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* ---- the working directory ---- */
+
+/* Is pid a running sesh-pool? A zombie is not; nor is another program
+ * that got the number since. */
+static int pool_alive(pid_t pid)
+{
+    if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM)) return 0;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return 1;                       /* no /proc: trust kill() */
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *close_paren = strrchr(buf, ')');
+    if (!close_paren || close_paren[1] != ' ') return 1;
+    if (close_paren[2] == 'Z' || close_paren[2] == 'X') return 0;
+    return strstr(buf, "(sesh-pool)") != NULL;
+}
+
+/* Removes what pools killed without a chance to clean up left in dir. */
+static void remove_stale(const char *dir)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return;
+    DIR *d = fdopendir(dfd);
+    if (!d) { close(dfd); return; }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "pool-", 5) != 0) continue;
+        char *end;
+        long pid = strtol(e->d_name + 5, &end, 10);
+        if (*end || pool_alive((pid_t)pid)) continue;
+        if (sesh_files_remove_tree(dfd, e->d_name) == 0)
+            sesh_log("removed %s/%s, left by a pool that is gone", dir, e->d_name);
+    }
+    closedir(d);
+}
+
+/* The pool's own directory for session directories: DIR/pool-<pid>, or a
+ * fresh temporary directory. */
+static char *make_work_dir(const char *state_dir, char **err)
+{
+    if (!state_dir) {
+        const char *tmp = getenv("TMPDIR");
+        char *templ = sesh_printf("%s/sesh-pool.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(templ)) {
+            *err = sesh_printf("cannot create a directory in %s: %s", tmp && *tmp ? tmp : "/tmp", strerror(errno));
+            free(templ);
+            return NULL;
+        }
+        return templ;
+    }
+    if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
+        *err = sesh_printf("cannot create the state directory %s: %s", state_dir, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (stat(state_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        *err = sesh_printf("the state directory %s is not a directory", state_dir);
+        return NULL;
+    }
+    if (st.st_uid != geteuid() || (st.st_mode & 0077)) {
+        *err = sesh_printf("the state directory %s must belong to this user and be closed to others (chmod 700)",
+                           state_dir);
+        return NULL;
+    }
+    remove_stale(state_dir);
+    char *dir = sesh_printf("%s/pool-%d", state_dir, (int)getpid());
+    int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {                         /* our pid's old directory, from before a reboot */
+        sesh_files_remove_tree(dfd, strrchr(dir, '/') + 1);
+        close(dfd);
+    }
+    if (mkdir(dir, 0700) != 0) {
+        *err = sesh_printf("cannot create %s: %s", dir, strerror(errno));
+        free(dir);
+        return NULL;
+    }
+    return dir;
+}
+
+/* The pool's directory may have to be crossed by the sandbox uid. */
+static void open_work_dir(const char *dir, uid_t uid)
+{
+    if (geteuid() == 0 && uid != 0) chmod(dir, 0711);
+}
+
+/* ---- life ---- */
+
+typedef struct pool {
+    options o;
+    char *token;
+    char *token_file;           /* the one in use */
+    int own_token_file;         /* generated in the work dir: shown, removed with it */
+    char *address;
+    int listen_fd;
+    char *work_dir;
+    char *pid_file;
+    sesh_manager *m;
+    sesh_api *api;
+    sesh_server *srv;
+} pool;
+
+static void write_pid_file(pool *p)
+{
+    if (!p->pid_file) return;
+    char *tmp = sesh_printf("%s.%d.tmp", p->pid_file, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (f) {
+        fprintf(f, "%d\n", (int)getpid());
+        if (fclose(f) == 0 && rename(tmp, p->pid_file) == 0) {
+            free(tmp);
+            return;
+        }
+    }
+    sesh_log("cannot write the pid file %s: %s", p->pid_file, strerror(errno));
+    unlink(tmp);
+    free(tmp);
+}
+
+/* Everything from the token to the running server. 0, or -1 with *err. */
+static int setup(pool *p, char **err)
+{
+    options *o = &p->o;
+    if (o->socket) {
+        p->listen_fd = listen_unix(o->socket, err);
+        if (p->listen_fd < 0) return -1;
+        p->address = sesh_printf("unix:%s", o->socket);
+    } else {
+        p->listen_fd = listen_tcp(o->listen, o->token_file != NULL, &p->address, err);
+        if (p->listen_fd < 0) return -1;
+    }
+    p->work_dir = make_work_dir(o->state_dir, err);
+    if (!p->work_dir) return -1;
+    if (o->token_file) {
+        p->token_file = sesh_xstrdup(o->token_file);
+    } else {
+        p->token_file = sesh_printf("%s/token", p->work_dir);
+        p->own_token_file = 1;
+    }
+    p->token = load_token(p->token_file, err);
+    if (!p->token) return -1;
+
+    sesh_manager_config mc = { 0 };
+    mc.work_dir = p->work_dir;
+    mc.sandbox.python = o->python;
+    mc.sandbox.network = o->network;
+    mc.owner_uid = (uid_t)-1;
+    mc.owner_gid = (gid_t)-1;
+    if (geteuid() == 0) {
+        /* Root runs sandboxes as nobody; said explicitly, so that the files the
+         * pool writes for a session and the sandbox agree on their owner. */
+        mc.sandbox.uid = SANDBOX_UID;
+        mc.owner_uid = SANDBOX_UID;
+        mc.owner_gid = (gid_t)SANDBOX_UID;
+    }
+    open_work_dir(p->work_dir, mc.owner_uid);
+    mc.ready = o->ready;
+    mc.cooldown = o->cooldown;
+    mc.max_sessions = o->max_sessions;
+    mc.max_queue = 64;
+    p->m = sesh_manager_new(&mc, err);
+    if (!p->m) return -1;
+
+    sesh_api_config ac = { .timeout_cap = o->timeout, .max_output = (size_t)o->max_output,
+                           .max_upload = (uint64_t)o->max_upload };
+    p->api = sesh_api_new(p->m, &ac);
+    sesh_server_config sc = { .listen_fd = p->listen_fd, .token = p->token,
+                              .max_connections = 512, .idle_timeout = 60 };
+    p->srv = sesh_server_start(&sc, p->api, err);
+    if (!p->srv) return -1;
+
+    if (o->pid_file) p->pid_file = sesh_xstrdup(o->pid_file);
+    else if (o->socket) {
+        char *copy = sesh_xstrdup(o->socket);
+        p->pid_file = sesh_printf("%s/pool.pid", dirname(copy));
+        free(copy);
+    }
+    write_pid_file(p);
+    return 0;
+}
+
+static void teardown(pool *p)
+{
+    sesh_manager_stop(p->m);           /* running code ends: handlers return soon */
+    sesh_server_stop(p->srv);
+    sesh_api_free(p->api);
+    sesh_manager_free(p->m);
+    if (p->listen_fd >= 0) close(p->listen_fd);
+    if (p->o.socket && p->listen_fd >= 0) unlink(p->o.socket);
+    if (p->pid_file) unlink(p->pid_file);
+    if (p->work_dir) {
+        char *copy = sesh_xstrdup(p->work_dir);
+        char *base = sesh_xstrdup(strrchr(p->work_dir, '/') + 1);
+        char *parent = dirname(copy);
+        int dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            if (sesh_files_remove_tree(dfd, base) != 0)
+                sesh_log("could not remove all of %s", p->work_dir);
+            close(dfd);
+        }
+        free(base);
+        free(copy);
+    }
+    free(p->token);
+    free(p->token_file);
+    free(p->address);
+    free(p->work_dir);
+    free(p->pid_file);
+}
+
+static char *startup_line(pool *p)
+{
+    return sesh_printf("sesh-pool: listening on %s (token file %s, state dir %s, ready %d, "
+                       "max sessions %d, cooldown %d s, timeout %d s, max upload %lld bytes, "
+                       "idle exit %d s, network %s)\n",
+                       p->address, p->token_file, p->work_dir, p->o.ready, p->o.max_sessions,
+                       p->o.cooldown, p->o.timeout, p->o.max_upload, p->o.idle_exit,
+                       p->o.network ? "on" : "off");
+}
+
+/* Detaches: the parent waits until the child listens (or fails), prints
+ * what the child says, and exits with its verdict. Returns in the child
+ * with the pipe to report on. */
+static int daemonize(void)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        perror("sesh-pool: pipe");
+        exit(1);
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("sesh-pool: fork");
+        exit(1);
+    }
+    if (pid > 0) {
+        close(fds[1]);
+        char buf[4096];
+        size_t n = 0;
+        ssize_t r;
+        while (n < sizeof buf - 1 && (r = read(fds[0], buf + n, sizeof buf - 1 - n)) != 0) {
+            if (r < 0) { if (errno == EINTR) continue; break; }
+            n += (size_t)r;
+        }
+        buf[n] = '\0';
+        int ok = strncmp(buf, "sesh-pool: listening", 20) == 0;
+        fputs(buf, ok ? stdout : stderr);
+        fflush(stdout);
+        _exit(ok ? 0 : 1);
+    }
+    close(fds[0]);
+    setsid();
+    return fds[1];
+}
+
+static void redirect_stdio(const char *log_file)
+{
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        if (!log_file) dup2(null, STDERR_FILENO);
+        close(null);
+    }
+    if (log_file) {
+        int fd = open(log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    pool p;
+    memset(&p, 0, sizeof p);
+    p.listen_fd = -1;
+    if (parse_options(argc, argv, &p.o) != 0) return 2;
+
+    /* Room for many connections and sandboxes' descriptors. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+
+    const char *log_file = p.o.log_file;
+    char *default_log = NULL;
+    if (p.o.daemon && !log_file && p.o.socket) {
+        char *copy = sesh_xstrdup(p.o.socket);
+        default_log = sesh_printf("%s/pool.log", dirname(copy));
+        free(copy);
+        log_file = default_log;
+    }
+    int report = -1;
+    if (p.o.daemon) report = daemonize();
+    else if (log_file) redirect_stdio(log_file);   /* only stderr moves */
+
+    /* Threads start in setup(): they must not take the stop signals. */
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    char *err = NULL;
+    if (setup(&p, &err) != 0) {
+        char *msg = sesh_printf("sesh-pool: %s\n", err ? err : "cannot start");
+        if (report >= 0) {
+            ssize_t w = write(report, msg, strlen(msg));
+            (void)w;
+        } else {
+            fputs(msg, stderr);
+        }
+        free(msg);
+        free(err);
+        teardown(&p);
+        free(default_log);
+        return 1;
+    }
+    char *line = startup_line(&p);
+    if (report >= 0) {
+        ssize_t w = write(report, line, strlen(line));
+        (void)w;
+        close(report);
+        redirect_stdio(log_file);
+    } else {
+        fputs(line, stdout);
+        fflush(stdout);
+    }
+    sesh_log("%.*s", (int)strlen(line) - 1, line + strlen("sesh-pool: "));
+    free(line);
+
+    for (;;) {
+        struct timespec tick = { 1, 0 };
+        int sig = sigtimedwait(&stop, NULL, &tick);
+        if (sig > 0) {
+            sesh_log("signal %d: stopping", sig);
+            break;
+        }
+        if (p.o.idle_exit > 0 && sesh_manager_idle_ms(p.m) >= (uint64_t)p.o.idle_exit * 1000) {
+            sesh_log("no session for %d s: exiting", p.o.idle_exit);
+            break;
+        }
+    }
+    teardown(&p);
+    sesh_log("stopped");
+    free(default_log);
+    return 0;
+}

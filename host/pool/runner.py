@@ -1,0 +1,407 @@
+"""sesh runner: one notebook-like Python interpreter inside a sesh-pool sandbox.
+
+sesh-pool compiles this file into its binary and hands it to the sandbox on a
+descriptor, so no file of the pool is ever visible inside. It runs the user's
+cells through IPython's InteractiveShell, so results, reprs, tracebacks and
+figures behave as in a notebook.
+
+Protocol, on descriptor 3 (a socket to the pool): each message is a frame of a
+4-byte big-endian length and a UTF-8 JSON object.
+
+  runner -> pool, once started:  {"op": "ready"}
+  {"op": "execute", "code": "...", "max_output": 4096, "jupyter": false}
+      -> {"status": "Success"|"Failure", "stdout": "...", "stderr": "...",
+          "result": <value>, "ms": 8, "stdout_truncated": false,
+          "stderr_truncated": false}
+  {"op": "metadata"}
+      -> {"python": "3.11.2", "ipython": "8.5.0",
+          "packages": [{"name": "numpy", "version": "1.24.2"}, ...]}
+
+`result` follows section 6 of pool-api.md. The pool interrupts a cell with
+SIGINT (KeyboardInterrupt in the user's code) and treats any reply it cannot
+validate as the loss of the interpreter.
+"""
+
+import base64
+import io
+import json
+import math
+import numbers
+import os
+import signal
+import struct
+import sys
+import time
+
+CHANNEL = 3
+MAX_REQUEST = 64 << 20          # the pool's own cap on code is far below this
+MAX_STREAM = 16 << 20           # a cell never keeps more than this of a stream
+PRIMITIVES = (bool, int, float, str, type(None))
+
+
+# -- framing -----------------------------------------------------------------
+
+def read_exact(n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = os.read(CHANNEL, n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+def read_frame():
+    header = read_exact(4)
+    if header is None:
+        return None
+    (length,) = struct.unpack(">I", header)
+    if length > MAX_REQUEST:
+        raise ValueError("request of %d bytes is over the runner's limit" % length)
+    body = read_exact(length)
+    if body is None:
+        return None
+    return json.loads(body)
+
+
+def write_frame(obj):
+    data = json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    data = struct.pack(">I", len(data)) + data
+    view = memoryview(data)
+    while view:
+        n = os.write(CHANNEL, view)
+        view = view[n:]
+
+
+def clean(text):
+    """Text that encodes as UTF-8: lone surrogates become U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+# -- capture -----------------------------------------------------------------
+
+class CappedStream(io.TextIOBase):
+    """A text stream that keeps the first `limit` characters of what is
+    written to it and remembers whether more came."""
+
+    def __init__(self, limit, name):
+        super().__init__()
+        self.limit = max(0, min(limit, MAX_STREAM))
+        self.parts = []
+        self.size = 0
+        self.truncated = False
+        self.name = name
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError("write() argument must be str, not %s" % type(s).__name__)
+        room = self.limit - self.size
+        if len(s) > room:
+            self.truncated = True
+            s_kept = s[:room] if room > 0 else ""
+        else:
+            s_kept = s
+        if s_kept:
+            self.parts.append(s_kept)
+            self.size += len(s_kept)
+        return len(s)
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    def flush(self):
+        pass
+
+    def value(self):
+        return clean("".join(self.parts))
+
+
+# -- the shell -----------------------------------------------------------------
+
+class Runner:
+    def __init__(self):
+        from traitlets.config import Config
+        from IPython.core.displayhook import DisplayHook
+        from IPython.core.displaypub import DisplayPublisher
+        from IPython.core.interactiveshell import InteractiveShell
+
+        runner = self
+
+        class Hook(DisplayHook):
+            """The value of the cell's last expression, kept, not printed."""
+
+            def write_output_prompt(self):
+                pass
+
+            def write_format_data(self, format_dict, md_dict=None):
+                runner.result_repr = format_dict.get("text/plain")
+                image = format_dict.get("image/png")
+                if image is not None:
+                    runner.images.append(image)
+
+            def finish_displayhook(self):
+                pass
+
+        class Publisher(DisplayPublisher):
+            """display(...) and the inline backend's figures."""
+
+            def publish(self, data, metadata=None, source=None, *, transient=None,
+                        update=False, **kwargs):
+                if "image/png" in data:
+                    runner.images.append(data["image/png"])
+                elif "text/plain" in data:
+                    print(data["text/plain"])
+
+            def clear_output(self, wait=False):
+                pass
+
+        class Shell(InteractiveShell):
+            def enable_gui(self, gui=None):
+                pass            # no event loop here: figures go out as images
+
+        config = Config()
+        config.HistoryManager.enabled = False
+        config.InteractiveShell.colors = "NoColor"
+        config.InteractiveShell.xmode = "Context"
+        self.shell = Shell.instance(config=config, displayhook_class=Hook,
+                                    display_pub_class=Publisher)
+        shell = self.shell
+
+        def show_traceback(etype, evalue, stb):
+            print(shell.InteractiveTB.stb2text(stb), file=sys.stderr)
+
+        shell._showtraceback = show_traceback
+        self.in_cell = False
+        self.interrupted = False
+        self.processes_before = set()
+        self.images = []
+        self.result_repr = None
+        self.matplotlib = False
+        try:
+            shell.enable_matplotlib("inline")
+            self.matplotlib = True
+        except Exception as e:      # still a useful interpreter without plots
+            print("sesh runner: matplotlib unavailable: %s" % e, file=sys.stderr)
+
+    def on_unraisable(self, args):
+        # Python runs signal handlers wherever the interpreter happens to be,
+        # also in places whose exceptions it swallows (an at-fork hook such as
+        # logging's, a finalizer). An interrupt lost there is sent again, to
+        # be raised at the next line of the user's code.
+        if self.in_cell and args.exc_type is not None and \
+                issubclass(args.exc_type, KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            return
+        sys.__unraisablehook__(args)
+
+    def on_sigint(self, signum, frame):
+        # Outside a cell an interrupt would hit the runner itself: ignore it.
+        if self.in_cell:
+            self.interrupted = True
+            stop_new_processes(self.processes_before)
+            raise KeyboardInterrupt
+
+    def execute(self, request):
+        code = request.get("code")
+        if not isinstance(code, str):
+            raise ValueError("execute: 'code' must be a string")
+        limit = request.get("max_output", 4096)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            raise ValueError("execute: 'max_output' must be a non-negative integer")
+        jupyter = bool(request.get("jupyter", False))
+
+        out, err = CappedStream(limit, "<stdout>"), CappedStream(limit, "<stderr>")
+        self.images = []
+        self.result_repr = None
+        self.interrupted = False
+        self.processes_before = sandbox_processes()
+        saved = sys.stdout, sys.stderr
+        signal.signal(signal.SIGINT, self.on_sigint)
+        success = False
+        value = None
+        start = time.perf_counter()
+        sys.stdout, sys.stderr = out, err
+        try:
+            self.in_cell = True
+            res = self.shell.run_cell(code, store_history=True)
+            self.in_cell = False
+            success = res.success
+            value = res.result
+        except KeyboardInterrupt:
+            self.in_cell = False
+            self.interrupted = True
+            err.write("KeyboardInterrupt\n")
+        except BaseException as e:  # the shell itself failed
+            self.in_cell = False
+            err.write("sesh runner: %s: %s\n" % (type(e).__name__, e))
+        finally:
+            self.in_cell = False
+            sys.stdout, sys.stderr = saved
+        ms = int(round((time.perf_counter() - start) * 1000))
+
+        if not success:
+            result = None
+        elif self.images:
+            result = image_result(self.images[-1])
+        else:
+            result = self.convert(value, jupyter)
+        self.images = []
+        return {
+            "status": "Success" if success else "Failure",
+            "stdout": out.value(),
+            "stderr": err.value(),
+            "result": result,
+            "ms": ms,
+            "stdout_truncated": out.truncated,
+            "stderr_truncated": err.truncated,
+        }
+
+    def convert(self, value, jupyter):
+        """The cell's value as pool-api.md section 6 wants it."""
+        if value is None:
+            return ""
+        if jupyter:
+            return clean(self.text_repr(value))
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            return clean(value)
+        if isinstance(value, numbers.Integral) and type(value).__module__ in ("builtins", "numpy"):
+            return int(value)
+        if isinstance(value, float) or (isinstance(value, numbers.Real)
+                                        and type(value).__module__ == "numpy"):
+            f = float(value)
+            return f if math.isfinite(f) else None
+        return clean(self.text_repr(value))
+
+    def text_repr(self, value):
+        if self.result_repr is not None:
+            return self.result_repr
+        try:
+            return repr(value)
+        except Exception as e:
+            return "<repr failed: %s: %s>" % (type(e).__name__, e)
+
+
+def image_result(data):
+    if isinstance(data, (bytes, bytearray)):
+        data = base64.b64encode(data).decode("ascii")
+    return {"type": "image", "format": "png", "base64_data": data}
+
+
+def metadata():
+    import platform
+    from importlib import metadata as md
+    import IPython
+
+    packages = {}
+    for dist in md.distributions():
+        name = dist.metadata["Name"]
+        if name and name.lower() not in packages:
+            packages[name.lower()] = {"name": name, "version": dist.version}
+    return {
+        "python": platform.python_version(),
+        "ipython": IPython.__version__,
+        "packages": sorted(packages.values(), key=lambda p: p["name"].lower()),
+    }
+
+
+def in_forked_child():
+    # A process forked by the user's code must never speak for the runner:
+    # it loses the channel, and if it ever comes back to the runner's loop
+    # it leaves quietly.
+    global CHANNEL_OWNER
+    CHANNEL_OWNER = False
+    try:
+        os.close(CHANNEL)
+    except OSError:
+        pass
+
+
+CHANNEL_OWNER = True
+
+
+def sandbox_processes():
+    """The pids of the sandbox (its own pid namespace, so a handful)."""
+    return {int(p) for p in os.listdir("/proc") if p.isdigit()}
+
+
+def stop_new_processes(before):
+    """On an interrupt: end the processes the interrupted cell started.
+
+    A fork bomb would otherwise keep every CPU busy and starve the very
+    interpreter that must answer. kill(-1) freezes every other process of
+    the namespace at once (never its init, never the host); the new ones are
+    killed and reaped, the older ones (a server from an earlier cell) go on."""
+    me = os.getpid()
+    killed = []
+    # A process caught in the middle of a fork may still bring a child into
+    # the world after the freeze: freeze and sweep until nothing new is left.
+    for _ in range(50):
+        try:
+            os.kill(-1, signal.SIGSTOP)
+        except OSError:
+            return
+        new = sandbox_processes() - before - {1, me} - set(killed)
+        if not new:
+            break
+        for pid in new:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except OSError:
+                pass
+    try:
+        os.kill(-1, signal.SIGCONT)
+    except OSError:
+        pass
+    for pid in killed:
+        try:
+            os.waitpid(pid, 0)      # our own children would stay zombies
+        except ChildProcessError:
+            pass
+
+
+def main():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.set_inheritable(CHANNEL, False)
+    os.register_at_fork(after_in_child=in_forked_child)
+    try:
+        os.chdir("/mnt/data")
+    except OSError:
+        pass
+    runner = Runner()
+    signal.signal(signal.SIGINT, runner.on_sigint)
+    sys.unraisablehook = runner.on_unraisable
+    write_frame({"op": "ready"})
+    while True:
+        request = read_frame()
+        if request is None:
+            return
+        op = request.get("op") if isinstance(request, dict) else None
+        try:
+            if op == "execute":
+                reply = runner.execute(request)
+                if not CHANNEL_OWNER:
+                    os._exit(0)
+            elif op == "metadata":
+                reply = metadata()
+            else:
+                reply = {"error": "unknown op %r" % (op,)}
+        except Exception as e:
+            reply = {"error": "%s: %s" % (type(e).__name__, e)}
+        write_frame(reply)
+
+
+main()

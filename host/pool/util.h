@@ -1,0 +1,41 @@
+/*
+ * util.h — small helpers the pool's files share: clocks, RFC 3339 times,
+ * random identifiers, base64 and percent decoding, constant-time compare.
+ */
+#ifndef SESH_POOL_UTIL_H
+#define SESH_POOL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+uint64_t sesh_now_ms(void);                 /* monotonic milliseconds */
+
+/* "2024-05-02T07:21:07.9922617Z" with `digits` fractional digits (0..9). */
+void sesh_format_time(char out[48], struct timespec t, int digits);
+
+/* Fills buf from the kernel's random source; 0 on success. */
+int sesh_random_bytes(void *buf, size_t n);
+void sesh_uuid(char out[37]);               /* random UUID v4, lower-case */
+void sesh_random_hex(char *out, size_t nbytes);  /* 2*nbytes hex + NUL */
+
+/* Decodes standard or URL-safe base64 (padding optional, whitespace skipped).
+ * Returns a malloc'd buffer (NUL-terminated) or NULL when the input is not base64. */
+char *sesh_base64_decode(const char *in, size_t len, size_t *outlen);
+
+/* Decodes %XX escapes in place (and '+' as space when plus_is_space).
+ * Malformed escapes are kept literally. Returns the new length. */
+size_t sesh_percent_decode(char *s, int plus_is_space);
+
+/* Compares in time that depends only on the lengths: for secrets. */
+int sesh_secret_equal(const char *a, size_t alen, const char *b, size_t blen);
+
+/* malloc'd printf; aborts the process on out-of-memory like the rest of the
+ * pool's allocators (xmalloc and friends). */
+char *sesh_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void *sesh_xmalloc(size_t n);
+void *sesh_xcalloc(size_t n, size_t size);
+void *sesh_xrealloc(void *p, size_t n);
+char *sesh_xstrdup(const char *s);
+
+#endif

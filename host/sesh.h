@@ -1,0 +1,110 @@
+/*
+ * sesh.h — embedding the sesh host in a C program.
+ *
+ * A host is one lua_State with the standard libraries, the `sessions` module
+ * (Python sessions on the local pool or on Azure), `cjson` and the Lua
+ * libraries shipped with sesh on package.path. Two ways in:
+ *
+ *   sesh *S = sesh_open(NULL);                 a host of your own
+ *   if (sesh_dostring(S, "print(require('sessions').new{}:execute('6*7').result)", "=demo"))
+ *       fprintf(stderr, "%s\n", sesh_error(S));
+ *   sesh_close(S);
+ *
+ *   luaL_requiref(L, "sessions", luaopen_sessions, 1);   into a lua_State you own
+ *
+ * Ownership: sesh_open returns a host the caller owns and frees with
+ * sesh_close, which closes the lua_State (running __gc and __close, so open
+ * sessions are deleted). Strings returned by sesh_error belong to the host and
+ * stay valid until the next call on it. The config is copied; its strings need
+ * not outlive sesh_open.
+ *
+ * Threads: a host is not thread-safe. Use each host from one thread at a time
+ * (Lua's own rule for a lua_State). Distinct hosts share nothing and may run on
+ * distinct threads at once. sesh_interrupt alone may be called from any thread
+ * or from a signal handler, while another thread runs code in that host.
+ *
+ * Errors: functions returning int return 0 on success and non-zero on failure,
+ * with the message (and a traceback) available from sesh_error.
+ */
+#ifndef SESH_H
+#define SESH_H
+
+#include <stddef.h>
+#include <lua.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SESH_VERSION "0.1.0"
+
+typedef struct sesh sesh;
+
+/* Receives what Lua code writes with print and io.write (not io.stdout:write),
+ * as it is written: pieces of lines, not necessarily NUL-terminated. */
+typedef void (*sesh_output_fn)(void *ud, const char *data, size_t len);
+
+/* Receives one log line of the host and the sessions module, without its
+ * newline; level is "debug", "info", "warn" or "error". */
+typedef void (*sesh_log_fn)(void *ud, const char *level, const char *line);
+
+typedef struct sesh_config {
+    const char *progname;      /* names the host in messages; default "sesh" */
+    const char *prefix;        /* install prefix holding share/sesh/lua and
+                                  bin/sesh-pool; NULL: found from where the
+                                  running code was loaded */
+    int ignore_env;            /* like `lua -E`: ignore LUA_PATH, LUA_CPATH, LUA_INIT */
+    int warnings;              /* like `lua -W`: turn warnings on */
+    sesh_output_fn output;     /* NULL: print and io.write go to stdout */
+    void *output_ud;
+    sesh_log_fn log;           /* NULL: warn and error lines go to stderr */
+    void *log_ud;
+} sesh_config;
+
+/* A new host, or NULL when memory runs out. config may be NULL (defaults). */
+sesh *sesh_open(const sesh_config *config);
+
+/* The host's lua_State, owned by the host: push, call and read as you like,
+ * but do not lua_close it. */
+lua_State *sesh_lua(sesh *S);
+
+/* Runs a Lua file (NULL: standard input) or a string, with the standard
+ * arguments of a chunk. chunkname as in luaL_loadbuffer (NULL: the code). */
+int sesh_dofile(sesh *S, const char *path);
+int sesh_dostring(sesh *S, const char *code, const char *chunkname);
+
+/* The message of the last failed call, with its traceback; "" when none. */
+const char *sesh_error(const sesh *S);
+
+/* Stops the code running in the host as soon as possible: the running chunk
+ * fails with "interrupted!" and any HTTP request in flight is cancelled.
+ * Safe from a signal handler or another thread. */
+void sesh_interrupt(sesh *S);
+
+/* Closes the lua_State (sessions are deleted) and frees the host. NULL is ok. */
+void sesh_close(sesh *S);
+
+/* Prepares a lua_State the application owns (standard libraries already
+ * open) the way sesh_open prepares its own: preloads sessions.http,
+ * sessions.core and cjson, puts the shipped Lua libraries first on
+ * package.path and registers package.loaded["sessions.host"]. Raises a Lua
+ * error on failure; call it through lua_pcall or luaL_requiref. */
+void sesh_openlibs(lua_State *L, const sesh_config *config);
+
+/* The module itself: sesh_openlibs if not done yet, then loads the Lua face
+ * (sessions.lua on package.path) and returns it. Also the entry point of
+ * sessions.so for stock lua5.4. */
+int luaopen_sessions(lua_State *L);
+
+/* sessions.host: what the Lua face learns from its host, the same table
+ * sesh_openlibs registers (and registering it first if needed), so that
+ * `require "sessions.host"` answers under stock lua5.4 too:
+ *   version, program, prefix, exe_dir (where sesh-pool is), lua_dir,
+ *   pool (exe_dir .. "/sesh-pool"), log(level, line). */
+int luaopen_sessions_host(lua_State *L);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,695 @@
+-- sessions — run Python in sandboxed sessions of a pool (Azure Container Apps
+-- dynamic sessions, or the local sesh-pool), from Lua.
+--
+--   local sessions = require "sessions"
+--   local s <close> = sessions.new{}            -- the local pool, started on demand
+--   print(s:execute("6 * 7").result)            --> 42
+--
+-- This file is the module's face: options, defaults, the session object and
+-- its operations, normalized results.  The wire format of both API
+-- generations lives in sessions/protocol.lua, sign-in in sessions/auth.lua,
+-- the local pool in sessions/localpool.lua, and HTTP in the C transport
+-- (sessions.http).  See README.md for the reference.
+
+local http = require "sessions.http"
+local core = require "sessions.core"
+local json = require "sessions.json"
+local errors = require "sessions.errors"
+local protocol = require "sessions.protocol"
+local auth = require "sessions.auth"
+local image = require "sessions.image"
+local localpool = require "sessions.localpool"
+
+local sessions = {
+  _VERSION = "sessions " .. (http.version or "0"),
+  DEFAULT_API_VERSION = protocol.DEFAULT_VERSION,
+  LATEST_API_VERSION = protocol.LATEST_VERSION,
+  json = json,
+  errors = errors,
+  protocol = protocol,
+}
+
+local function host() return package.loaded["sessions.host"] end
+
+local function log(level, line)
+  local h = host()
+  if h and h.log then h.log(level, line) end
+end
+
+-- Defaults -------------------------------------------------------------------
+
+local DEFAULTS = {
+  timeout = 240,            -- seconds for one request: the service's 220 s plus margin
+  connect_timeout = 10,
+  retries = 4,              -- attempts in all for a retryable request
+  retry_time = 60,          -- seconds, from the first attempt
+}
+sessions.defaults = DEFAULTS
+
+-- Which answers are worth another attempt.  An execute is retried only when
+-- the server says it did not run it (429 Too Many Requests, 503 Service
+-- Unavailable) or the connection never opened; 502/504 come from a gateway
+-- that may have passed it on, and a reset may come after the code ran.
+local RETRY_SAFE = { 429, 502, 503, 504 }
+local RETRY_EXECUTE = { 429, 503 }
+
+local function uuid4()
+  local f = core.uuid4 or core.uuid
+  return f()
+end
+
+-- Helpers ----------------------------------------------------------------------
+
+local function usage(op, fmt, ...) errors.usage(op, fmt:format(...)) end
+
+local function check_opts(op, opts, allowed)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then usage(op, "options must be a table, got %s", type(opts)) end
+  for k in pairs(opts) do
+    if not allowed[k] then
+      local names = {}
+      for n in pairs(allowed) do names[#names + 1] = n end
+      table.sort(names)
+      usage(op, "unknown option '%s' (known: %s)", tostring(k), table.concat(names, ", "))
+    end
+  end
+  return opts
+end
+
+local function set(list)
+  local t = {}
+  for _, v in ipairs(list) do t[v] = true end
+  return t
+end
+
+local function is_loopback(url)
+  local hostpart = url:match("^%a[%w+.-]*://([^/?#]*)") or ""
+  hostpart = hostpart:gsub("^.*@", ""):gsub(":%d+$", "")
+  return hostpart == "localhost" or hostpart:match("^127%.") or hostpart == "[::1]"
+end
+
+local reasons = {
+  [400] = "the request was refused as malformed",
+  [401] = "the token was refused (missing, wrong or expired)",
+  [403] = "the identity lacks the Azure ContainerApps Session Executor role on this pool",
+  [404] = "not found",
+  [409] = "conflict",
+  [413] = "the request is larger than the pool accepts (128 MB on Azure)",
+  [429] = "too many requests: the pool is throttling",
+  [500] = "the pool had an internal error",
+  [502] = "bad gateway",
+  [503] = "the pool is unavailable",
+  [504] = "the gateway timed out",
+}
+
+-- Python's traceback, reduced to its last line: "ZeroDivisionError: division by zero".
+local function python_error(stderr)
+  local clean = (stderr or ""):gsub("\27%[[%d;]*[A-Za-z]", "")
+  local last
+  for line in clean:gmatch("[^\n]+") do
+    if line:match("%S") then last = line end
+  end
+  last = last and last:gsub("^%s+", "") or "the code failed"
+  local name = last:match("^([%a_][%w_%.]*):") or last:match("^([%a_][%w_%.]*Error)$")
+      or last:match("^([%a_][%w_%.]*Exception)$")
+  return name, last
+end
+
+-- Results ----------------------------------------------------------------------
+
+local Result = { __name = "sessions.result" }
+Result.__index = Result
+
+-- Raise the execution's Python failure as an error value, else return the result.
+function Result:check()
+  if self.status == "Success" then return self end
+  local code, line = python_error(self.stderr)
+  if self.status ~= "Failure" then code, line = self.status, "the execution ended " .. self.status end
+  if self.error and self.error.code then code = self.error.code end
+  errors.raise{ kind = "python", op = "execute", code = code, message = line,
+                stderr = self.stderr, result = self }
+end
+
+function Result:__tostring()
+  local r = self.result
+  if image.is_image(r) then r = "<" .. tostring(r.format) .. " image>" end
+  if type(r) == "string" and #r > 80 then r = r:sub(1, 77) .. "..." end
+  return ("sessions.result (%s, %s ms): %s"):format(self.status, tostring(self.ms),
+    r == nil and "nil" or tostring(r))
+end
+
+local function normalize_result(r)
+  r.ok = r.status == "Success"
+  return setmetatable(r, Result)
+end
+
+-- Sessions ----------------------------------------------------------------------
+
+local Session = { __name = "sessions.session" }
+Session.__index = Session
+
+local NEW_OPTS = set{ "endpoint", "id", "token", "token_file", "api_version", "timeout",
+  "connect_timeout", "retries", "retry_time", "progress", "sanitize", "user_agent",
+  "unix_socket", "azure", "execution_timeout", "max_output" }
+
+-- The connection: endpoint, socket and credential, from the options, then
+-- POOL_MANAGEMENT_ENDPOINT, then the local pool.
+local function resolve_connection(o)
+  local endpoint = o.endpoint
+  if endpoint == nil then
+    local env = os.getenv("POOL_MANAGEMENT_ENDPOINT")
+    if env and env ~= "" then endpoint = env end
+  end
+  if endpoint == nil then
+    if o.unix_socket then usage("sessions.new", "the unix_socket option needs an endpoint too") end
+    local pool = localpool.connect{}
+    return { endpoint = pool.endpoint, unix_socket = pool.socket, local_pool = pool,
+             credential = auth.static(o.token or pool.token) }
+  end
+  if type(endpoint) ~= "string" or not endpoint:find("^https?://[^/]") then
+    usage("sessions.new", "endpoint must be an http:// or https:// URL, got %s",
+          type(endpoint) == "string" and ("%q"):format(endpoint) or type(endpoint))
+  end
+  local token = o.token
+  if token == nil and o.token_file then
+    local f, err = io.open(o.token_file, "rb")
+    if not f then usage("sessions.new", "cannot read the token file: %s", tostring(err)) end
+    token = f:read("a"):gsub("^%s+", ""):gsub("%s+$", "")
+    f:close()
+  end
+  local credential = auth.from_option(token, o.azure)
+  if credential.kind == "azure" and endpoint:find("^http:") and not is_loopback(endpoint) then
+    usage("sessions.new", "refusing to send an Azure token over plain http to %s: use https",
+          endpoint:match("^http://([^/?#]*)"))
+  end
+  return { endpoint = endpoint, unix_socket = o.unix_socket, credential = credential }
+end
+
+--- sessions.new{...} -> session
+function sessions.new(opts)
+  local o = check_opts("sessions.new", opts, NEW_OPTS)
+  local version = o.api_version or protocol.DEFAULT_VERSION
+  local features = protocol.features(version)
+  if not features then
+    usage("sessions.new", "unknown api_version %q (known: 2024-02-02-preview, 2024-08-02-preview, " ..
+          "2024-10-02-preview, 2025-02-02-preview, 2025-10-02-preview)", tostring(version))
+  end
+  local id = o.id or uuid4()
+  if type(id) ~= "string" or #id < 4 or #id > 128 or id:find("[%c%s\128-\255]") then
+    usage("sessions.new", "id must be 4 to 128 printable ASCII characters without spaces")
+  end
+  for _, k in ipairs{ "timeout", "connect_timeout", "retries", "retry_time", "execution_timeout", "max_output" } do
+    if o[k] ~= nil and (type(o[k]) ~= "number" or o[k] < 0) then
+      usage("sessions.new", "option '%s' must be a non-negative number", k)
+    end
+  end
+  local conn = resolve_connection(o)
+  local self = setmetatable({
+    id = id,
+    endpoint = conn.endpoint,
+    api_version = version,
+    generation = features.gen,
+    features = features,
+    local_pool = conn.local_pool and conn.local_pool.dir or nil,
+    sanitize = o.sanitize or false,
+    progress = o.progress,
+    execution_timeout = o.execution_timeout,
+    max_output = o.max_output,
+    timeout = o.timeout or DEFAULTS.timeout,
+    retries = o.retries or DEFAULTS.retries,
+    retry_time = o.retry_time or DEFAULTS.retry_time,
+    _credential = conn.credential,
+    _client_opts = {
+      connect_timeout = o.connect_timeout or DEFAULTS.connect_timeout,
+      timeout = o.timeout or DEFAULTS.timeout,
+      unix_socket = conn.unix_socket,
+      user_agent = o.user_agent,
+    },
+  }, Session)
+  return self
+end
+
+function Session:__tostring()
+  return ("sessions.session %s (%s, %s%s)"):format(self.id,
+    self.local_pool and "local pool" or self.endpoint, self.api_version,
+    self.closed and ", closed" or "")
+end
+
+function Session:_client()
+  if self.closed then
+    usage("session", "session %s is closed", self.id)
+  end
+  if not self._http then self._http = http.client(self._client_opts) end
+  return self._http
+end
+
+-- The retry policy for a request description.
+function Session:_retry(req)
+  if self.retries <= 1 then return nil end
+  return { max = self.retries, total = self.retry_time, base = 0.25, cap = 8,
+           statuses = req.op == "execute" and RETRY_EXECUTE or RETRY_SAFE,
+           idempotent = req.idempotent and true or false }
+end
+
+-- Send one request; returns the transport's answer for a 2xx status,
+-- raises an error value otherwise.  x: body, multipart, output_file, timeout, accept.
+function Session:_send(req, x)
+  x = x or {}
+  local client = self:_client()
+  local url = req.url or protocol.url(self.endpoint, req.path, req.query)
+  local function attempt(token)
+    local headers = { Authorization = "Bearer " .. token, Accept = x.accept or "application/json" }
+    if req.content_type then headers["Content-Type"] = req.content_type end
+    for k, v in pairs(req.headers or {}) do headers[k] = v end
+    local ok, res = pcall(client.request, client, {
+      method = req.method, url = url, headers = headers,
+      body = req.body, multipart = x.multipart, output_file = x.output_file,
+      timeout = x.timeout, retry = self:_retry(req), progress = self.progress,
+    })
+    if ok then return res end
+    local e = res
+    if type(e) == "table" and e.kind then
+      local kind = e.kind == "transport" and "transport" or e.kind == "interrupted" and "interrupted"
+          or e.kind == "file" and "file" or e.kind == "usage" and "usage" or e.kind == "too_large" and "too_large"
+          or "transport"
+      errors.raise{ kind = kind, op = req.op, code = e.code, message = e.message,
+                    retries = (e.attempts or 1) - 1, url = url }
+    end
+    error(e, 0)
+  end
+  local cred = self._credential
+  local token = cred:token()
+  self.used = true
+  local res = attempt(token)
+  if res.status == 401 and cred:refreshable() then
+    log("info", req.op .. ": 401, signing in again and retrying once")
+    cred:invalidate()
+    res = attempt(cred:token())
+  end
+  if res.status >= 200 and res.status < 300 then return res end
+  local code, message, request_id = protocol.parse_error(res.headers, res.body)
+  errors.raise{ kind = "http", op = req.op, status = res.status, code = code,
+                message = message or reasons[res.status] or "unexpected answer",
+                request_id = request_id, retries = (res.attempts or 1) - 1,
+                retry_after = protocol.retry_after(res.headers) }
+end
+
+-- Decode a JSON answer; a bad one is a protocol error that says what arrived.
+local function decode(op, res, opts)
+  local body = res.body
+  if body == nil or body == "" then
+    errors.raise{ kind = "protocol", op = op, status = res.status,
+                  message = "the server answered HTTP " .. res.status .. " with an empty body where JSON was expected" }
+  end
+  local ok, doc = pcall(json.decode, body, opts)
+  if not ok then
+    errors.raise{ kind = "protocol", op = op, status = res.status,
+                  message = ("the server answered HTTP %d with %s (%s)"):format(res.status,
+                    "invalid JSON", tostring(doc)) }
+  end
+  return doc
+end
+
+-- Run a protocol parser, turning a shape error into an error value.
+local function parse(op, res, f, ...)
+  local ok, a, b = pcall(f, ...)
+  if ok then return a, b end
+  if type(a) == "table" and a.protocol_error then
+    errors.raise{ kind = "protocol", op = op, status = res.status,
+                  message = "unexpected answer: " .. a.message }
+  end
+  error(a, 0)
+end
+
+function Session:_need(op, feature, what)
+  local have = feature == "gen2" and self.generation >= 2 or self.features[feature]
+  if not have then
+    usage(op, "%s needs api_version %s or later (this session uses %s)", what,
+          feature == "gen2" and "2024-10-02-preview" or feature == "sessions" and "2025-02-02-preview"
+          or "2025-10-02-preview", self.api_version)
+  end
+end
+
+-- The api-version for pool-management calls: the session's own when it has
+-- them, else the newest (as LangChain does to delete a session).
+function Session:_mgmt_version(feature)
+  if self.features[feature] then return self.api_version end
+  return protocol.LATEST_VERSION
+end
+
+-- Execute ---------------------------------------------------------------------------
+
+-- LangChain's sanitize_input: strip leading whitespace, backticks and an
+-- optional "python" word; trailing whitespace and backticks.
+function sessions.sanitize(code)
+  local s = code:gsub("^[%s`]*", "")
+  local p = s:sub(1, 6)
+  if p:lower() == "python" then s = s:sub(7) end
+  s = s:gsub("^%s*", ""):gsub("[%s`]*$", "")
+  return s
+end
+
+local EXEC_OPTS = set{ "sanitize", "async", "timeout", "poll_interval", "max_output", "jupyter", "operation_id" }
+
+local function sleep(s)
+  if core.sleep then core.sleep(s) else os.execute(("sleep %.3f"):format(s)) end
+end
+
+--- s:execute(code [, opts]) -> result
+function Session:execute(code, opts)
+  local o = check_opts("execute", opts, EXEC_OPTS)
+  if type(code) ~= "string" then usage("execute", "code must be a string, got %s", type(code)) end
+  local sanitize = o.sanitize
+  if sanitize == nil then sanitize = self.sanitize end
+  if sanitize then code = sessions.sanitize(code) end
+  if o.async and self.generation == 1 then self:_need("execute", "gen2", "asynchronous execution") end
+  local exec_timeout = o.timeout or self.execution_timeout
+  local req = protocol.execute(self.generation, self.id, self.api_version, code, {
+    async = o.async, timeout_s = exec_timeout, max_output = o.max_output or self.max_output,
+    jupyter = o.jupyter, operation_id = o.operation_id,
+  })
+  local http_timeout = exec_timeout and math.max(self.timeout, exec_timeout + 20) or self.timeout
+  local res = self:_send(req, { timeout = http_timeout })
+  local doc = decode("execute", res, { ordered = true })
+  local r = parse("execute", res, protocol.parse_execution, self.generation, doc)
+  r.headers = res.headers
+  if self.generation == 2 and r.status == "Running" then
+    r = self:_poll(r, o, exec_timeout or 220)
+  end
+  return normalize_result(r)
+end
+
+-- Poll an asynchronous execution until it ends (or the execution timeout
+-- plus a margin passes).
+function Session:_poll(r, o, exec_timeout)
+  local id = r.id or (r.headers and r.headers["operation-id"])
+  if not id then
+    errors.raise{ kind = "protocol", op = "execute", message = "an asynchronous execution came back without an id" }
+  end
+  local interval = o.poll_interval or 0.05
+  local waited, limit = 0, exec_timeout + 30
+  while true do
+    sleep(interval)
+    waited = waited + interval
+    interval = math.min(interval * 2, o.poll_interval or 1)
+    local res = self:_send(protocol.get_execution(self.generation, self.id, self.api_version, id))
+    local doc = decode("get execution", res, { ordered = true })
+    r = parse("get execution", res, protocol.parse_execution, 2, doc)
+    if r.status ~= "Running" then return r end
+    if waited > limit then
+      errors.raise{ kind = "timeout", op = "execute",
+                    message = ("execution %s still running after %d s"):format(id, math.floor(waited)) }
+    end
+  end
+end
+
+--- s:get_execution(id) -> result (second generation)
+function Session:get_execution(id)
+  self:_need("get execution", "gen2", "get_execution")
+  local res = self:_send(protocol.get_execution(self.generation, self.id, self.api_version, id))
+  local r = parse("get execution", res, protocol.parse_execution, 2, decode("get execution", res, { ordered = true }))
+  return normalize_result(r)
+end
+
+--- s:run(code [, opts]) -> value, result: execute, raising on a Python failure.
+function Session:run(code, opts)
+  local r = self:execute(code, opts):check()
+  return r.result, r
+end
+
+-- LangChain's tool output, byte for byte, plus "status".
+local INVOKE_OPTS = set{ "sanitize", "images", "timeout", "status" }
+
+function Session:invoke(code, opts)
+  local o = check_opts("invoke", opts, INVOKE_OPTS)
+  local sanitize = o.sanitize
+  if sanitize == nil then sanitize = true end
+  local r = self:execute(code, { sanitize = sanitize, timeout = o.timeout })
+  return sessions.to_langchain(r, o)
+end
+
+-- The JSON text of a result as LangChain's SessionsPythonREPLTool returns it.
+function sessions.to_langchain(r, o)
+  o = o or {}
+  local result = r.result
+  if type(result) == "table" and result.type == "image" and result.base64_data and not o.images then
+    local keys = {}
+    for _, k in ipairs(json.keys_of(result) or { "type", "format" }) do
+      if k ~= "base64_data" then keys[#keys + 1] = k end
+    end
+    result = json.object(keys, result)
+  end
+  local keys = { "result", "stdout", "stderr" }
+  if o.status ~= false then keys[4] = "status" end
+  return json.dumps(json.object(keys, { result = result, stdout = r.stdout, stderr = r.stderr,
+                                        status = r.status }), 2)
+end
+
+-- Files -----------------------------------------------------------------------------
+
+local UPLOAD_OPTS = set{ "name", "data", "file", "content_type" }
+
+--- s:upload{ name =, data = | file = } -> file entry
+function Session:upload(opts)
+  if type(opts) == "string" then opts = { file = opts } end
+  local o = check_opts("upload", opts, UPLOAD_OPTS)
+  if (o.data == nil) == (o.file == nil) then usage("upload", "give exactly one of 'data' (a string) or 'file' (a local path)") end
+  if o.data ~= nil and type(o.data) ~= "string" then usage("upload", "'data' must be a string, got %s", type(o.data)) end
+  local name = o.name
+  if name == nil and o.file then name = o.file:match("([^/]+)$") end
+  local ok, why = protocol.check_name("upload", name)
+  if not ok then usage("upload", "%s", why) end
+  if o.file then
+    local f, err = io.open(o.file, "rb")
+    if not f then usage("upload", "cannot read %s", tostring(err)) end
+    f:close()
+  end
+  local req = protocol.upload(self.generation, self.id, self.api_version, name)
+  local part = { name = "file", filename = req.filename, data = o.data, file = o.file,
+                 content_type = o.content_type or "application/octet-stream" }
+  local res = self:_send(req, { multipart = { part } })
+  if res.body == nil or res.body == "" then return { name = (name:gsub("^/mnt/data/", "")) } end
+  local doc = decode("upload", res)
+  if self.generation == 1 or type(doc.value) == "table" then
+    local list = parse("upload", res, protocol.parse_files, self.generation, doc)
+    return list[1] or { name = (name:gsub("^/mnt/data/", "")) }
+  end
+  local f = parse("upload", res, protocol.parse_file, 2, doc)
+  if f.directory == nil then f.path = (name:gsub("^/mnt/data/", ""):gsub("^/+", "")) end
+  return f
+end
+
+--- s:download(name [, local_path]) -> string, or local_path
+function Session:download(name, path)
+  local ok, why = protocol.check_name("download", name)
+  if not ok then usage("download", "%s", why) end
+  if path ~= nil and type(path) ~= "string" then usage("download", "the local path must be a string") end
+  local req = protocol.download(self.generation, self.id, self.api_version, name)
+  local res = self:_send(req, { output_file = path, accept = "*/*" })
+  if path then return path end
+  return res.body or ""
+end
+
+local FILES_OPTS = set{ "path", "recursive" }
+
+--- s:files{ path =, recursive = } -> { {name, size, modified, ...}, ... }
+function Session:files(opts)
+  local o = check_opts("files", opts, FILES_OPTS)
+  if o.path and self.generation == 1 then self:_need("files", "gen2", "the path option") end
+  if o.recursive then self:_need("files", "recursive", "the recursive option") end
+  local req = protocol.list(self.generation, self.id, self.api_version, o)
+  local all = {}
+  local origin = self.endpoint:match("^(%a[%w+.-]*://[^/?#]*)")
+  for _ = 1, 1000 do
+    local res = self:_send(req)
+    local list, next_link = parse("files", res, protocol.parse_files, self.generation, decode("files", res))
+    table.move(list, 1, #list, #all + 1, all)
+    if type(next_link) ~= "string" or next_link == "" then break end
+    if next_link:match("^(%a[%w+.-]*://[^/?#]*)") ~= origin then
+      errors.raise{ kind = "protocol", op = "files", message = "nextLink points to another host; not following it" }
+    end
+    req = { op = "files", method = "GET", url = next_link, idempotent = true }
+  end
+  return all
+end
+
+--- s:file(name) -> file entry (metadata)
+function Session:file(name)
+  local ok, why = protocol.check_name("file info", name)
+  if not ok then usage("file info", "%s", why) end
+  if self.generation == 1 then
+    local _, base = protocol.split_name(name)
+    local want = name:gsub("^/mnt/data/", "")
+    for _, f in ipairs(self:files()) do
+      if f.name == want or f.name == base and not want:find("/") then return f end
+    end
+    errors.raise{ kind = "http", op = "file info", status = 404, code = "FileNotFound",
+                  message = ("no file %q in session %s"):format(want, self.id) }
+  end
+  local res = self:_send(protocol.file_info(self.generation, self.id, self.api_version, name))
+  return parse("file info", res, protocol.parse_file, 2, decode("file info", res))
+end
+
+--- s:delete(name) -> true (second generation)
+function Session:delete(name)
+  local ok, why = protocol.check_name("delete file", name)
+  if not ok then usage("delete file", "%s", why) end
+  self:_need("delete file", "gen2", "deleting a file")
+  self:_send(protocol.delete_file(self.generation, self.id, self.api_version, name))
+  return true
+end
+
+-- Session and pool ------------------------------------------------------------------
+
+--- s:info() -> { id, created, last_accessed, expires, etag, raw }
+function Session:info()
+  local res = self:_send(protocol.get_session(2, self.id, self:_mgmt_version("sessions")))
+  return parse("session", res, protocol.parse_session, decode("session", res))
+end
+
+--- s:stop() -> true (2025-10-02-preview: stop the session's container)
+function Session:stop()
+  self:_send(protocol.stop_session(2, self.id, self:_mgmt_version("stop")))
+  return true
+end
+
+--- s:list_sessions() -> { {id, created, ...}, ... } (every session of the pool)
+function Session:list_sessions()
+  local version = self:_mgmt_version("sessions")
+  local all, skip = {}, nil
+  for _ = 1, 1000 do
+    local res = self:_send(protocol.list_sessions(2, version, skip))
+    local list, next_link = parse("list sessions", res, protocol.parse_sessions, decode("list sessions", res))
+    table.move(list, 1, #list, #all + 1, all)
+    if type(next_link) ~= "string" or next_link == "" or #list == 0 then break end
+    skip = #all
+  end
+  return all
+end
+
+--- s:metadata() -> { runtimes, packages, kernel, created, updated, raw }
+function Session:metadata()
+  local res = self:_send(protocol.metadata(2, self:_mgmt_version("sessions")))
+  return parse("metadata", res, protocol.parse_metadata, decode("metadata", res))
+end
+
+-- Lifecycle -------------------------------------------------------------------------
+
+--- s:close() -> true: delete the session on the pool, free the connection.
+function Session:close()
+  if self.closed then return true end
+  local err
+  if self.used then
+    local ok, e = pcall(self._send, self, protocol.delete_session(2, self.id, self:_mgmt_version("sessions")))
+    if not ok and not (errors.is(e, "http") and e.status == 404) then err = e end
+  end
+  self.closed = true
+  if self._http then self._http:close(); self._http = nil end
+  if err then error(err, 0) end
+  return true
+end
+
+-- As a to-be-closed variable: closed on the way out; while an error unwinds,
+-- a failure to close must not hide the error that is on its way.
+function Session:__close(err)
+  if err ~= nil then pcall(self.close, self) else self:close() end
+end
+
+-- A session object that is collected frees its connection (the client's own
+-- __gc does that too); it does not send a request from the collector.
+function Session:__gc()
+  if self._http then self._http:close() end
+end
+
+--- s:restart() -> new id: close this session on the pool, go on under a new id.
+function Session:restart(id)
+  if id ~= nil and (type(id) ~= "string" or #id < 4 or #id > 128) then
+    usage("restart", "id must be 4 to 128 characters")
+  end
+  if self.used and not self.closed then
+    local ok, e = pcall(self._send, self, protocol.delete_session(2, self.id, self:_mgmt_version("sessions")))
+    if not ok and not (errors.is(e, "http") and e.status == 404) then
+      log("warn", "restart: could not delete session " .. self.id .. ": " .. tostring(e))
+    end
+  end
+  self.id = id or uuid4()
+  self.used, self.closed = false, false
+  return self.id
+end
+
+-- Pool-wide operations without a session of one's own ----------------------------------
+
+local function with_pool(opts, f)
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  if o.api_version == nil then o.api_version = protocol.LATEST_VERSION end
+  local s = sessions.new(o)
+  local ok, a = pcall(f, s)
+  s.used = false            -- nothing of its own to delete
+  s:close()
+  if not ok then error(a, 0) end
+  return a
+end
+
+function sessions.list_sessions(opts) return with_pool(opts, Session.list_sessions) end
+function sessions.metadata(opts) return with_pool(opts, Session.metadata) end
+
+-- Images ------------------------------------------------------------------------------
+
+sessions.is_image = image.is_image
+sessions.decode_image = image.decode
+function sessions.save_image(v, path) return (image.save(v, path)) end
+
+-- Parallel work ------------------------------------------------------------------------
+
+-- Run functions at once: every request they make shares one transfer engine,
+-- so eight executions on eight sessions take as long as the slowest.
+-- Returns their first results in order; raises the first error after all ended.
+function sessions.gather(...)
+  local fns = table.pack(...)
+  if fns.n == 1 and type(fns[1]) == "table" then fns = fns[1]; fns.n = #fns end
+  for i = 1, fns.n do
+    if type(fns[i]) ~= "function" then usage("gather", "argument %d is a %s, not a function", i, type(fns[i])) end
+  end
+  local results, errs = http.run(fns)
+  if errs then
+    for i = 1, fns.n do if errs[i] ~= nil then error(errs[i], 0) end end
+  end
+  return table.unpack(results, 1, fns.n)
+end
+
+--- sessions.parallel(list, fn [, { limit =, errors = "raise" | "collect" }]) -> results [, errors]
+function sessions.parallel(list, fn, opts)
+  local o = check_opts("parallel", opts, set{ "limit", "errors" })
+  if type(list) ~= "table" then usage("parallel", "a list is expected, got %s", type(list)) end
+  if type(fn) ~= "function" then usage("parallel", "a function is expected, got %s", type(fn)) end
+  local n = #list
+  local limit = math.min(o.limit or n, n)
+  local results, errs, nexti = {}, {}, 1
+  local workers = {}
+  for w = 1, limit do
+    workers[w] = function()
+      while nexti <= n do
+        local i = nexti
+        nexti = nexti + 1
+        local ok, v = pcall(fn, list[i], i)
+        if ok then results[i] = v else errs[i] = v end
+      end
+    end
+  end
+  if limit > 0 then
+    local _, werrs = http.run(workers)
+    if werrs then for _, e in pairs(werrs) do error(e, 0) end end
+  end
+  if o.errors == "collect" then return results, next(errs) and errs or nil end
+  for i = 1, n do if errs[i] ~= nil then error(errs[i], 0) end end
+  return results
+end
+
+sessions.Session = Session
+sessions.Result = Result
+sessions.credential = auth.chain
+sessions.localpool = localpool
+sessions.uuid4 = uuid4
+
+return sessions

@@ -1,0 +1,463 @@
+"""bench.py — the driver of `make bench`.
+
+    /usr/bin/python3 tests/bench/bench.py --build build-bench [--quick] [--only NAME,...]
+
+Measures sesh and sesh-pool against what users would pick instead, each
+figure as median and 95th percentile, the alternative in the same run (and,
+where it matters, interleaved with sesh so both see the same machine noise).
+Prints one table, writes BUILD/bench/bench.json and BUILD/bench/bench.png, and
+exits 0 whatever the figures: it measures, it does not judge.
+
+A figure that cannot be measured (a part not built yet, a pool that refuses
+an option, a client that fails) is reported as n/a with the reason; the
+others still run.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import procs   # noqa: E402
+import stats   # noqa: E402
+
+PYTHON = "/usr/bin/python3"     # Debian's, with requests (not the one first on PATH)
+LUA = "/usr/bin/lua5.4"
+MB = 1 << 20
+
+
+class Bench:
+    """What every figure needs: binaries, the clients' environment, a scratch
+    folder, the repetition counts."""
+
+    def __init__(self, build, quick, sesh=None, pool=None):
+        self.build = os.path.abspath(build)
+        self.sesh = os.path.abspath(sesh or os.path.join(self.build, "bin", "sesh"))
+        self.pool_bin = os.path.abspath(pool or os.path.join(self.build, "bin", "sesh-pool"))
+        self.out = os.path.join(self.build, "bench")
+        os.makedirs(self.out, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix="sesh-bench.")
+        self.quick = quick
+        self.sesh_client = os.path.join(HERE, "sesh_client.lua")
+        self.alt_client = os.path.join(HERE, "alt_client.py")
+        self.env = self._client_env()
+        self._ready_flag = None
+
+    def reps(self, full, quick):
+        return quick if self.quick else full
+
+    def _client_env(self):
+        """The clients never touch the user's own pool, Azure settings or Lua
+        init; the Lua side finds the bench clock next to the build."""
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("AZURE_", "LUA_", "IDENTITY_", "POOL_MANAGEMENT"))}
+        run = os.path.join(self.tmp, "run")
+        os.makedirs(run, mode=0o700, exist_ok=True)
+        env.update(XDG_RUNTIME_DIR=run, XDG_STATE_HOME=os.path.join(self.tmp, "state"),
+                   XDG_CACHE_HOME=os.path.join(self.tmp, "cache"),
+                   LUA_CPATH=os.path.join(self.out, "?.so") + ";;")
+        return env
+
+    def require(self, *paths):
+        for p in paths:
+            if not os.access(p, os.X_OK):
+                raise RuntimeError(f"{os.path.relpath(p)} is not built")
+
+    def pool(self, *args):
+        self.require(self.pool_bin)
+        return procs.Pool(self.pool_bin, self.tmp, args)
+
+    def ready_pool(self, n):
+        """A pool keeping n sandboxes started ahead of demand."""
+        if self._ready_flag is None:
+            help_text = subprocess.run([self.pool_bin, "--help"], capture_output=True,
+                                       text=True, timeout=10)
+            self._ready_flag = "--ready-sessions" in help_text.stdout + help_text.stderr
+        if not self._ready_flag:
+            raise RuntimeError("sesh-pool has no --ready-sessions yet")
+        return self.pool("--ready-sessions", str(n))
+
+    def run_sesh(self, pool, op, *args, timeout=120):
+        self.require(self.sesh)
+        cmd = [self.sesh, self.sesh_client, op, pool.endpoint, pool.token_file,
+               *map(str, args)]
+        return procs.run_client(cmd, self.env, timeout, label="sesh " + op)
+
+    def run_alt(self, pool, op, *args, timeout=120):
+        cmd = [PYTHON, self.alt_client, op, pool.endpoint, pool.token_file,
+               *map(str, args)]
+        return procs.run_client(cmd, self.env, timeout, label="python " + op)
+
+
+def side(fn):
+    """Runs one side of a figure; returns (result, None) or (None, reason)."""
+    try:
+        return fn(), None
+    except Exception as e:     # one side failing must not void the other
+        return None, f"{type(e).__name__}: {e}"
+
+
+def figure(name, unit, sesh, alt, alt_name, higher_is_better=False, target=None,
+           met=None, target_value=None, errors=(), **extra):
+    """One row of the table. target is the issue's goal as text, met decides
+    it from the row, target_value is where the chart draws it."""
+    f = {"name": name, "unit": unit, "sesh": sesh, "alt": alt, "alt_name": alt_name,
+         "higher_is_better": higher_is_better, "target": target,
+         "target_value": target_value, **extra}
+    f["ratio"] = stats.ratio(sesh and sesh["p50"], alt and alt["p50"], higher_is_better)
+    f["met"] = None
+    if target and sesh and met is not None:
+        try:
+            f["met"] = bool(met(f))
+        except TypeError:
+            f["met"] = None
+    notes = [f"{who}: {why}" for who, why in errors if why]
+    if notes:
+        f["note"] = "n/a " + "; ".join(notes)
+    return f
+
+
+# ---- 1. start-up ---------------------------------------------------------
+
+def spawn_time(argv, env):
+    """Wall time of one run of argv, spawned with posix_spawn (the cheapest
+    way Python has), output discarded."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        t0 = time.perf_counter()
+        pid = os.posix_spawn(argv[0], argv, env, file_actions=[
+            (os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
+            (os.POSIX_SPAWN_DUP2, devnull, 2)])
+        _, status = os.waitpid(pid, 0)
+        elapsed = time.perf_counter() - t0
+    finally:
+        os.close(devnull)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {os.waitstatus_to_exitcode(status)}")
+    return elapsed
+
+
+def fig_startup(b):
+    b.require(b.sesh)
+    cmds = {
+        "sesh": [b.sesh, "-e", ""],
+        "sesh+sessions": [b.sesh, "-e", 'require "sessions"'],
+        "lua": [LUA, "-e", ""],
+        "python": [PYTHON, "-c", "import requests"],
+    }
+    # Interleaved rounds: each command sees the same moments of machine noise.
+    samples = {k: [] for k in cmds}
+    rounds = b.reps(40, 10)
+    for i in range(rounds + 3):
+        for k, argv in cmds.items():
+            try:
+                t = spawn_time(argv, b.env)
+            except RuntimeError:
+                if k != "sesh+sessions":
+                    raise
+                continue    # the sessions module may not load yet
+            if i >= 3:      # the first rounds warm the page cache
+                samples[k].append(t)
+    s = {k: stats.summary(v) if v else None for k, v in samples.items()}
+    return [
+        figure("start-up: sesh -e ''", "s", s["sesh"], s["lua"], "lua5.4 -e ''",
+               target="<= 2x lua5.4", met=lambda f: f["sesh"]["p50"] <= 2 * f["alt"]["p50"]),
+        figure("start-up: sesh -e ''", "s", s["sesh"], s["python"],
+               "python3 -c 'import requests'"),
+        figure("client start: sesh -e 'require \"sessions\"'", "s", s["sesh+sessions"],
+               s["python"], "python3 -c 'import requests'",
+               errors=[("sesh", None if s["sesh+sessions"] else "require \"sessions\" fails")]),
+    ]
+
+
+# ---- 2. round trip -------------------------------------------------------
+
+def fig_roundtrip(b):
+    n = b.reps(400, 100)
+    clients = (("sesh", lambda pool: b.run_sesh(pool, "roundtrip", n)),
+               ("http", lambda pool: b.run_sesh(pool, "roundtrip_http", n)),
+               ("alt", lambda pool: b.run_alt(pool, "roundtrip", n)))
+    got = {who: [] for who, _ in clients}
+    err = {who: None for who, _ in clients}
+    with b.pool() as pool:
+        # Interleaved thirds, so a burst of noise hits every client alike.
+        for _ in range(3):
+            for who, run in clients:
+                if not err[who]:
+                    res, err[who] = side(lambda: run(pool)[0])
+                    if res:
+                        got[who] += res["samples"]
+    s = {who: stats.summary(v) if v and not err[who] else None for who, v in got.items()}
+    return [
+        figure("round trip: execute 6 * 7, warm session", "s", s["sesh"], s["alt"],
+               "Python requests, kept-alive",
+               target="p50 <= 1 ms and <= 1/2 Python's", target_value=1e-3,
+               met=lambda f: f["sesh"]["p50"] <= 1e-3 and f["ratio"] >= 2,
+               errors=[("sesh", err["sesh"]), ("python", err["alt"])]),
+        # The same request through sessions.http alone: what the module's face costs.
+        figure("round trip: same via sessions.http only", "s", s["http"], s["alt"],
+               "Python requests, kept-alive", errors=[("sesh", err["http"])]),
+    ]
+
+
+# ---- 3. allocation -------------------------------------------------------
+
+def fig_alloc(b):
+    n, gap = b.reps(15, 5), 0.8
+    figs = []
+    res = {}
+    with b.ready_pool(2) as pool:
+        time.sleep(2)           # let the pool fill its ready sandboxes
+        for who, run in (("sesh", b.run_sesh), ("alt", b.run_alt)):
+            res[who] = side(lambda: run(pool, "alloc", n, gap, timeout=300)[0])
+        burst = {}
+        k, reps = 20, b.reps(3, 1)
+        for who, run in (("sesh", b.run_sesh), ("alt", b.run_alt)):
+            burst[who] = side(lambda: run(pool, "burst", k, reps, 2, timeout=300)[0])
+
+    def summ(r):
+        return stats.summary(r[0]["samples"]) if r[0] else None
+
+    figs.append(figure("allocation: first execute, ready sandbox waiting", "s",
+                       summ(res["sesh"]), summ(res["alt"]), "Python requests",
+                       target="p50 <= 10 ms", target_value=0.010, met=lambda f: f["sesh"]["p50"] <= 0.010,
+                       errors=[("sesh", res["sesh"][1]), ("python", res["alt"][1])],
+                       pool_headers=(res["sesh"][0] or {}).get("headers")))
+    figs.append(figure(f"allocation: burst of {k} new sessions, all answered", "s",
+                       summ(burst["sesh"]), summ(burst["alt"]), "Python requests, threads",
+                       errors=[("sesh", burst["sesh"][1]), ("python", burst["alt"][1])]))
+    return figs
+
+
+def fig_alloc_cold(b):
+    """For scale: the first execute when no sandbox is ready."""
+    n = b.reps(5, 2)
+    with b.pool() as pool:
+        res = {who: side(lambda: run(pool, "alloc", n, 0.2, timeout=300)[0])
+               for who, run in (("sesh", b.run_sesh), ("alt", b.run_alt))}
+    return [figure("allocation: first execute, no ready sandbox", "s",
+                   res["sesh"][0] and stats.summary(res["sesh"][0]["samples"]),
+                   res["alt"][0] and stats.summary(res["alt"][0]["samples"]),
+                   "Python requests",
+                   errors=[("sesh", res["sesh"][1]), ("python", res["alt"][1])])]
+
+
+# ---- 4. throughput -------------------------------------------------------
+
+def fig_throughput(b):
+    figs = []
+    per = {1: b.reps(400, 100), 4: b.reps(150, 40), 16: b.reps(40, 10)}
+    reps = b.reps(5, 2)
+    with b.pool() as pool:
+        for k in (1, 4, 16):
+            res = {who: side(lambda: run(pool, "throughput", k, per[k], reps, timeout=300)[0])
+                   for who, run in (("sesh", b.run_sesh), ("alt", b.run_alt))}
+
+            def rate(r):
+                return r[0] and stats.rate_summary(r[0]["samples"], r[0]["executions"])
+
+            target = met = None
+            if k == 4:
+                target, met = ">= 1000/s", (lambda f: f["sesh"]["p50"] >= 1000)
+            figs.append(figure(f"throughput: 6 * 7 over {k} session{'s' * (k > 1)}",
+                               "exec/s", rate(res["sesh"]), rate(res["alt"]),
+                               "Python requests, threads", higher_is_better=True,
+                               target=target, met=met, target_value=target and 1000,
+                               errors=[("sesh", res["sesh"][1]), ("python", res["alt"][1])]))
+    return figs
+
+
+# ---- 5. transfers --------------------------------------------------------
+
+def make_file(path, size):
+    """Incompressible bytes, written once per run."""
+    with open(path, "wb") as f:
+        left = size
+        block = os.urandom(MB)
+        while left > 0:
+            f.write(block[:min(left, MB)])
+            left -= MB
+    return path
+
+
+def fig_transfers(b):
+    figs = []
+    with b.pool() as pool:
+        for size_mb, reps in ((1, b.reps(20, 5)), (100, b.reps(5, 2))):
+            path = make_file(os.path.join(b.tmp, f"{size_mb}MB.bin"), size_mb * MB)
+            for op in ("upload", "download"):
+                res = {}
+                for who, run in (("sesh", b.run_sesh), ("alt", b.run_alt)):
+                    procs.reset_peak_rss(pool.pid)
+
+                    def go():
+                        extra = [os.path.join(b.tmp, f"out-{who}.bin")] if op == "download" else []
+                        answer, client_rss = run(pool, op, path, reps, *extra, timeout=600)
+                        return {"rate": stats.rate_summary(answer["samples"], size_mb * MB / 1e6),
+                                "client_rss": client_rss,
+                                "pool_rss": procs.peak_rss(pool.pid)}
+                    res[who] = side(go)
+                s, a = res["sesh"][0], res["alt"][0]
+                errors = [("sesh", res["sesh"][1]), ("python", res["alt"][1])]
+                big = size_mb == 100
+                figs.append(figure(
+                    f"{op} {size_mb} MB", "MB/s", s and s["rate"], a and a["rate"],
+                    "Python requests", higher_is_better=True,
+                    target=">= 300 MB/s" if big else None, target_value=big and 300 or None,
+                    met=lambda f: f["sesh"]["p50"] >= 300, errors=errors))
+                figs.append(figure(
+                    f"{op} {size_mb} MB: client peak RSS", "bytes",
+                    s and {"p50": s["client_rss"]}, a and {"p50": a["client_rss"]},
+                    "Python requests", target="< 32 MB" if big else None,
+                    target_value=big and 32 * MB or None,
+                    met=lambda f: f["sesh"]["p50"] < 32 * MB, errors=errors))
+                figs.append(figure(
+                    f"{op} {size_mb} MB: pool peak RSS", "bytes",
+                    s and {"p50": s["pool_rss"]}, a and {"p50": a["pool_rss"]},
+                    "same pool, Python client", errors=errors))
+            os.unlink(path)
+    return figs
+
+
+# ---- 6. memory -----------------------------------------------------------
+
+IDLE_IPYTHON = ("from IPython.core.interactiveshell import InteractiveShell\n"
+                "shell = InteractiveShell.instance()\n"
+                "shell.run_cell('x = 1')\n"
+                "import sys\n"
+                "print('ready', flush=True)\n"
+                "sys.stdin.read()\n")
+
+
+def fig_memory(b):
+    k = 10
+    with b.pool() as pool:
+        time.sleep(1)
+        before = procs.tree_memory(pool.pid)
+        client = subprocess.Popen([PYTHON, b.alt_client, "idle", pool.endpoint,
+                                   pool.token_file, str(k)], env=b.env, text=True,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            line = client.stdout.readline()
+            if '"ready"' not in line:
+                raise RuntimeError(f"the client did not open {k} sessions: {line!r}")
+            time.sleep(1)
+            after = procs.tree_memory(pool.pid)
+        finally:
+            client.stdin.close()
+            client.wait(60)
+    per = {m: (after[m] - before[m]) / k for m in ("rss", "pss")}
+
+    # The alternative: the same Python state with no pool and no sandbox, one
+    # plain interpreter with IPython per session (the floor a pool can reach).
+    alts = [subprocess.Popen([PYTHON, "-c", IDLE_IPYTHON], env=b.env, text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(k)]
+    try:
+        for p in alts:
+            p.stdout.readline()
+        alt_mem = {"rss": 0, "pss": 0}
+        for p in alts:
+            m = procs.smaps_rollup(p.pid)
+            alt_mem["rss"] += m["rss"]
+            alt_mem["pss"] += m["pss"]
+    finally:
+        for p in alts:
+            p.stdin.close()
+            p.wait(30)
+    alt_per = {m: alt_mem[m] / k for m in ("rss", "pss")}
+    extra = {"pool_idle": before, "pool_with_sessions": after, "sessions": k}
+    return [
+        figure(f"memory per idle session (PSS), {k} open", "bytes", {"p50": per["pss"]},
+               {"p50": alt_per["pss"]}, "plain python3 + IPython process", **extra),
+        figure(f"memory per idle session (RSS), {k} open", "bytes", {"p50": per["rss"]},
+               {"p50": alt_per["rss"]}, "plain python3 + IPython process"),
+        figure("pool with no session (PSS)", "bytes", {"p50": before["pss"]}, None, None),
+    ]
+
+
+FIGURES = [("startup", fig_startup), ("roundtrip", fig_roundtrip), ("alloc", fig_alloc),
+           ("alloc_cold", fig_alloc_cold), ("throughput", fig_throughput),
+           ("transfers", fig_transfers), ("memory", fig_memory)]
+
+
+# ---- the machine and the report ------------------------------------------
+
+def machine():
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    debian = ""
+    if os.path.exists("/etc/debian_version"):
+        with open("/etc/debian_version") as f:
+            debian = "Debian " + f.read().strip()
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem_kb / 1048576, 1),
+            "kernel": platform.release(), "os": debian,
+            "load_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default="build-bench", help="the build folder to measure")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
+    ap.add_argument("--only", default="", help="comma-separated: " +
+                    ",".join(n for n, _ in FIGURES))
+    ap.add_argument("--sesh", help="the sesh binary (default: BUILD/bin/sesh)")
+    ap.add_argument("--pool", help="the sesh-pool binary (default: BUILD/bin/sesh-pool)")
+    args = ap.parse_args()
+    b = Bench(args.build, args.quick, args.sesh, args.pool)
+    only = set(filter(None, args.only.split(",")))
+    m = machine()
+    print(f"sesh bench: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
+          f"{m['os']}, Linux {m['kernel']}, load {m['load_at_start']}", flush=True)
+    started = time.monotonic()
+    figures = []
+    for name, fn in FIGURES:
+        if only and name not in only:
+            continue
+        t0 = time.monotonic()
+        print(f"  measuring {name} ...", end="", flush=True)
+        try:
+            figs = fn(b)
+        except Exception as e:
+            figs = [{"name": name, "unit": "s", "sesh": None, "alt": None, "ratio": None,
+                     "note": f"n/a: {type(e).__name__}: {e}"}]
+        figures += figs
+        print(f" {time.monotonic() - t0:.0f} s", flush=True)
+    m["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print()
+    print(stats.table(figures))
+    report = {"machine": m, "when": datetime.datetime.now(datetime.timezone.utc)
+              .strftime("%Y-%m-%dT%H:%M:%SZ"), "seconds": round(time.monotonic() - started),
+              "quick": args.quick, "figures": figures}
+    json_path = os.path.join(b.out, "bench.json")
+    with open(json_path, "w") as f:
+        json.dump(report, f, indent=1)
+    png_path = os.path.join(b.out, "bench.png")
+    chart = subprocess.run([PYTHON, os.path.join(HERE, "chart.py"), json_path, png_path],
+                           capture_output=True, text=True)
+    print()
+    print(f"figures: {os.path.relpath(json_path)}", end="")
+    print(f", chart: {os.path.relpath(png_path)}" if chart.returncode == 0
+          else f" (no chart: {chart.stderr.strip().splitlines()[-1:]})")
+    print(f"ratio: how many times better sesh is (above 1: sesh wins); "
+          f"{round(time.monotonic() - started)} s in all")
+    shutil.rmtree(b.tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,690 @@
+/*
+ * driver.c — the sandbox and the runner, tested directly through sandbox.h:
+ * real bubblewrap, real seccomp, real Python. Prints "N passed, N failed".
+ *
+ * Usage: driver [FILTER]   runs the tests whose name contains FILTER.
+ */
+#include "pool/sandbox.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int passed, failed;
+static const char *filter;
+static char base[512];
+
+static void check(int ok, const char *name, const char *fmt, ...)
+{
+    if (ok) {
+        passed++;
+        printf("ok   %s\n", name);
+        return;
+    }
+    failed++;
+    printf("FAIL %s: ", name);
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+}
+
+static int selected(const char *name)
+{
+    return !filter || strstr(name, filter);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *new_data_dir(void)
+{
+    static int n;
+    char *dir = malloc(600);
+    snprintf(dir, 600, "%s/data%d", base, n++);
+    if (mkdir(dir, 0700) < 0) {
+        perror(dir);
+        exit(2);
+    }
+    return dir;
+}
+
+static sesh_sandbox *start(const char *data_dir, const sesh_sandbox_config *extra)
+{
+    sesh_sandbox_config cfg = { 0 };
+    if (extra)
+        cfg = *extra;
+    cfg.data_dir = data_dir;
+    char *err = NULL;
+    sesh_sandbox *sb = sesh_sandbox_start(&cfg, &err);
+    if (!sb) {
+        printf("cannot start a sandbox: %s\n", err);
+        free(err);
+    }
+    return sb;
+}
+
+typedef struct {
+    sesh_run_status status;
+    json_t *reply;
+    char *err;
+} run_result;
+
+static run_result run_opts(sesh_sandbox *sb, const char *code, int timeout_ms, int max_output,
+                           int jupyter)
+{
+    run_result r = { 0 };
+    json_t *req = json_pack("{s:s, s:s, s:i, s:b}", "op", "execute", "code", code,
+                            "max_output", max_output, "jupyter", jupyter);
+    r.status = sesh_sandbox_execute(sb, req, timeout_ms, &r.reply, &r.err);
+    json_decref(req);
+    return r;
+}
+
+static run_result run(sesh_sandbox *sb, const char *code)
+{
+    return run_opts(sb, code, 30000, 4096, 0);
+}
+
+static void done(run_result *r)
+{
+    json_decref(r->reply);
+    free(r->err);
+}
+
+static const char *field(run_result *r, const char *key)
+{
+    const char *s = json_string_value(json_object_get(r->reply, key));
+    return s ? s : "";
+}
+
+static const char *status_of(run_result *r)
+{
+    return field(r, "status");
+}
+
+static char *describe(run_result *r)
+{
+    static char buf[4096];
+    if (!r->reply) {
+        snprintf(buf, sizeof buf, "run status %d, err %s", r->status, r->err ? r->err : "-");
+        return buf;
+    }
+    char *s = json_dumps(r->reply, JSON_COMPACT);
+    snprintf(buf, sizeof buf, "run status %d, reply %.3000s", r->status, s);
+    free(s);
+    return buf;
+}
+
+/* True when the code printed exactly `expect` on stdout and succeeded. */
+static void expect_stdout(sesh_sandbox *sb, const char *name, const char *code,
+                          const char *expect)
+{
+    if (!selected(name))
+        return;
+    run_result r = run(sb, code);
+    check(r.status == SESH_RUN_OK && strcmp(status_of(&r), "Success") == 0 &&
+          strcmp(field(&r, "stdout"), expect) == 0, name, "%s", describe(&r));
+    done(&r);
+}
+
+static void expect_result(sesh_sandbox *sb, const char *name, const char *code,
+                          json_t *expect)
+{
+    if (selected(name)) {
+        run_result r = run(sb, code);
+        json_t *got = json_object_get(r.reply, "result");
+        check(r.status == SESH_RUN_OK && got && json_equal(got, expect), name, "%s",
+              describe(&r));
+        done(&r);
+    }
+    json_decref(expect);
+}
+
+/* ---- the tests ---- */
+
+static void test_results(sesh_sandbox *sb)
+{
+    expect_result(sb, "result: int is a JSON number", "6 * 7", json_integer(42));
+    expect_result(sb, "result: str is itself", "'hello ' + 'world'", json_string("hello world"));
+    expect_result(sb, "result: True is a JSON boolean", "1 < 2", json_true());
+    expect_result(sb, "result: None is empty", "None", json_string(""));
+    expect_result(sb, "result: no final expression is empty", "x = 1", json_string(""));
+    expect_result(sb, "result: nan is null", "float('nan')", json_null());
+    expect_result(sb, "result: float is a number", "0.5", json_real(0.5));
+    expect_result(sb, "result: dict is its repr", "{'a': 1, 'b': [1, 2]}",
+                  json_string("{'a': 1, 'b': [1, 2]}"));
+    expect_result(sb, "result: list is its repr", "[1, 'two']", json_string("[1, 'two']"));
+    expect_result(sb, "result: trailing semicolon hides the value", "6 * 7;", json_string(""));
+    expect_result(sb, "result: DataFrame is its text repr",
+                  "import pandas as pd\npd.DataFrame({'a': [1, 2]})",
+                  json_string("   a\n0  1\n1  2"));
+    if (selected("result: figure is a PNG image")) {
+        run_result r = run(sb, "import matplotlib.pyplot as plt\nimport numpy as np\n"
+                               "x = np.linspace(-1, 1, 50)\nplt.plot(x, np.sin(x))\n"
+                               "plt.title('sin')\nplt.grid(True)");
+        json_t *res = json_object_get(r.reply, "result");
+        const char *data = json_string_value(json_object_get(res, "base64_data"));
+        check(r.status == SESH_RUN_OK && data && strncmp(data, "iVBORw0KGgo", 11) == 0 &&
+              strcmp(json_string_value(json_object_get(res, "type")), "image") == 0 &&
+              strcmp(field(&r, "stderr"), "") == 0,
+              "result: figure is a PNG image", "%.300s", describe(&r));
+        done(&r);
+        r = run(sb, "plt.plot([1, 2])\nplt.show()\nprint('after')");
+        res = json_object_get(r.reply, "result");
+        check(r.status == SESH_RUN_OK && json_is_object(res) &&
+              strcmp(field(&r, "stdout"), "after\n") == 0 &&
+              strcmp(field(&r, "stderr"), "") == 0,
+              "result: plt.show() is an image, without a warning", "%.300s", describe(&r));
+        done(&r);
+        r = run(sb, "1 + 1");
+        check(r.status == SESH_RUN_OK &&
+              json_equal(json_object_get(r.reply, "result"), json_integer(2)),
+              "result: a shown figure is not shown again", "%s", describe(&r));
+        done(&r);
+    }
+    if (selected("result: jupyter format")) {
+        run_result r = run_opts(sb, "6 * 7", 30000, 4096, 1);
+        json_t *res = json_object_get(r.reply, "result");
+        check(json_is_string(res) && strcmp(json_string_value(res), "42") == 0,
+              "result: jupyter format gives primitives as repr", "%s", describe(&r));
+        done(&r);
+    }
+}
+
+static void test_failure(sesh_sandbox *sb)
+{
+    if (selected("exception")) {
+        run_result r = run(sb, "def f():\n    return 1 / 0\nf()");
+        const char *err = field(&r, "stderr");
+        check(r.status == SESH_RUN_OK && strcmp(status_of(&r), "Failure") == 0 &&
+              json_is_null(json_object_get(r.reply, "result")) &&
+              strstr(err, "ZeroDivisionError") && strstr(err, "Traceback") &&
+              !strchr(err, '\033') && strcmp(field(&r, "stdout"), "") == 0,
+              "exception: Failure, null result, plain traceback in stderr", "%s",
+              describe(&r));
+        done(&r);
+        r = run(sb, "def (");
+        check(r.status == SESH_RUN_OK && strcmp(status_of(&r), "Failure") == 0 &&
+              strstr(field(&r, "stderr"), "SyntaxError"),
+              "exception: syntax error", "%s", describe(&r));
+        done(&r);
+    }
+    expect_stdout(sb, "exception: the session works afterwards", "print(6 * 7)", "42\n");
+}
+
+static void test_state(sesh_sandbox *sb, sesh_sandbox *other)
+{
+    expect_stdout(sb, "state: define", "shared_value = 1234\nimport json", "");
+    expect_stdout(sb, "state: visible in the next execution",
+                  "print(shared_value, json.dumps([1]))", "1234 [1]\n");
+    if (selected("state: not visible in another sandbox")) {
+        run_result r = run(other, "shared_value");
+        check(r.status == SESH_RUN_OK && strcmp(status_of(&r), "Failure") == 0 &&
+              strstr(field(&r, "stderr"), "NameError"),
+              "state: not visible in another sandbox", "%s", describe(&r));
+        done(&r);
+    }
+}
+
+static void test_streams(sesh_sandbox *sb)
+{
+    expect_stdout(sb, "streams: stdout", "print('a'); print('b')", "a\nb\n");
+    if (selected("streams: stderr")) {
+        run_result r = run(sb, "import sys; print('oops', file=sys.stderr)");
+        check(strcmp(field(&r, "stderr"), "oops\n") == 0, "streams: stderr", "%s",
+              describe(&r));
+        done(&r);
+    }
+    if (selected("streams: capped")) {
+        run_result r = run_opts(sb, "print('x' * 100); import sys; sys.stderr.write('é' * 50)",
+                                30000, 10, 0);
+        check(strcmp(field(&r, "stdout"), "xxxxxxxxxx") == 0 &&
+              json_is_true(json_object_get(r.reply, "stdout_truncated")) &&
+              strlen(field(&r, "stderr")) == 20 &&
+              json_is_true(json_object_get(r.reply, "stderr_truncated")),
+              "streams: capped at max_output characters, flagged", "%s", describe(&r));
+        done(&r);
+        r = run(sb, "print('short')");
+        check(json_is_false(json_object_get(r.reply, "stdout_truncated")),
+              "streams: not flagged when short", "%s", describe(&r));
+        done(&r);
+    }
+    if (selected("streams: 100 MB")) {
+        long long t = now_ms();
+        run_result r = run(sb, "for i in range(100):\n    print('y' * (1 << 20))");
+        check(r.status == SESH_RUN_OK && strlen(field(&r, "stdout")) == 4096 &&
+              json_is_true(json_object_get(r.reply, "stdout_truncated")),
+              "streams: 100 MB printed is capped", "%.200s (%lld ms)", describe(&r),
+              now_ms() - t);
+        done(&r);
+    }
+}
+
+static void test_files(sesh_sandbox *sb, const char *data_dir)
+{
+    expect_stdout(sb, "files: working directory is /mnt/data", "import os; print(os.getcwd())",
+                  "/mnt/data\n");
+    if (selected("files: /mnt/data is writable and shared with the host")) {
+        run_result r = run(sb, "open('hello.txt', 'w').write('hi from python')");
+        char path[700];
+        snprintf(path, sizeof path, "%s/hello.txt", data_dir);
+        FILE *f = fopen(path, "r");
+        char buf[64] = "";
+        if (f) {
+            if (!fgets(buf, sizeof buf, f))
+                buf[0] = 0;
+            fclose(f);
+        }
+        check(strcmp(buf, "hi from python") == 0,
+              "files: /mnt/data is writable and shared with the host", "%s; host read '%s'",
+              describe(&r), buf);
+        done(&r);
+    }
+    expect_stdout(sb, "files: /tmp is writable",
+                  "open('/tmp/t', 'w').write('x'); print(open('/tmp/t').read())", "x\n");
+}
+
+/* Python that prints one line per attempt: the name and "denied" or "ALLOWED". */
+static const char *const probes =
+    "import os, socket\n"
+    "def attempt(name, fn):\n"
+    "    try:\n"
+    "        fn()\n"
+    "        print(name, 'ALLOWED')\n"
+    "    except Exception as e:\n"
+    "        print(name, 'denied')\n";
+
+static void expect_denied(sesh_sandbox *sb, const char *name, const char *call)
+{
+    if (!selected(name))
+        return;
+    char code[2048];
+    snprintf(code, sizeof code, "%sattempt('x', lambda: %s)", probes, call);
+    run_result r = run(sb, code);
+    check(r.status == SESH_RUN_OK && strcmp(field(&r, "stdout"), "x denied\n") == 0, name,
+          "%s", describe(&r));
+    done(&r);
+}
+
+static void test_containment(sesh_sandbox *sb)
+{
+    expect_stdout(sb, "contain: not root", "import os; print(os.getuid() != 0, os.geteuid() != 0)",
+                  "True True\n");
+    expect_denied(sb, "contain: no TCP connection out",
+                  "socket.create_connection(('192.0.2.1', 80), timeout=3)");
+    expect_denied(sb, "contain: no TCP connection to the host's loopback",
+                  "socket.create_connection(('127.0.0.1', 22), timeout=3)");
+    expect_stdout(sb, "contain: only a loopback interface",
+                  "import socket; print([n for i, n in socket.if_nameindex()])", "['lo']\n");
+    expect_denied(sb, "contain: /etc/shadow", "open('/etc/shadow').read()");
+    expect_denied(sb, "contain: /root", "os.listdir('/root')");
+    expect_denied(sb, "contain: /home", "os.listdir('/home')");
+    expect_denied(sb, "contain: write /usr", "open('/usr/evil', 'w')");
+    expect_denied(sb, "contain: write /etc", "open('/etc/evil', 'w')");
+    expect_denied(sb, "contain: write /", "open('/evil', 'w')");
+    expect_denied(sb, "contain: write /proc/sys", "open('/proc/sys/kernel/hostname', 'w').write('x')");
+    expect_stdout(sb, "contain: only the sandbox's processes in /proc",
+                  "import os; print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit())[:2])",
+                  "[1, 2]\n");
+    expect_stdout(sb, "contain: empty environment",
+                  "import os; print(sorted(os.environ))",
+                  "['HOME', 'LANG', 'MPLBACKEND', 'MPLCONFIGDIR', 'PATH', 'PWD', "
+                  "'PYTHONDONTWRITEBYTECODE', 'PYTHONUNBUFFERED']\n");
+    expect_stdout(sb, "contain: no capabilities",
+                  "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')])",
+                  "['0000000000000000']\n");
+}
+
+/* Returns the first line of stdout of code run in sb, for asserts on probes. */
+static void expect_syscalls_denied(sesh_sandbox *sb)
+{
+    static const struct { const char *name, *call; int err; } calls[] = {
+        { "seccomp: ptrace", "libc.ptrace(16, 1, 0, 0)", 1 },
+        { "seccomp: mount", "libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)", 1 },
+        { "seccomp: umount", "libc.umount2(b'/tmp', 0)", 1 },
+        { "seccomp: unshare a user namespace", "libc.unshare(0x10000000)", 1 },
+        { "seccomp: unshare a mount namespace", "libc.unshare(0x00020000)", 1 },
+        { "seccomp: clone a user namespace", "libc.syscall(56, 0x10000000 | 17, 0, 0, 0, 0)", 1 },
+        { "seccomp: clone3 falls back", "libc.syscall(435, 0, 0)", 38 },
+        { "seccomp: setns", "libc.setns(0, 0)", 1 },
+        { "seccomp: pivot_root", "libc.syscall(155, b'/tmp', b'/tmp')", 1 },
+        { "seccomp: bpf", "libc.syscall(321, 0, 0, 0)", 1 },
+        { "seccomp: keyctl", "libc.syscall(250, 0, 0, 0, 0, 0)", 1 },
+        { "seccomp: add_key", "libc.syscall(248, b'user', b'k', b'v', 1, -2)", 1 },
+        { "seccomp: perf_event_open", "libc.syscall(298, 0, 0, -1, -1, 0)", 1 },
+        { "seccomp: userfaultfd", "libc.syscall(323, 1)", 1 },
+        { "seccomp: io_uring_setup", "libc.syscall(425, 1, ctypes.create_string_buffer(120))", 1 },
+        { "seccomp: kexec_load", "libc.syscall(246, 0, 0, 0, 0)", 1 },
+        { "seccomp: init_module", "libc.syscall(175, 0, 0, b'')", 1 },
+        { "seccomp: reboot", "libc.syscall(169, 0xfee1dead, 672274793, 0x4321fedc, 0)", 1 },
+        { "seccomp: open_by_handle_at", "libc.syscall(304, 0, 0, 0)", 1 },
+        { "seccomp: acct", "libc.syscall(163, 0)", 1 },
+        { "seccomp: ioperm", "libc.syscall(173, 0, 1, 1)", 1 },
+        { "seccomp: TIOCSTI", "libc.ioctl(0, 0x5412, b'x')", 1 },
+    };
+    for (size_t i = 0; i < sizeof calls / sizeof *calls; i++) {
+        if (!selected(calls[i].name))
+            continue;
+        char code[1024], expect[64];
+        snprintf(code, sizeof code,
+                 "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                 "libc.syscall.restype = ctypes.c_long\n"
+                 "r = %s\nprint(r, ctypes.get_errno())", calls[i].call);
+        snprintf(expect, sizeof expect, "-1 %d\n", calls[i].err);
+        run_result r = run(sb, code);
+        check(strcmp(field(&r, "stdout"), expect) == 0, calls[i].name, "%s", describe(&r));
+        done(&r);
+    }
+    expect_stdout(sb, "seccomp: filter on, no new privileges",
+                  "print([l.split()[1] for l in open('/proc/self/status') "
+                  "if l.startswith(('Seccomp:', 'NoNewPrivs:'))])", "['1', '2']\n");
+}
+
+static int listen_tcp(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+        return -1;
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void test_security(sesh_sandbox *a, sesh_sandbox *b, const char *dir_b)
+{
+    char code[2048];
+    expect_syscalls_denied(a);
+
+    /* Secrets of the host: a token file beside the data directories. */
+    if (selected("security: the pool's token file")) {
+        char token[700];
+        snprintf(token, sizeof token, "%s/token", base);
+        FILE *f = fopen(token, "w");
+        fputs("secret-token-4711", f);
+        fclose(f);
+        snprintf(code, sizeof code,
+                 "%sattempt('x', lambda: open('%s').read())\n"
+                 "import subprocess\n"
+                 "print(subprocess.run(['grep', '-rls', 'secret-token-4711', '/etc', '/mnt', '/tmp',"
+                 " '/dev', '/run', '/var', '/opt', '/srv'], capture_output=True).stdout)",
+                 probes, token);
+        expect_stdout(a, "security: the pool's token file", code, "x denied\nb''\n");
+    }
+    if (selected("security: another session's /mnt/data")) {
+        run_result r = run(b, "open('/mnt/data/b-secret.txt', 'w').write('b only')");
+        done(&r);
+        snprintf(code, sizeof code,
+                 "%sattempt('x', lambda: open('%s/b-secret.txt').read())\n"
+                 "import os\nprint('b-secret.txt' in os.listdir('/mnt/data'))",
+                 probes, dir_b);
+        expect_stdout(a, "security: another session's /mnt/data", code, "x denied\nFalse\n");
+    }
+    if (selected("security: /proc of host processes")) {
+        snprintf(code, sizeof code,
+                 "import os\npids = [p for p in os.listdir('/proc') if p.isdigit()]\n"
+                 "print(len(pids) <= 3, os.path.exists('/proc/%d'), "
+                 "open('/proc/1/cmdline', 'rb').read().split(b'\\0')[0])",
+                 (int)getpid());
+        expect_stdout(a, "security: /proc of host processes", code, "True False b'/usr/bin/bwrap'\n");
+    }
+    expect_denied(a, "security: /etc/passwd of the host", "open('/etc/passwd').read()");
+    expect_denied(a, "security: write /mnt (outside data)", "open('/mnt/evil', 'w')");
+    expect_denied(a, "security: write /var", "open('/var/evil', 'w')");
+    expect_stdout(a, "security: minimal /dev",
+                  "import os; print(sorted(os.listdir('/dev')))",
+                  "['core', 'fd', 'full', 'null', 'ptmx', 'pts', 'random', 'shm', "
+                  "'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero']\n");
+    if (selected("security: the pool's own port")) {
+        int port;
+        int fd = listen_tcp(&port);
+        snprintf(code, sizeof code,
+                 "%sattempt('x', lambda: socket.create_connection(('127.0.0.1', %d), timeout=3))",
+                 probes, port);
+        expect_stdout(a, "security: the pool's own port", code, "x denied\n");
+        close(fd);
+    }
+    if (selected("security: a symlink to /etc/passwd stays a symlink")) {
+        run_result r = run(a, "import os; os.symlink('/etc/passwd', '/mnt/data/passwd-link')");
+        char path[700];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/data0/passwd-link", base);
+        check(r.status == SESH_RUN_OK && lstat(path, &st) == 0 && S_ISLNK(st.st_mode),
+              "security: a symlink to /etc/passwd stays a symlink", "%s", describe(&r));
+        done(&r);
+    }
+    if (selected("security: allocate 64 GB")) {
+        run_result r = run(a, "try:\n    big = bytearray(64 << 30)\nexcept MemoryError:\n"
+                              "    print('MemoryError')\n"
+                              "import numpy as np\ntry:\n    arr = np.ones(64 << 30, dtype=np.uint8)\n"
+                              "except MemoryError:\n    print('MemoryError')");
+        check(strcmp(field(&r, "stdout"), "MemoryError\nMemoryError\n") == 0,
+              "security: allocate 64 GB", "%s", describe(&r));
+        done(&r);
+    }
+    if (selected("security: fill /tmp")) {
+        run_result r = run(a, "import os\nblock = b'x' * (1 << 20)\nn = 0\ntry:\n"
+                              "    with open('/tmp/fill', 'wb') as f:\n"
+                              "        while n < 4096:\n            f.write(block); n += 1\n"
+                              "except OSError as e:\n    print('full', e.errno, n < 1024)\n"
+                              "os.remove('/tmp/fill')");
+        check(strcmp(field(&r, "stdout"), "full 28 True\n") == 0, "security: fill /tmp", "%s",
+              describe(&r));
+        done(&r);
+    }
+    if (selected("security: fork bomb")) {
+        long long t = now_ms();
+        run_result r = run_opts(a, "import os\nwhile True:\n    try:\n        os.fork()\n"
+                                   "    except OSError:\n        pass", 3000, 4096, 0);
+        check(r.status == SESH_RUN_TIMED_OUT, "security: fork bomb is interrupted", "%s (%lld ms)",
+              describe(&r), now_ms() - t);
+        done(&r);
+        expect_stdout(a, "security: fork bomb leaves no process behind",
+                      "import os, time; time.sleep(0.2)\n"
+                      "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))",
+                      "[1, 2]\n");
+        expect_stdout(b, "security: fork bomb: another session still works",
+                      "import subprocess; print(subprocess.run(['echo', 'ok'], "
+                      "capture_output=True, text=True).stdout)", "ok\n\n");
+    }
+}
+
+static void test_disk(const char *data_dir)
+{
+    if (!selected("disk"))
+        return;
+    sesh_sandbox_config cfg = { .disk_limit = 64 << 20 };
+    sesh_sandbox *sb = start(data_dir, &cfg);
+    if (!sb) {
+        check(0, "disk: start", "no sandbox");
+        return;
+    }
+    run_result r = run(sb, "with open('big', 'wb') as f:\n    f.write(b'x' * (100 << 20))");
+    check(r.status == SESH_RUN_OK && strcmp(status_of(&r), "Failure") == 0 &&
+          strstr(field(&r, "stderr"), "File too large"),
+          "disk: one file is capped by the disk limit", "%s", describe(&r));
+    done(&r);
+    long long t = now_ms();
+    r = run_opts(sb, "import os\nblock = b'x' * (1 << 20)\ni = 0\nwhile True:\n"
+                     "    with open('f%d' % i, 'wb') as f:\n"
+                     "        for _ in range(8): f.write(block)\n"
+                     "    i += 1", 30000, 4096, 0);
+    check(r.status == SESH_RUN_OK && strcmp(status_of(&r), "Failure") == 0 &&
+          strstr(field(&r, "stderr"), "over the session's limit") && now_ms() - t < 5000,
+          "disk: filling /mnt/data is stopped", "%s (%lld ms)", describe(&r), now_ms() - t);
+    done(&r);
+    expect_stdout(sb, "disk: code that deletes files still runs",
+                  "import os\nfor n in os.listdir('.'): os.remove(n)\nprint(os.listdir('.'))",
+                  "[]\n");
+    sesh_sandbox_free(sb);
+}
+
+static void test_interrupt(const char *data_dir)
+{
+    if (!selected("timeout"))
+        return;
+    sesh_sandbox *sb = start(data_dir, NULL);
+    if (!sb) {
+        check(0, "timeout: start", "no sandbox");
+        return;
+    }
+    run_result r = run(sb, "kept = 'still here'");
+    done(&r);
+    long long t = now_ms();
+    r = run_opts(sb, "import time\nprint('before')\ntime.sleep(60)", 500, 4096, 0);
+    long long took = now_ms() - t;
+    check(r.status == SESH_RUN_TIMED_OUT && strcmp(status_of(&r), "Failure") == 0 &&
+          strstr(field(&r, "stderr"), "KeyboardInterrupt") &&
+          strcmp(field(&r, "stdout"), "before\n") == 0 && took < 2500,
+          "timeout: sleep interrupted as by Ctrl-C", "%s (%lld ms)", describe(&r), took);
+    done(&r);
+    r = run_opts(sb, "while True:\n    pass", 300, 4096, 0);
+    check(r.status == SESH_RUN_TIMED_OUT && strstr(field(&r, "stderr"), "KeyboardInterrupt"),
+          "timeout: busy loop interrupted", "%s", describe(&r));
+    done(&r);
+    expect_stdout(sb, "timeout: state kept", "print(kept)", "still here\n");
+
+    t = now_ms();
+    r = run_opts(sb, "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                     "while True:\n    time.sleep(0.01)", 300, 4096, 0);
+    took = now_ms() - t;
+    check(r.status == SESH_RUN_LOST && r.err && strstr(r.err, "did not stop") && took < 5000 &&
+          !sesh_sandbox_alive(sb),
+          "timeout: code ignoring KeyboardInterrupt is killed", "%s (%lld ms)", describe(&r),
+          took);
+    done(&r);
+    r = run(sb, "1");
+    check(r.status == SESH_RUN_LOST, "timeout: a killed sandbox stays lost", "%s", describe(&r));
+    done(&r);
+    sesh_sandbox_free(sb);
+
+    sb = start(data_dir, NULL);
+    r = run_opts(sb, "try:\n    while True:\n        n = 1\n"
+                 "except KeyboardInterrupt:\n    while True:\n        n = 2",
+                 300, 4096, 0);
+    check(r.status == SESH_RUN_LOST, "timeout: code catching KeyboardInterrupt is killed", "%s",
+          describe(&r));
+    done(&r);
+    sesh_sandbox_free(sb);
+}
+
+static void test_death(const char *data_dir)
+{
+    static const struct { const char *name, *code, *expect; } deaths[] = {
+        { "death: os._exit", "import os; os._exit(3)", "status 3" },
+        { "death: kill -9 self", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+          "signal 9" },
+        { "death: segfault", "import ctypes; ctypes.string_at(0)", "signal 11" },
+        { "death: runner's channel closed", "import os; os.close(3)", "interpreter lost" },
+        { "death: garbage reply", "import os; os.write(3, b'\\x00\\x00\\x00\\x05hello')",
+          "not valid JSON" },
+        { "death: oversized reply", "import os; os.write(3, b'\\x7f\\xff\\xff\\xff')",
+          "over the limit" },
+        { "death: reply of the wrong shape",
+          "import os, json; b = json.dumps({'status': 'Success'}).encode(); "
+          "os.write(3, len(b).to_bytes(4, 'big') + b)", "no string 'stdout'" },
+    };
+    for (size_t i = 0; i < sizeof deaths / sizeof *deaths; i++) {
+        if (!selected(deaths[i].name))
+            continue;
+        sesh_sandbox *sb = start(data_dir, NULL);
+        if (!sb) {
+            check(0, deaths[i].name, "no sandbox");
+            continue;
+        }
+        long long t = now_ms();
+        run_result r = run_opts(sb, deaths[i].code, 10000, 4096, 0);
+        check(r.status == SESH_RUN_LOST && r.err && strstr(r.err, deaths[i].expect) &&
+              now_ms() - t < 5000, deaths[i].name, "%s", describe(&r));
+        done(&r);
+        sesh_sandbox_free(sb);
+    }
+}
+
+static void test_metadata(sesh_sandbox *sb)
+{
+    if (!selected("metadata"))
+        return;
+    json_t *req = json_pack("{s:s}", "op", "metadata");
+    json_t *reply = NULL;
+    char *err = NULL;
+    sesh_run_status st = sesh_sandbox_execute(sb, req, 30000, &reply, &err);
+    json_decref(req);
+    json_t *pkgs = json_object_get(reply, "packages");
+    int numpy = 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(pkgs, i, p)
+        if (strcmp(json_string_value(json_object_get(p, "name")), "numpy") == 0)
+            numpy = 1;
+    check(st == SESH_RUN_OK && strncmp(json_string_value(json_object_get(reply, "python")), "3.", 2) == 0
+          && numpy, "metadata: python version and packages", "status %d err %s", st,
+          err ? err : "-");
+    json_decref(reply);
+    free(err);
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    filter = argc > 1 ? argv[1] : NULL;
+    const char *tmp = getenv("SESH_TEST_TMP");
+    snprintf(base, sizeof base, "%s/sandbox-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(base)) {
+        perror("mkdtemp");
+        return 2;
+    }
+
+    char *dir1 = new_data_dir(), *dir2 = new_data_dir(), *dir3 = new_data_dir();
+    long long t = now_ms();
+    sesh_sandbox *a = start(dir1, NULL);
+    long long took = now_ms() - t;
+    sesh_sandbox *b = start(dir2, NULL);
+    check(a && b, "start: two sandboxes", "see above");
+    if (!a || !b) {
+        printf("%d passed, %d failed\n", passed, failed);
+        return 1;
+    }
+    printf("     (a sandbox started in %lld ms)\n", took);
+
+    test_results(a);
+    test_failure(a);
+    test_state(a, b);
+    test_streams(a);
+    test_files(a, dir1);
+    test_containment(a);
+    test_metadata(a);
+    test_security(a, b, dir2);
+    test_disk(dir3);
+    test_interrupt(dir3);
+    test_death(dir3);
+    expect_stdout(b, "after all: the other sandbox still works", "print('fine')", "fine\n");
+    sesh_sandbox_free(a);
+    sesh_sandbox_free(b);
+
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", base);
+    free(dir1);
+    free(dir2);
+    free(dir3);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}

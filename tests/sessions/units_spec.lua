@@ -1,0 +1,203 @@
+-- The module's pure parts, checked against the reference they copy: Python's
+-- json.dumps and LangChain's sanitize_input regexes (run in real Python).
+local sessions = require "sessions"
+local json = require "sessions.json"
+local protocol = require "sessions.protocol"
+local errors = require "sessions.errors"
+
+local PYTHON = os.getenv("PYTHON") or "/usr/bin/python3"
+
+local function tmpfile(content)
+  local p = os.tmpname()
+  local f = assert(io.open(p, "wb"))
+  f:write(content)
+  f:close()
+  return p
+end
+
+-- Run a Python program with stdin from a string; returns its stdout.
+local function python(prog, input)
+  local prog_path, in_path = tmpfile(prog), tmpfile(input or "")
+  local p = assert(io.popen(("%s %s < %s"):format(PYTHON, prog_path, in_path)))
+  local out = p:read("a")
+  p:close()
+  os.remove(prog_path); os.remove(in_path)
+  return out
+end
+
+describe("json", function()
+  it("keeps integers as integers and floats as floats", function()
+    local v = json.decode('{"a": 42, "b": 42.0, "c": -7, "d": 1e3, "e": 12345678901234567}')
+    assert.equal("integer", math.type(v.a))
+    assert.equal("float", math.type(v.b))
+    assert.equal(-7, v.c)
+    assert.equal("float", math.type(v.d))
+    assert.equal(12345678901234567, v.e)
+  end)
+
+  it("decodes escapes, surrogate pairs and null", function()
+    local v = json.decode('["\\u00e9\\ud83d\\ude00\\n\\"\\\\\\/", null, true, false]')
+    assert.equal("é😀\n\"\\/", v[1])
+    assert.equal(json.null, v[2])
+    assert.is_true(v[3]); assert.is_false(v[4])
+  end)
+
+  it("names the place of invalid JSON", function()
+    local ok, err = pcall(json.decode, '{"properties": {"status": "Success", oops')
+    assert.is_false(ok)
+    assert.matches("invalid JSON at byte %d+", err)
+    assert.is_false((pcall(json.decode, '{"a": 1} x')))
+    assert.is_false((pcall(json.decode, '{"a": ')))
+    assert.is_false((pcall(json.decode, '')))
+  end)
+
+  it("writes what Python's json.dumps(indent=2) writes", function()
+    local text = '{"result": {"type": "image", "format": "png", "n": [1, 2.5, 1e-05, 1e+16, ' ..
+                 '123456.789, 0.1, -0.0, 1e15, 3.0], "empty": {}, "none": [], "x": null}, ' ..
+                 '"stdout": "h\\u00e9llo \\ud83d\\ude00\\n\\t\\u0001\\"q\\" / \\\\", "stderr": "", "ok": true}'
+    local ours = json.dumps(json.decode(text, { ordered = true }), 2)
+    local theirs = python("import json,sys; sys.stdout.write(json.dumps(json.loads(sys.stdin.read()), indent=2))", text)
+    assert.equal(theirs, ours)
+  end)
+
+  it("formats floats like Python's repr", function()
+    local xs = { 1.0, 100.0, 1e15, 1e16, 1.2e-16, 0.1, 0.0001, 0.00001, 123456.789, -2.5, 1 / 3, 1e22, 5e-324, 2 ^ 53 }
+    local strs = {}
+    for i, x in ipairs(xs) do strs[i] = json.py_float(x) end
+    local theirs = python("import sys; print(' '.join(repr(float(x)) for x in sys.stdin.read().split()))",
+                          table.concat(strs, " "))
+    assert.equal(theirs:gsub("\n$", ""), table.concat(strs, " "))
+    assert.equal("1e+16", json.py_float(1e16))
+    assert.equal("0.0001", json.py_float(0.0001))
+  end)
+end)
+
+describe("sanitize", function()
+  it("follows LangChain's sanitize_input exactly", function()
+    local cases = {
+      "```python\nprint(1)\n```", "  \n```Python\n x = 1\n```  \n", "PYTHON print(2)",
+      "print(3)", "``` \n\tpython3 = 4\n```", "\n\n  plain  \n\n", "pythonic = 5`",
+    }
+    local prog = [[
+import re, sys, json
+def _sanitize_input(query):
+    query = re.sub(r"^(\s|`)*(?i:python)?\s*", "", query)
+    query = re.sub(r"(\s|`)*$", "", query)
+    return query
+print(json.dumps([_sanitize_input(q) for q in json.loads(sys.stdin.read())]))
+]]
+    local theirs = json.decode(python(prog, require("cjson").encode(cases)))
+    for i, c in ipairs(cases) do
+      assert.equal(theirs[i], sessions.sanitize(c), "case " .. i)
+    end
+  end)
+end)
+
+describe("protocol", function()
+  it("builds URLs as pool-api.md section 1 says", function()
+    assert.equal("https://x/p/code/execute?identifier=a%20b%23c&api-version=2024-02-02-preview",
+      protocol.url("https://x/p", "code/execute", { { "identifier", "a b#c" }, { "api-version", "2024-02-02-preview" } }))
+    assert.equal("https://x/p/files?sv=1&identifier=id1",
+      protocol.url("https://x/p/?sv=1", "files", { { "identifier", "id1" } }))
+  end)
+
+  it("url-encodes file names: spaces, #, %, non-ASCII, subdirectories", function()
+    local req = protocol.download(1, "s1", "2024-02-02-preview", "sub dir/r#1 100%é.txt")
+    assert.equal("files/content/sub%20dir/r%231%20100%25%C3%A9.txt", req.path)
+    req = protocol.download(2, "s1", "2025-10-02-preview", "/mnt/data/sub dir/r#1.txt")
+    assert.equal("files/r%231.txt/content", req.path)
+    assert.same({ "path", "sub dir" }, req.query[3])
+  end)
+
+  it("refuses file names that leave /mnt/data or name nothing", function()
+    assert.is_nil((protocol.check_name("x", "../etc/passwd")))
+    assert.is_nil((protocol.check_name("x", "a/./b")))
+    assert.is_nil((protocol.check_name("x", "dir/")))
+    assert.is_nil((protocol.check_name("x", "")))
+    assert.is_true((protocol.check_name("x", "a/b c.txt")))
+  end)
+
+  it("normalizes both generations' execution answers to one shape", function()
+    local g1 = protocol.parse_execution(1, json.decode(
+      '{"$id":"1","properties":{"$id":"2","status":"Success","stdout":"","stderr":"","result":42,"executionTimeInMilliseconds":8}}'))
+    local g2 = protocol.parse_execution(2, json.decode(
+      '{"id":"e1","identifier":"s","executionType":"Synchronous","status":"Succeeded",' ..
+      '"result":{"stdout":"","stderr":"","executionResult":42,"executionTimeInMilliseconds":8}}'))
+    for _, r in ipairs{ g1, g2 } do
+      assert.equal("Success", r.status)
+      assert.equal(42, r.result)
+      assert.equal(8, r.ms)
+      assert.equal("", r.stdout)
+    end
+    local f2 = protocol.parse_execution(2, json.decode(
+      '{"id":"e2","status":"Failed","result":null,"error":{"code":"ExecutionFailed","message":"boom"}}'))
+    assert.equal("Failure", f2.status)
+    assert.equal("ExecutionFailed", f2.error.code)
+    assert.is_nil(f2.result)
+  end)
+
+  it("reads service errors from body and headers", function()
+    local code, msg, rid = protocol.parse_error({ ["x-ms-error-code"] = "SessionNotFound", ["x-ms-request-id"] = "r-1" },
+      '{"error": {"code": "SessionNotFound", "message": "gone", "target": "identifier"}}')
+    assert.equal("SessionNotFound", code); assert.equal("gone", msg); assert.equal("r-1", rid)
+    code, msg = protocol.parse_error({}, "")
+    assert.is_nil(code); assert.is_nil(msg)
+  end)
+end)
+
+describe("errors", function()
+  it("print as one sentence and carry their fields", function()
+    local e = errors.new{ kind = "http", op = "execute", status = 404, code = "SessionNotFound",
+                          message = "Session 'x' was not found.\nsecond line", request_id = "abc", retries = 2 }
+    local s = tostring(e)
+    assert.equal("sessions: execute failed (HTTP 404 SessionNotFound): Session 'x' was not found. second line " ..
+                 "[request id abc] after 2 retries", s)
+    assert.is_nil(s:find("\n"))
+    assert.equal(404, e.status)
+    assert.is_true(errors.is(e, "http"))
+  end)
+
+  it("never show a bearer token or a JWT", function()
+    local e = errors.new{ op = "x", message = "sent Authorization: Bearer abc.def-ghi and eyJhbGciOi.eyJzdWIi.c2ln" }
+    local s = tostring(e)
+    assert.is_nil(s:find("abc.def-ghi", 1, true))
+    assert.is_nil(s:find("eyJhbGciOi", 1, true))
+  end)
+end)
+
+describe("sessions.new", function()
+  it("rejects bad options with errors that name them", function()
+    local ok, e = pcall(sessions.new, { endpoint = "http://127.0.0.1:9", token = "t", api_verson = "x" })
+    assert.is_false(ok)
+    assert.equal("usage", e.kind)
+    assert.matches("unknown option 'api_verson'", tostring(e))
+    ok, e = pcall(sessions.new, { endpoint = "ftp://x", token = "t" })
+    assert.matches("endpoint must be an http", tostring(e))
+    ok, e = pcall(sessions.new, { endpoint = "http://127.0.0.1:9", token = "t", api_version = "1999-01-01" })
+    assert.matches("unknown api_version", tostring(e))
+    ok, e = pcall(sessions.new, { endpoint = "http://127.0.0.1:9", token = "t", id = "abc" })
+    assert.matches("id must be 4 to 128", tostring(e))
+  end)
+
+  it("gives each session object a fresh UUID v4 id", function()
+    local a = sessions.new{ endpoint = "http://127.0.0.1:9", token = "t" }
+    local b = sessions.new{ endpoint = "http://127.0.0.1:9", token = "t" }
+    assert.matches("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x+$", a.id)
+    assert.not_equal(a.id, b.id)
+  end)
+
+  it("refuses to send an Azure token over plain http to another host", function()
+    local ok, e = pcall(sessions.new, { endpoint = "http://example.invalid/pool" })
+    assert.is_false(ok)
+    assert.matches("refusing to send an Azure token over plain http", tostring(e))
+  end)
+
+  it("reports an endpoint that does not answer as a transport error", function()
+    local s = sessions.new{ endpoint = "http://127.0.0.1:9", token = "t", retries = 1, connect_timeout = 2 }
+    local ok, e = pcall(s.execute, s, "1")
+    assert.is_false(ok)
+    assert.equal("transport", e.kind)
+    assert.equal("execute", e.op)
+    assert.matches("^sessions: execute failed: ", tostring(e))
+  end)
+end)
