@@ -27,6 +27,7 @@
 
 #define MAX_INPUT_LINE 4096          /* without readline: longest line read at once */
 #define HISTORY_LINES 1000           /* entries kept in the history file */
+#define HISTORY_ENTRY_MAX 65536      /* a bigger paste is run, not remembered */
 #define CONSOLE_MODULE "console"     /* lua/console.lua */
 
 static lua_State *consoleL;          /* the state completion runs in */
@@ -64,16 +65,24 @@ static void line_handler(char *line)
 static char *readline_interruptible(const char *prompt, int *interrupted)
 {
     struct sigaction sa = { 0 }, old;
+    sigset_t block, outside;
     sa.sa_handler = on_prompt_sigint;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);    /* no SA_RESTART: poll must wake up */
+    sigaction(SIGINT, &sa, &old);
+    /* SIGINT stays blocked but inside ppoll, so it cannot slip in between a
+     * check of the flag and the wait for the next key */
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &outside);
+    sigset_t waiting = outside;
+    sigdelset(&waiting, SIGINT);
     prompt_interrupted = 0;
     line_done = 0;
     delivered = NULL;
     rl_callback_handler_install(prompt, line_handler);
     while (!line_done) {
         struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
-        int n = poll(&pfd, 1, -1);
+        int n = ppoll(&pfd, 1, NULL, &waiting);
         if (prompt_interrupted) {
             rl_free_line_state();
             rl_callback_sigcleanup();
@@ -89,6 +98,7 @@ static char *readline_interruptible(const char *prompt, int *interrupted)
             break;
         rl_callback_read_char();
     }
+    sigprocmask(SIG_SETMASK, &outside, NULL);
     sigaction(SIGINT, &old, NULL);
     return line_done ? delivered : NULL;
 }
@@ -186,7 +196,7 @@ static void history_open(void)
 /* Every entry is written at once, so a console that is killed loses nothing. */
 static void history_add(const char *line)
 {
-    if (!use_readline() || line[0] == '\0')
+    if (!use_readline() || line[0] == '\0' || strlen(line) > HISTORY_ENTRY_MAX)
         return;
     HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
     if (last && strcmp(last->line, line) == 0)
@@ -359,6 +369,8 @@ static void completion_open(lua_State *L)
 {
     consoleL = L;
     rl_readline_name = "sesh";
+    /* Ctrl-C is ours: readline's own handler would defer it to the next key */
+    rl_catch_signals = 0;
     rl_basic_word_break_characters = " \t\n\"\\'`@$><=;|&{(+-*/%^~#,[]";
     rl_attempted_completion_function = attempt_completion;
 }
@@ -400,7 +412,6 @@ static int add_return(lua_State *L)
     int status = luaL_loadbuffer(L, retline, strlen(retline), "=stdin");
     if (status == LUA_OK) {
         lua_remove(L, -2);           /* the modified line */
-        history_add(line);
     } else {
         lua_pop(L, 2);               /* the error and the modified line */
     }
@@ -414,10 +425,8 @@ static int multiline(lua_State *L, int *interrupted)
         size_t len;
         const char *line = lua_tolstring(L, 1, &len);
         int status = luaL_loadbuffer(L, line, len, "=stdin");
-        if (!incomplete(L, status)) {
-            history_add(line);
+        if (!incomplete(L, status))
             return status;
-        }
         if (!push_line(L, 0, interrupted)) {
             if (!*interrupted)
                 lua_pushliteral(L, "unfinished chunk at end of input");
@@ -442,7 +451,7 @@ static int python_line(lua_State *L)
 
 /* Reads a whole chunk and leaves it compiled on the stack. Returns -1 at end
  * of input, -2 after Ctrl-C or a Python line (nothing to run), or the status
- * of the compilation. */
+ * of the compilation. The history gets the chunk as typed. */
 static int load_line(lua_State *L)
 {
     int interrupted = 0;
@@ -455,13 +464,18 @@ static int load_line(lua_State *L)
         report(L, python_line(L));
         return -2;
     }
+    char *typed = NULL;
     if (line[0] == '=') {                        /* Lua 5.2's "=expr" */
+        typed = strdup(line);
         lua_pushfstring(L, "return %s", line + 1);
         lua_replace(L, 1);
     }
     int status = add_return(L);
     if (status != LUA_OK)
         status = multiline(L, &interrupted);
+    if (!interrupted)
+        history_add(typed ? typed : lua_tostring(L, 1));
+    free(typed);
     if (interrupted)
         return -2;
     lua_remove(L, 1);                            /* the line */
@@ -492,17 +506,42 @@ static void close_console_session(lua_State *L)
     report(L, sesh_docall(L, 0, 0));
 }
 
-void sesh_console(lua_State *L, const char *progname)
+/* A Ctrl-C outside the prompt and outside a running chunk: after Enter,
+ * while the chunk compiles, it cancels that chunk; it never kills the
+ * console. (A handler, not SIG_IGN, which programs started from the console
+ * would inherit.) */
+static volatile sig_atomic_t stray_interrupt;
+
+static void on_stray_sigint(int sig)
+{
+    (void)sig;
+    stray_interrupt = 1;
+}
+
+void sesh_console(lua_State *L)
 {
     int status;
-    (void)progname;
+    void (*previous)(int) = signal(SIGINT, on_stray_sigint);
     completion_open(L);
     history_open();
     if (get_console_function(L, "show"))        /* equips the module before any chunk runs */
         lua_pop(L, 1);
-    while ((status = load_line(L)) != -1) {
+    if (use_readline()) {
+        fputs("A line starting with % runs Python in a session. Tab completes; Ctrl-D leaves.\n",
+              stdout);
+        fflush(stdout);
+    }
+    for (;;) {
+        stray_interrupt = 0;
+        status = load_line(L);
+        if (status == -1)
+            break;                               /* end of input */
         if (status == -2)
-            continue;
+            continue;                            /* nothing to run */
+        if (status == LUA_OK && stray_interrupt) {
+            lua_pushliteral(L, "interrupted!");
+            status = LUA_ERRRUN;
+        }
         if (status == LUA_OK)
             status = sesh_docall(L, 0, LUA_MULTRET);
         if (status == LUA_OK)
@@ -514,6 +553,7 @@ void sesh_console(lua_State *L, const char *progname)
     close_console_session(L);
     history_close();
     free_completions();
+    signal(SIGINT, previous);
     fputs("\n", stdout);
     fflush(stdout);
 }

@@ -9,7 +9,7 @@
 #include <lua.h>
 
 /* Runs the console on L until end of input (Ctrl-D). */
-void sesh_console(lua_State *L, const char *progname);
+void sesh_console(lua_State *L);
 
 /* From sesh.c: calls the function below narg arguments with a traceback
  * handler and Ctrl-C interrupting it (lua.c's docall). */

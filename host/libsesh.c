@@ -13,7 +13,6 @@
 
 #include <dlfcn.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,23 +387,33 @@ static void set_error(sesh *S, const char *msg)
     S->error = msg ? strdup(msg) : NULL;
 }
 
-/* Calls the function on top with a traceback handler; records the error. */
-static int call(sesh *S, int status)
+
+int sesh_pcall(sesh *S, int nargs, int nresults)
 {
     lua_State *L = S->L;
-    if (status == LUA_OK) {
-        int base = lua_gettop(L);
-        lua_pushcfunction(L, msghandler);
-        lua_insert(L, base);
-        status = lua_pcall(L, 0, 0, base);
-        lua_remove(L, base);
-    }
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, msghandler);
+    lua_insert(L, base);
+    int status = lua_pcall(L, nargs, nresults, base);
+    lua_remove(L, base);
+    if (status != LUA_OK)
+        set_error(S, lua_tostring(L, -1));
+    else
+        set_error(S, NULL);
+    return status;
+}
+
+/* Runs the chunk a load left on the stack (or reports why it did not load). */
+static int run_loaded(sesh *S, int status)
+{
+    if (status == LUA_OK)
+        status = sesh_pcall(S, 0, 0);
+    else
+        set_error(S, lua_tostring(S->L, -1));
     if (status != LUA_OK) {
-        set_error(S, lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)");
-        lua_pop(L, 1);
+        lua_pop(S->L, 1);
         return 1;
     }
-    set_error(S, NULL);
     return 0;
 }
 
@@ -435,12 +444,12 @@ lua_State *sesh_lua(sesh *S)
 
 int sesh_dofile(sesh *S, const char *path)
 {
-    return call(S, luaL_loadfile(S->L, path));
+    return run_loaded(S, luaL_loadfile(S->L, path));
 }
 
 int sesh_dostring(sesh *S, const char *code, const char *chunkname)
 {
-    return call(S, luaL_loadbuffer(S->L, code, strlen(code), chunkname ? chunkname : code));
+    return run_loaded(S, luaL_loadbuffer(S->L, code, strlen(code), chunkname ? chunkname : code));
 }
 
 const char *sesh_error(const sesh *S)

@@ -74,21 +74,6 @@ int sesh_report(lua_State *L, int status)
     return status;
 }
 
-/* Turns an error into a message with a traceback; a non-string error says
- * what it is, through its __tostring if it has one. */
-static int msghandler(lua_State *L)
-{
-    const char *msg = lua_tostring(L, 1);
-    if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-            msg = lua_tostring(L, -1);
-        else
-            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    }
-    luaL_traceback(L, L, msg, 1);
-    return 1;
-}
-
 /* Ctrl-C while Lua runs: stop the chunk and any request in flight. Running a
  * script, a second Ctrl-C before the first took effect kills sesh (as it
  * kills lua); in the console it interrupts again, so the console survives. */
@@ -100,16 +85,13 @@ static void on_sigint(int sig)
         sesh_interrupt(globalS);
 }
 
+/* The host's protected call, under Ctrl-C. L is the host's state. */
 int sesh_docall(lua_State *L, int narg, int nres)
 {
-    int base = lua_gettop(L) - narg;
-    lua_pushcfunction(L, msghandler);
-    lua_insert(L, base);
-    signal(SIGINT, on_sigint);
-    int status = lua_pcall(L, narg, nres, base);
-    signal(SIGINT, SIG_DFL);
+    void (*previous)(int) = signal(SIGINT, on_sigint);
+    int status = sesh_pcall(globalS, narg, nres);
+    signal(SIGINT, previous);
     lua_sethook(L, NULL, 0, 0);       /* a Ctrl-C that came too late must not hit the next chunk */
-    lua_remove(L, base);
     return status;
 }
 
@@ -310,11 +292,11 @@ static int pmain(lua_State *L)
     interactive = (args & HAS_I) || (script == argc && !(args & (HAS_E | HAS_V))
                                      && isatty(STDIN_FILENO));
     if (args & HAS_I) {
-        sesh_console(L, progname);
+        sesh_console(L);
     } else if (script == argc && !(args & (HAS_E | HAS_V))) {
         if (isatty(STDIN_FILENO)) {
             print_version();
-            sesh_console(L, progname);
+            sesh_console(L);
         } else {
             do_file(L, NULL);
         }

@@ -73,6 +73,12 @@ lua_State *sesh_lua(sesh *S);
 int sesh_dofile(sesh *S, const char *path);
 int sesh_dostring(sesh *S, const char *code, const char *chunkname);
 
+/* lua_pcall on the host's state with a message handler that adds a
+ * traceback (and uses an error object's __tostring): the function and its
+ * nargs arguments on top; on error the message is left on the stack, as
+ * lua_pcall leaves it, and also kept for sesh_error. Returns lua_pcall's status. */
+int sesh_pcall(sesh *S, int nargs, int nresults);
+
 /* The message of the last failed call, with its traceback; "" when none. */
 const char *sesh_error(const sesh *S);
 

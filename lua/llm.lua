@@ -9,7 +9,8 @@
 -- llama.cpp server, vLLM, ...) through its base URL, or to Azure OpenAI (a
 -- deployment on a resource endpoint, with an api-key or a Microsoft Entra
 -- token). HTTP goes through the host's libcurl (sessions.http). API errors are
--- raised as tables with fields (see llm.error); 429 and 5xx are retried.
+-- raised as tables with fields (llm.is_error tells them); 429 and 5xx are
+-- retried.
 
 local cjson = require "cjson"
 local http = require "sessions.http"
@@ -108,6 +109,9 @@ function M.config(opts)
     c.token = opts.token or env("AZURE_OPENAI_AD_TOKEN")
     c.entra = opts.entra     -- options of sessions.auth.chain (tenant_id, client_id, ...)
     if not c.endpoint then return nil, M.SETUP_HELP end
+    if not c.endpoint:find("^https?://[^/]") then
+      return nil, ("AZURE_OPENAI_ENDPOINT must be an https:// URL, got %q"):format(c.endpoint)
+    end
     if not c.deployment then
       return nil, "Azure OpenAI needs a deployment: set AZURE_OPENAI_DEPLOYMENT " ..
                   "(or pass deployment = ...)"
@@ -121,6 +125,9 @@ function M.config(opts)
     -- A key, or a server of one's own: anything else means nothing is configured.
     if not c.api_key and not c.base_url then return nil, M.SETUP_HELP end
     c.base_url = strip_slash(c.base_url or M.DEFAULT_BASE_URL)
+    if not c.base_url:find("^https?://[^/]") then
+      return nil, ("OPENAI_BASE_URL must be an http:// or https:// URL, got %q"):format(c.base_url)
+    end
     c.model = opts.model or env("OPENAI_MODEL") or M.DEFAULT_MODEL
     c.organization = opts.organization or env("OPENAI_ORG_ID")
     c.url = c.base_url .. "/chat/completions"
@@ -156,6 +163,7 @@ function M.tool_spec(tool)
       name = tool.name,
       description = tool.description,
       parameters = wire_schema(tool.parameters or { type = "object", properties = {} }),
+      strict = tool.strict,   -- OpenAI's structured outputs, when the tool asks
     },
   }
 end

@@ -51,6 +51,9 @@ sessions.defaults = DEFAULTS
 -- Unavailable) or the connection never opened; 502/504 come from a gateway
 -- that may have passed it on, and a reset may come after the code ran.
 local RETRY_SAFE = { 429, 502, 503, 504 }
+-- A transfer of a file has no time limit (a gigabyte takes what it takes)
+-- but is abandoned when nothing moves for this long (or `timeout`, if shorter).
+local STALL_SECONDS = 60
 local RETRY_EXECUTE = { 429, 503 }
 
 local function uuid4()
@@ -229,15 +232,19 @@ function sessions.new(opts)
   return self
 end
 
+-- The id is a secret (whoever knows it can use the session): texts show
+-- only its start, as the pool's log does.
+local function short_id(id) return #id > 8 and (id:sub(1, 8) .. "…") or id end
+
 function Session:__tostring()
-  return ("sessions.session %s (%s, %s%s)"):format(self.id,
+  return ("sessions.session %s (%s, %s%s)"):format(short_id(self.id),
     self.local_pool and "local pool" or self.endpoint, self.api_version,
     self.closed and ", closed" or "")
 end
 
 function Session:_client()
   if self.closed then
-    usage("session", "session %s is closed", self.id)
+    usage("session", "session %s is closed", short_id(self.id))
   end
   if not self._http then self._http = http.client(self._client_opts) end
   return self._http
@@ -264,7 +271,8 @@ function Session:_send(req, x)
     local ok, res = pcall(client.request, client, {
       method = req.method, url = url, headers = headers,
       body = req.body, multipart = x.multipart, output_file = x.output_file,
-      timeout = x.timeout, retry = self:_retry(req), progress = self.progress,
+      timeout = x.timeout, low_speed_limit = x.low_speed_limit, low_speed_time = x.low_speed_time,
+      retry = self:_retry(req), progress = self.progress,
     })
     if ok then return res end
     local e = res
@@ -273,7 +281,7 @@ function Session:_send(req, x)
           or e.kind == "file" and "file" or e.kind == "usage" and "usage" or e.kind == "too_large" and "too_large"
           or "transport"
       errors.raise{ kind = kind, op = req.op, code = e.code, message = e.message,
-                    retries = (e.attempts or 1) - 1, url = url }
+                    retries = (e.attempts or 1) - 1, secrets = { token } }
     end
     error(e, 0)
   end
@@ -284,14 +292,15 @@ function Session:_send(req, x)
   if res.status == 401 and cred:refreshable() then
     log("info", req.op .. ": 401, signing in again and retrying once")
     cred:invalidate()
-    res = attempt(cred:token())
+    token = cred:token()
+    res = attempt(token)
   end
   if res.status >= 200 and res.status < 300 then return res end
   local code, message, request_id = protocol.parse_error(res.headers, res.body)
   errors.raise{ kind = "http", op = req.op, status = res.status, code = code,
                 message = message or reasons[res.status] or "unexpected answer",
                 request_id = request_id, retries = (res.attempts or 1) - 1,
-                retry_after = protocol.retry_after(res.headers) }
+                retry_after = protocol.retry_after(res.headers), secrets = { token } }
 end
 
 -- Decode a JSON answer; a bad one is a protocol error that says what arrived.
@@ -447,6 +456,15 @@ end
 
 -- Files -----------------------------------------------------------------------------
 
+-- Transfer options for a file: no limit on the whole, but abandoned when no
+-- byte moves for `timeout` seconds (at most a minute).
+function Session:_streaming(x)
+  x.timeout = 0
+  x.low_speed_limit = 1
+  x.low_speed_time = math.ceil(self.timeout > 0 and math.min(self.timeout, STALL_SECONDS) or STALL_SECONDS)
+  return x
+end
+
 local UPLOAD_OPTS = set{ "name", "data", "file", "content_type" }
 
 --- s:upload{ name =, data = | file = } -> file entry
@@ -467,7 +485,7 @@ function Session:upload(opts)
   local req = protocol.upload(self.generation, self.id, self.api_version, name)
   local part = { name = "file", filename = req.filename, data = o.data, file = o.file,
                  content_type = o.content_type or "application/octet-stream" }
-  local res = self:_send(req, { multipart = { part } })
+  local res = self:_send(req, self:_streaming{ multipart = { part } })
   if res.body == nil or res.body == "" then return { name = (name:gsub("^/mnt/data/", "")) } end
   local doc = decode("upload", res)
   if self.generation == 1 or type(doc.value) == "table" then
@@ -485,7 +503,7 @@ function Session:download(name, path)
   if not ok then usage("download", "%s", why) end
   if path ~= nil and type(path) ~= "string" then usage("download", "the local path must be a string") end
   local req = protocol.download(self.generation, self.id, self.api_version, name)
-  local res = self:_send(req, { output_file = path, accept = "*/*" })
+  local res = self:_send(req, self:_streaming{ output_file = path, accept = "*/*" })
   if path then return path end
   return res.body or ""
 end
@@ -524,7 +542,7 @@ function Session:file(name)
       if f.name == want or f.name == base and not want:find("/") then return f end
     end
     errors.raise{ kind = "http", op = "file info", status = 404, code = "FileNotFound",
-                  message = ("no file %q in session %s"):format(want, self.id) }
+                  message = ("no file %q in session %s"):format(want, short_id(self.id)) }
   end
   local res = self:_send(protocol.file_info(self.generation, self.id, self.api_version, name))
   return parse("file info", res, protocol.parse_file, 2, decode("file info", res))
@@ -609,7 +627,7 @@ function Session:restart(id)
   if self.used and not self.closed then
     local ok, e = pcall(self._send, self, protocol.delete_session(2, self.id, self:_mgmt_version("sessions")))
     if not ok and not (errors.is(e, "http") and e.status == 404) then
-      log("warn", "restart: could not delete session " .. self.id .. ": " .. tostring(e))
+      log("warn", "restart: could not delete session " .. short_id(self.id) .. ": " .. tostring(e))
     end
   end
   self.id = id or uuid4()

@@ -129,9 +129,13 @@ local res = a:run(question)
 -- Files the model wrote in the session come home too.
 local downloaded = {}
 for _, fi in ipairs(s:files()) do
-  if not before[fi.name] and fi.type ~= "Directory" and not fi.name:find("/") then
-    s:download(fi.name, o.out .. "/" .. fi.name)
-    downloaded[#downloaded + 1] = fi.name
+  if not before[fi.name] and fi.type == "file" and not fi.name:find("/") then
+    local ok, derr = pcall(s.download, s, fi.name, o.out .. "/" .. fi.name)
+    if ok then
+      downloaded[#downloaded + 1] = fi.name
+    else
+      io.stderr:write(("data_analyst.lua: could not download %s: %s\n"):format(fi.name, tostring(derr)))
+    end
   end
 end
 

@@ -10,6 +10,7 @@
 --     --datasets a,b,...   which datasets (default iris,wine,breast_cancer)
 --     --test-size F        held-out share of the rows (default 0.25)
 --     --seed N             random seed of the split (default 42)
+--     --jobs N             sessions at once (default: one per dataset)
 --     --endpoint URL       the pool (default POOL_MANAGEMENT_ENDPOINT, else the local pool)
 --     --token-file PATH    the pool's bearer token, with --endpoint
 --
@@ -32,7 +33,7 @@ local DATASETS = {
 local function usage(msg)
   io.stderr:write("pipeline.lua: ", msg, "\n",
     "usage: sesh scripts/pipeline.lua [--out DIR] [--datasets iris,wine,breast_cancer]\n",
-    "       [--test-size F] [--seed N] [--endpoint URL --token-file PATH]\n")
+    "       [--test-size F] [--seed N] [--jobs N] [--endpoint URL --token-file PATH]\n")
   os.exit(2)
 end
 
@@ -63,6 +64,9 @@ local function parse_args(argv)
         usage("--test-size must be between 0 and 1")
       end
     elseif a == "--seed" then o.seed = math.tointeger(tonumber(value())) or usage("--seed needs an integer")
+    elseif a == "--jobs" then
+      o.jobs = math.tointeger(tonumber(value()))
+      if not o.jobs or o.jobs < 1 then usage("--jobs needs a positive integer") end
     elseif a == "--endpoint" then o.endpoint = value()
     elseif a == "--token-file" then o.token_file = value()
     elseif a == "-h" or a == "--help" then usage("runs the analyses and writes a report")
@@ -219,7 +223,12 @@ end
 local function run(s, step)
   local r = s:execute(CELLS[step])
   if r.status ~= "Success" then
-    error(("the %s step failed:\n%s"):format(step, r.stderr), 0)
+    -- The exception first, the traceback after it for whoever needs it.
+    local last = ""
+    for line in (r.stderr or ""):gmatch("[^\n]+") do
+      if line:find("%S") then last = line end
+    end
+    error(("the %s step failed: %s\n%s"):format(step, last, r.stderr), 0)
   end
   return r
 end
@@ -267,8 +276,8 @@ end
 
 local function fmt(x) return ("%.3f"):format(x) end
 
-local function plural(n, noun)
-  return ("%d %s%s"):format(n, noun, n == 1 and "" or "s")
+local function plural(n, noun, nouns)
+  return ("%d %s"):format(n, n == 1 and noun or nouns or noun .. "s")
 end
 
 local function table_md(out, header, rows)
@@ -283,9 +292,10 @@ end
 local function report(results, opts, where)
   local out = {
     "# Pipeline report", "",
-    ("%d analyses ran in parallel sessions on %s. Each loaded a dataset that " ..
+    ("%s ran in parallel sessions on %s. Each loaded a dataset that " ..
      "scikit-learn ships, cleaned it, summarized it, trained a model on %d %% of the rows " ..
-     "and scored it on the other %d %% (split seed %d)."):format(#results, where,
+     "and scored it on the other %d %% (split seed %d)."):format(
+      plural(#results, "analysis", "analyses"), where,
       math.floor((1 - opts.test_size) * 100 + 0.5), math.floor(opts.test_size * 100 + 0.5), opts.seed),
     "",
   }
@@ -342,15 +352,15 @@ mkdir(opts.out)
 local where = opts.endpoint and ("the pool at " .. opts.endpoint)
   or os.getenv("POOL_MANAGEMENT_ENDPOINT") and "the pool at POOL_MANAGEMENT_ENDPOINT"
   or "the local pool"
-print(("pipeline: %d analyses (%s) in parallel sessions on %s"):format(
-  #opts.datasets, table.concat(opts.datasets, ", "), where))
+print(("pipeline: %s (%s) in parallel sessions on %s"):format(
+  plural(#opts.datasets, "analysis", "analyses"), table.concat(opts.datasets, ", "), where))
 
 local results, errs = sessions.parallel(opts.datasets, function(name)
   local a = analyze(name, opts)
   print(("pipeline: %-13s accuracy %.3f  macro F1 %.3f  (%d rows)"):format(
     name, a.metrics.accuracy, a.metrics.f1_macro, a.cleaning.rows))
   return a
-end, { errors = "collect" })
+end, { errors = "collect", limit = opts.jobs })
 
 if errs then
   for i, name in ipairs(opts.datasets) do

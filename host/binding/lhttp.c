@@ -99,10 +99,9 @@ static const char *opt_string(lua_State *L, int t, const char *key, size_t *len)
     return s;
 }
 
-static int opt_boolean(lua_State *L, int t, const char *key, int def) {
-    int v = def;
-    if (lua_getfield(L, t, key) != LUA_TNIL)
-        v = lua_toboolean(L, -1);
+/* -1 when absent, else the value's truth: "not said" differs from false. */
+static int opt_flag(lua_State *L, int t, const char *key) {
+    int v = lua_getfield(L, t, key) == LUA_TNIL ? -1 : lua_toboolean(L, -1);
     lua_pop(L, 1);
     return v;
 }
@@ -242,7 +241,8 @@ static void read_retry(lua_State *L, int req, sesh_http_request *r) {
     r->retry.total = opt_number(L, t, "total", 60);
     r->retry.base = opt_number(L, t, "base", 0.25);
     r->retry.cap = opt_number(L, t, "cap", 30);
-    r->retry.idempotent = opt_boolean(L, t, "idempotent", 0);
+    if (r->idempotent < 0)          /* the first contract had it here */
+        r->idempotent = opt_flag(L, t, "idempotent");
     if (r->retry.max < 1 || r->retry.total < 0 || r->retry.base < 0 || r->retry.cap < 0)
         luaL_error(L, "retry: max must be >= 1, total, base and cap >= 0");
     int *statuses = scratch(L, MAX_STATUSES * sizeof *statuses);
@@ -288,8 +288,8 @@ static void read_request(lua_State *L, int req, sesh_http_request *r) {
     if (max_body < 0)
         luaL_error(L, "request: 'max_body' must not be negative");
     r->max_body = (size_t)max_body;
-    r->progress = lua_getfield(L, req, "progress") == LUA_TNIL ? -1 : lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    r->progress = opt_flag(L, req, "progress");
+    r->idempotent = opt_flag(L, req, "idempotent");
     read_headers(L, req, r);
     read_parts(L, req, r);
     read_retry(L, req, r);

@@ -190,7 +190,10 @@ int sesh_api_upload(sesh_api *api, sesh_call *call, const char *key, const char 
 
 static void op_health(sesh_api *api, sesh_call *call, sesh_reply *reply)
 {
-    sesh_reply_json(reply, 200, json_pack("{s:s}", "status", "Healthy"));
+    /* No token needed here: only counts, nothing about any session. */
+    sesh_reply_json(reply, 200, json_pack("{s:s, s:I, s:i}", "status", "Healthy",
+                                          "sessions", (json_int_t)sesh_manager_count(api->m),
+                                          "readySessions", sesh_manager_ready(api->m)));
 }
 
 static json_t *session_json(const sesh_session_info *info)

@@ -233,7 +233,7 @@ static void timing_headers(sesh_call *call, const sesh_run *run, sesh_reply *rep
     sesh_reply_header(reply, "X-Ms-New-Allocation", "%s",
                       call->session_created || run->new_allocation ? "True" : "False");
     sesh_reply_header(reply, "X-Ms-Allocation-Time", "%llu", (unsigned long long)run->alloc_ms);
-    sesh_reply_header(reply, "X-Ms-Allocation-Retries", "0");
+    sesh_reply_header(reply, "X-Ms-Allocation-Retries", "%d", run->allocation_retries);
     sesh_reply_header(reply, "X-Ms-Preparation-Time", "%llu", (unsigned long long)run->wait_ms);
     sesh_reply_header(reply, "X-Ms-Container-Execution-Duration", "%llu", (unsigned long long)run->run_ms);
     sesh_reply_header(reply, "X-Ms-Overall-Execution-Time", "%llu", (unsigned long long)run->total_ms);

@@ -386,12 +386,6 @@ static char *make_work_dir(const char *state_dir, char **err)
     return dir;
 }
 
-/* The pool's directory may have to be crossed by the sandbox uid. */
-static void open_work_dir(const char *dir, uid_t uid)
-{
-    if (geteuid() == 0 && uid != 0) chmod(dir, 0711);
-}
-
 /* ---- life ---- */
 
 typedef struct pool {
@@ -461,7 +455,6 @@ static int setup(pool *p, char **err)
         mc.owner_uid = SANDBOX_UID;
         mc.owner_gid = (gid_t)SANDBOX_UID;
     }
-    open_work_dir(p->work_dir, mc.owner_uid);
     mc.ready = o->ready;
     mc.cooldown = o->cooldown;
     mc.max_sessions = o->max_sessions;

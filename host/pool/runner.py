@@ -185,6 +185,7 @@ class Runner:
         self.in_cell = False
         self.interrupted = False
         self.processes_before = set()
+        self.swept = False
         self.images = []
         self.result_repr = None
         self.matplotlib = False
@@ -207,10 +208,17 @@ class Runner:
 
     def on_sigint(self, signum, frame):
         # Outside a cell an interrupt would hit the runner itself: ignore it.
-        if self.in_cell:
-            self.interrupted = True
-            stop_new_processes(self.processes_before)
-            raise KeyboardInterrupt
+        if not self.in_cell:
+            return
+        self.interrupted = True
+        if not self.swept:
+            self.swept = True
+            signal.signal(signal.SIGINT, signal.SIG_IGN)    # not while sweeping
+            try:
+                stop_new_processes(self.processes_before)
+            finally:
+                signal.signal(signal.SIGINT, self.on_sigint)
+        raise KeyboardInterrupt
 
     def execute(self, request):
         code = request.get("code")
@@ -226,6 +234,7 @@ class Runner:
         self.result_repr = None
         self.interrupted = False
         self.processes_before = sandbox_processes()
+        self.swept = False
         saved = sys.stdout, sys.stderr
         signal.signal(signal.SIGINT, self.on_sigint)
         success = False

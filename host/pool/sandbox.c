@@ -13,6 +13,7 @@
  *   4 memfd holding runner.py (read by the bootstrap, then closed)
  *   5 memfd holding the seccomp filter (read by bwrap)
  *   6 bwrap's --json-status-fd (tells us the host pid of the namespace's init)
+ *   7, 8 memfds holding the sandbox's own /etc/passwd and /etc/group
  *
  * The interpreter is interrupted by SIGINT sent through a pidfd (never a pid
  * that could have been reused), and killed by SIGKILL to the namespace's init,
@@ -54,7 +55,7 @@ extern const unsigned long sesh_runner_py_len;
 #define UID_RANGE            1000000u
 #define DEFAULT_MEMORY       (4UL << 30)
 #define DEFAULT_FILE_SIZE    (1UL << 30)
-#define DEFAULT_DISK         (2UL << 30)
+#define DEFAULT_DISK         (1UL << 30)
 #define DISK_CHECK_MS        500
 #define DISK_MAX_ENTRIES     100000
 #define DISK_MAX_DEPTH       64
@@ -71,9 +72,11 @@ extern const unsigned long sesh_runner_py_len;
 #define HOST_STAGE           "/mnt"     /* where a root pool shows bwrap the data dir */
 
 /* The runner arrives on descriptor 4; the bootstrap reads it, closes every
- * descriptor above the protocol socket, and runs it. */
+ * descriptor above the protocol socket, sets the sandbox's process limit
+ * (see start) and runs it. */
 static const char bootstrap[] =
-    "import os;f=os.fdopen(4,'rb');s=f.read();f.close();os.closerange(4,65536);"
+    "import os,resource;resource.setrlimit(resource.RLIMIT_NPROC,(%d,%d));"
+    "f=os.fdopen(4,'rb');s=f.read();f.close();os.closerange(4,65536);"
     "exec(compile(s,'sesh-runner','exec'),{'__name__':'__sesh_runner__'})";
 
 struct sesh_sandbox {
@@ -197,7 +200,7 @@ static void add_python_etc(strvec *a)
 }
 
 static void build_argv(strvec *a, const sesh_sandbox_config *cfg, const char *data_src,
-                       size_t tmp_size)
+                       size_t tmp_size, int processes)
 {
     vec_add(a, BWRAP);
     vec_add(a, "--unshare-user");
@@ -224,6 +227,9 @@ static void build_argv(strvec *a, const sesh_sandbox_config *cfg, const char *da
     for (size_t i = 0; i < sizeof etc / sizeof *etc; i++)
         add_ro_try(a, etc[i]);
     add_python_etc(a);
+    /* Accounts of the sandbox only (getpass, id, pwd work; no host account shows). */
+    vec_add(a, "--ro-bind-data"); vec_add(a, "7"); vec_add(a, "/etc/passwd");
+    vec_add(a, "--ro-bind-data"); vec_add(a, "8"); vec_add(a, "/etc/group");
     if (cfg->network) {
         static const char *const net[] = {
             "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf",
@@ -238,6 +244,7 @@ static void build_argv(strvec *a, const sesh_sandbox_config *cfg, const char *da
     /* /dev/shm lives in /dev's tmpfs, which has no size: give it its own. */
     vec_add(a, "--size"); vec_addf(a, "%zu", (size_t)DEFAULT_SHM_SIZE);
     vec_add(a, "--tmpfs"); vec_add(a, "/dev/shm");
+    vec_add(a, "--remount-ro"); vec_add(a, "/dev");
     vec_add(a, "--size"); vec_addf(a, "%zu", tmp_size);
     vec_add(a, "--tmpfs"); vec_add(a, "/tmp");
     vec_add(a, "--bind"); vec_add(a, data_src); vec_add(a, "/mnt/data");
@@ -251,7 +258,7 @@ static void build_argv(strvec *a, const sesh_sandbox_config *cfg, const char *da
     vec_add(a, "-s");          /* no user site directory */
     vec_add(a, "-B");          /* no .pyc written */
     vec_add(a, "-c");
-    vec_add(a, bootstrap);
+    vec_addf(a, bootstrap, processes, processes);
 }
 
 static void build_env(strvec *e)
@@ -269,7 +276,8 @@ static void build_env(strvec *e)
 
 typedef struct {
     char **argv, **envp;
-    int fds[7];                /* what lands on descriptors 0..6 */
+#define CHILD_FDS 9
+    int fds[CHILD_FDS];        /* what lands on descriptors 0..8 */
     int as_root;
     uid_t uid;
     gid_t gid;
@@ -291,17 +299,20 @@ static void child_fail(const char *what)
 
 static void child_run(const spawn_plan *p)
 {
-    int high[7];
-    for (int i = 0; i < 7; i++) {
+    int high[CHILD_FDS];
+    for (int i = 0; i < CHILD_FDS; i++) {
         high[i] = fcntl(p->fds[i], F_DUPFD, 64);
         if (high[i] < 0)
             child_fail("dup");
     }
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < CHILD_FDS; i++)
         if (dup2(high[i], i) < 0)
             child_fail("dup2");
-    close_range(7, ~0U, 0);
+    close_range(CHILD_FDS, ~0U, 0);
 
+    for (int i = 0; i < p->nlimits; i++)
+        if (setrlimit(p->limit_ids[i], &p->limits[i]) < 0)
+            child_fail("setrlimit");
     if (p->as_root) {
         /* bwrap runs unprivileged and must reach the data directory by path,
          * though its parents may be closed to the sandbox uid: show it at
@@ -319,9 +330,6 @@ static void child_run(const spawn_plan *p)
         if (setresuid(p->uid, p->uid, p->uid) < 0)
             child_fail("setresuid");
     }
-    for (int i = 0; i < p->nlimits; i++)
-        if (setrlimit(p->limit_ids[i], &p->limits[i]) < 0)
-            child_fail("setrlimit");
     /* Untrusted code yields the CPU to the pool that serves everyone. */
     if (setpriority(PRIO_PROCESS, 0, p->nice) < 0)
         child_fail("setpriority");
@@ -449,40 +457,6 @@ static void give_tree(int dirfd, uid_t uid, int depth, long *entries)
         }
     }
     closedir(d);
-}
-
-/* Threads of uid now running: an unprivileged pool shares RLIMIT_NPROC with
- * its user's own processes, so the sandbox's allowance comes on top. */
-static long user_threads(uid_t uid)
-{
-    DIR *d = opendir("/proc");
-    if (!d)
-        return 0;
-    long total = 0;
-    struct dirent *e;
-    char path[64], line[256];
-    while ((e = readdir(d))) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        snprintf(path, sizeof path, "/proc/%.20s/status", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        long threads = 0;
-        int mine = 0;
-        unsigned real;
-        while (fgets(line, sizeof line, f)) {
-            if (sscanf(line, "Uid: %u", &real) == 1)
-                mine = real == uid;
-            else if (sscanf(line, "Threads: %ld", &threads) == 1)
-                break;
-        }
-        fclose(f);
-        if (mine)
-            total += threads;
-    }
-    closedir(d);
-    return total;
 }
 
 /* ---- console tail ---- */
@@ -967,6 +941,7 @@ static char *check_request(json_t *request, const char **op, size_t *max_output)
 static sesh_run_status lost(sesh_sandbox *sb, char **err, char *why)
 {
     sesh_sandbox_kill(sb);
+    reap(sb, 2000);         /* a zombie would still count against the uid's limits */
     char *note = console_note(sb);
     *err = format("interpreter lost: %s%s", why ? why : "unknown reason", note ? note : "");
     free(why);
@@ -1231,7 +1206,8 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err)
     }
 
     int chan[2] = { -1, -1 }, console[2] = { -1, -1 }, status[2] = { -1, -1 };
-    int devnull = -1, runner = -1, filter = -1;
+    int devnull = -1, runner = -1, filter = -1, passwd = -1, group = -1;
+    char accounts[256];
     strvec argv = { 0 }, envp = { 0 };
     char *why = NULL;
 
@@ -1245,9 +1221,19 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err)
     filter = sesh_seccomp_filter_fd(&why);
     if (filter < 0)
         goto fail;
+    snprintf(accounts, sizeof accounts, "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+             "sesh:x:%u:%u:sesh:/tmp:/usr/sbin/nologin\n", (unsigned)uid, (unsigned)uid);
+    passwd = make_memfd("sesh-passwd", accounts, strlen(accounts));
+    snprintf(accounts, sizeof accounts, "root:x:0:\nsesh:x:%u:\n", (unsigned)uid);
+    group = make_memfd("sesh-group", accounts, strlen(accounts));
+    if (passwd < 0 || group < 0) {
+        why = format("cannot prepare the sandbox's accounts: %s", strerror(errno));
+        goto fail;
+    }
 
     size_t tmp_size = cfg->tmp_size ? cfg->tmp_size : DEFAULT_TMP_SIZE;
-    build_argv(&argv, cfg, as_root ? HOST_STAGE : cfg->data_dir, tmp_size);
+    int processes = cfg->max_processes > 0 ? cfg->max_processes : DEFAULT_PROCESSES;
+    build_argv(&argv, cfg, as_root ? HOST_STAGE : cfg->data_dir, tmp_size, processes);
     build_env(&envp);
     if (argv.oom || envp.oom) {
         why = strdup("out of memory");
@@ -1256,7 +1242,8 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err)
 
     spawn_plan plan = {
         .argv = argv.v, .envp = envp.v,
-        .fds = { devnull, console[1], console[1], chan[1], runner, filter, status[1] },
+        .fds = { devnull, console[1], console[1], chan[1], runner, filter, status[1], passwd,
+                 group },
         .as_root = as_root, .uid = uid, .gid = (gid_t)uid, .data_dir = cfg->data_dir,
         .nice = SANDBOX_NICE,
     };
@@ -1266,11 +1253,12 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err)
     if (file_size > sb->disk_limit)
         file_size = sb->disk_limit;
     add_limit(&plan, RLIMIT_FSIZE, file_size);
-    rlim_t processes = (rlim_t)(cfg->max_processes > 0 ? cfg->max_processes
-                                                        : DEFAULT_PROCESSES);
-    if (!as_root)
-        processes += (rlim_t)user_threads(uid);
-    add_limit(&plan, RLIMIT_NPROC, processes);
+    /* RLIMIT_NPROC counts a uid's processes in its user namespace and in
+     * every namespace above, against the limit each namespace's creator had.
+     * So it is set inside, by the bootstrap, where it counts only the
+     * sandbox's own processes; set out here, it would be one allowance
+     * shared by every sandbox of the uid (and, unprivileged, by the user's
+     * own processes). */
     add_limit(&plan, RLIMIT_NOFILE, (rlim_t)(cfg->max_open_files > 0 ? cfg->max_open_files
                                                                      : DEFAULT_OPEN_FILES));
     add_limit(&plan, RLIMIT_CORE, 0);
@@ -1288,6 +1276,8 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err)
     close_fd(&devnull);
     close_fd(&runner);
     close_fd(&filter);
+    close_fd(&passwd);
+    close_fd(&group);
     sb->chan = chan[0];
     sb->console = console[0];
     sb->status_fd = status[0];
@@ -1324,6 +1314,7 @@ fail:
     close_fd(&console[0]); close_fd(&console[1]);
     close_fd(&status[0]); close_fd(&status[1]);
     close_fd(&devnull); close_fd(&runner); close_fd(&filter);
+    close_fd(&passwd); close_fd(&group);
     close_fd(&sb->data_fd);
     vec_free(&argv);
     vec_free(&envp);

@@ -291,6 +291,14 @@ size_t sesh_manager_count(sesh_manager *m)
     return n;
 }
 
+int sesh_manager_ready(sesh_manager *m)
+{
+    pthread_mutex_lock(&m->mu);
+    int n = m->nwarm;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
 uint64_t sesh_manager_idle_ms(sesh_manager *m)
 {
     pthread_mutex_lock(&m->mu);
@@ -436,6 +444,16 @@ static void run_turn(sesh_session *s, json_t *request, int timeout_ms, sesh_run 
         uint64_t t0 = sesh_now_ms();
         char *err = NULL;
         sesh_sandbox *sb = start_sandbox(m, s->name, &err);
+        if (!sb && !atomic_load(&m->stopping)) {
+            /* Namespaces or processes can be short for a moment (EAGAIN): once more. */
+            sesh_log("session %.8s: a sandbox did not start (%s); trying again", s->guid,
+                     err ? err : "unknown error");
+            free(err);
+            err = NULL;
+            usleep(300 * 1000);
+            run->allocation_retries = 1;
+            sb = start_sandbox(m, s->name, &err);
+        }
         run->alloc_ms = sesh_now_ms() - t0;
         if (!sb) {
             sesh_log("session %.8s: cannot start a sandbox: %s", s->guid, err ? err : "unknown error");
@@ -474,25 +492,22 @@ static void run_turn(sesh_session *s, json_t *request, int timeout_ms, sesh_run 
     }
 }
 
-sesh_sess_status sesh_session_execute(sesh_session *s, json_t *request, int timeout_ms,
-                                      const char *exec_id, sesh_run *run)
+/* Takes a place in the session's queue; the caller holds s->mu. */
+static sesh_sess_status take_ticket(sesh_session *s, const char *exec_id, int async, uint64_t *ticket)
+{
+    if (s->gone) return SESH_SESS_NOT_FOUND;
+    if (s->next_ticket - s->serving >= (uint64_t)s->m->cfg.max_queue) return SESH_SESS_BUSY;
+    *ticket = s->next_ticket++;
+    if (exec_id && !record_find(s, exec_id)) record_add(s, exec_id, async);
+    return SESH_SESS_OK;
+}
+
+/* Waits for the ticket's turn, runs, and passes the turn on. */
+static sesh_sess_status run_ticket(sesh_session *s, uint64_t ticket, json_t *request, int timeout_ms,
+                                   const char *exec_id, uint64_t t0, sesh_run *run)
 {
     sesh_manager *m = s->m;
-    uint64_t t0 = sesh_now_ms();
-    memset(run, 0, sizeof *run);
-    run->timeout_ms = timeout_ms;
-
     pthread_mutex_lock(&s->mu);
-    if (s->gone) {
-        pthread_mutex_unlock(&s->mu);
-        return SESH_SESS_NOT_FOUND;
-    }
-    if (s->next_ticket - s->serving >= (uint64_t)m->cfg.max_queue) {
-        pthread_mutex_unlock(&s->mu);
-        return SESH_SESS_BUSY;
-    }
-    uint64_t ticket = s->next_ticket++;
-    if (exec_id && !record_find(s, exec_id)) record_add(s, exec_id, 0);
     while (s->serving != ticket && !s->gone && !atomic_load(&m->stopping))
         pthread_cond_wait(&s->cv, &s->mu);
     int gone = s->gone, stopping = atomic_load(&m->stopping);
@@ -520,11 +535,25 @@ sesh_sess_status sesh_session_execute(sesh_session *s, json_t *request, int time
     return st;
 }
 
+sesh_sess_status sesh_session_execute(sesh_session *s, json_t *request, int timeout_ms,
+                                      const char *exec_id, sesh_run *run)
+{
+    uint64_t t0 = sesh_now_ms(), ticket;
+    memset(run, 0, sizeof *run);
+    run->timeout_ms = timeout_ms;
+    pthread_mutex_lock(&s->mu);
+    sesh_sess_status st = take_ticket(s, exec_id, 0, &ticket);
+    pthread_mutex_unlock(&s->mu);
+    if (st != SESH_SESS_OK) return st;
+    return run_ticket(s, ticket, request, timeout_ms, exec_id, t0, run);
+}
+
 typedef struct async_job {
     sesh_session *s;
     json_t *request;
     int timeout_ms;
     char *id;
+    uint64_t ticket, t0;
 } async_job;
 
 static void *async_main(void *arg)
@@ -532,7 +561,9 @@ static void *async_main(void *arg)
     async_job *job = arg;
     sesh_manager *m = job->s->m;
     sesh_run run;
-    if (sesh_session_execute(job->s, job->request, job->timeout_ms, job->id, &run) == SESH_SESS_OK)
+    memset(&run, 0, sizeof run);
+    run.timeout_ms = job->timeout_ms;
+    if (run_ticket(job->s, job->ticket, job->request, job->timeout_ms, job->id, job->t0, &run) == SESH_SESS_OK)
         sesh_run_clear(&run);
     sesh_session_release(job->s);
     json_decref(job->request);
@@ -554,43 +585,48 @@ sesh_sess_status sesh_session_execute_async(sesh_session *s, json_t *request, in
         pthread_mutex_unlock(&m->mu);
         return SESH_SESS_STOPPING;
     }
-    if (s->gone) {
-        pthread_mutex_unlock(&m->mu);
-        return SESH_SESS_NOT_FOUND;
-    }
     if (m->nasync >= MAX_ASYNC) {
         pthread_mutex_unlock(&m->mu);
         return SESH_SESS_BUSY;
     }
-    pthread_mutex_lock(&s->mu);
-    int full = s->next_ticket - s->serving >= (uint64_t)m->cfg.max_queue;
-    if (!full && !record_find(s, exec_id)) record_add(s, exec_id, 1);
-    pthread_mutex_unlock(&s->mu);
-    if (full) {
-        pthread_mutex_unlock(&m->mu);
-        return SESH_SESS_BUSY;
-    }
-    s->refs++;
-    m->nasync++;
-    pthread_mutex_unlock(&m->mu);
-
     async_job *job = sesh_xcalloc(1, sizeof *job);
     job->s = s;
     job->request = json_incref(request);
     job->timeout_ms = timeout_ms;
     job->id = sesh_xstrdup(exec_id);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t t;
-    int rc = pthread_create(&t, &attr, async_main, job);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        sesh_log("cannot start a thread for a background execution: %s", strerror(rc));
-        async_main(job);    /* undoes the counts; the record ends as failed */
-        return SESH_SESS_BUSY;
+    job->t0 = sesh_now_ms();
+
+    /* The place in the queue is taken here, in the caller's thread, so
+     * executions keep their arrival order whoever's thread runs first. */
+    pthread_mutex_lock(&s->mu);
+    sesh_sess_status st = take_ticket(s, exec_id, 1, &job->ticket);
+    int rc = 0;
+    if (st == SESH_SESS_OK) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_t t;
+        rc = pthread_create(&t, &attr, async_main, job);
+        pthread_attr_destroy(&attr);
+        if (rc == 0) {
+            s->refs++;                    /* the worker's; released at its end */
+            m->nasync++;
+        } else {
+            s->next_ticket--;             /* nobody took a ticket meanwhile: we hold the lock */
+            sesh_run failed = { .error = "the pool could not start a thread for it" };
+            record_finish(s, exec_id, &failed);
+            sesh_log("cannot start a thread for a background execution: %s", strerror(rc));
+            st = SESH_SESS_BUSY;
+        }
     }
-    return SESH_SESS_OK;
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&m->mu);
+    if (st != SESH_SESS_OK) {
+        json_decref(job->request);
+        free(job->id);
+        free(job);
+    }
+    return st;
 }
 
 /* ---- the keeper: cooldown and warm pool ---- */

@@ -52,6 +52,7 @@ typedef struct sesh_run {
     json_t *reply;                 /* the runner's reply (OK, TIMED_OUT), owned */
     char *error;                   /* why it was lost or not started, owned */
     int new_allocation;            /* a sandbox was started for this run */
+    int allocation_retries;        /* starts that failed before one worked */
     int state_lost_before;         /* the previous interpreter had died: fresh state */
     int timeout_ms;
     uint64_t wait_ms, alloc_ms, run_ms, total_ms;
@@ -78,6 +79,7 @@ sesh_manager *sesh_manager_new(const sesh_manager_config *cfg, char **err);
 void sesh_manager_stop(sesh_manager *m);    /* refuse new work, kill running code */
 void sesh_manager_free(sesh_manager *m);    /* waits for workers, removes every session */
 size_t sesh_manager_count(sesh_manager *m);
+int sesh_manager_ready(sesh_manager *m);          /* warm sandboxes waiting */
 uint64_t sesh_manager_idle_ms(sesh_manager *m);   /* since the last session went; 0 with sessions */
 int sesh_manager_retry_after(sesh_manager *m);    /* seconds until a slot may free up */
 

@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -77,6 +78,7 @@ struct sesh_http_transfer {
     sesh_http_error err;
     char *what;                      /* "METHOD url" with secrets masked, for messages */
     char errbuf[CURL_ERROR_SIZE];
+    int idempotent;
     int progress;
     double last_draw;
     curl_off_t last_drawn;
@@ -215,6 +217,35 @@ static int running_count(void) {
 
 /* ---- global state ---- */
 
+/* Processes a script starts (the local pool, a shell) must not inherit our sockets:
+ * a daemon holding a keep-alive connection open would keep it alive for its life. */
+static void set_cloexec(int fd) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0)
+        fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+static int on_socket(void *ud, curl_socket_t fd, curlsocktype purpose) {
+    (void)ud;
+    (void)purpose;
+    set_cloexec(fd);
+    return CURL_SOCKOPT_OK;
+}
+
+/* The multi handle opens a socketpair (for curl_multi_wakeup) out of our reach:
+ * whatever descriptors appear while it is created get close-on-exec. */
+static CURLM *new_multi(void) {
+    enum { SCAN = 256 };
+    unsigned char open_before[SCAN];
+    for (int fd = 0; fd < SCAN; fd++)
+        open_before[fd] = fcntl(fd, F_GETFD) >= 0;
+    CURLM *m = curl_multi_init();
+    for (int fd = 0; fd < SCAN; fd++)
+        if (!open_before[fd] && fcntl(fd, F_GETFD) >= 0)
+            set_cloexec(fd);
+    return m;
+}
+
 int sesh_http_init(sesh_http_error *err) {
     if (!curl_ready) {
         CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -224,7 +255,7 @@ int sesh_http_init(sesh_http_error *err) {
         }
         curl_ready = 1;
     }
-    if (!multi && !(multi = curl_multi_init())) {
+    if (!multi && !(multi = new_multi())) {
         set_error(err, SESH_HTTP_ETRANSPORT, 0, "libcurl: cannot create a multi handle");
         return -1;
     }
@@ -494,7 +525,7 @@ static void set_noproxy(CURL *e) {
 
 /* 0 when path is a regular file open for reading in *f, else an errno (*f may be open). */
 static int open_regular(const char *path, FILE **f, struct stat *st) {
-    *f = fopen(path, "rb");
+    *f = fopen(path, "rbe");        /* e: O_CLOEXEC, children do not inherit it */
     if (!*f || fstat(fileno(*f), st) != 0)
         return errno;
     return S_ISREG(st->st_mode) ? 0 : S_ISDIR(st->st_mode) ? EISDIR : EINVAL;
@@ -571,7 +602,7 @@ static int open_output(sesh_http_transfer *t, const char *path, sesh_http_error 
         return -1;
     }
     snprintf(t->tmp_path, n, "%.*s.%s.sesh-XXXXXX", (int)dirlen, path, base);
-    int fd = mkstemp(t->tmp_path);
+    int fd = mkostemp(t->tmp_path, O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         free(t->tmp_path);
@@ -618,6 +649,14 @@ static int valid_method(const char *m) {
     return 1;
 }
 
+static int idempotent_method(const char *m) {
+    static const char *safe[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"};
+    for (size_t i = 0; i < sizeof safe / sizeof *safe; i++)
+        if (strcmp(m, safe[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static int setup(sesh_http_transfer *t, const sesh_http_request *r, sesh_http_error *err) {
     sesh_http_client *c = t->client;
     CURL *e = t->easy;
@@ -645,6 +684,7 @@ static int setup(sesh_http_transfer *t, const sesh_http_request *r, sesh_http_er
     curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_socket);
     if (c->unix_socket)
         curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, c->unix_socket);
     if (c->ca_file)                 /* verification stays on: this only adds trust */
@@ -690,6 +730,9 @@ static int setup(sesh_http_transfer *t, const sesh_http_request *r, sesh_http_er
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
     }
+    t->idempotent = r->idempotent >= 0 ? r->idempotent : idempotent_method(method);
+    if (!t->idempotent)
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     if (strcmp(method, "HEAD") == 0)
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     else if (strcmp(method, "GET") == 0 && !has_body)
@@ -841,6 +884,12 @@ static int schedule_retry(sesh_http_transfer *t, double server_wait) {
     double at = now();
     if (t->retry.total > 0 && at + delay > t->started + t->retry.total)
         return 0;
+    /* Rewind the files first: if that fails, the last answer is still intact. */
+    if (t->out && (fflush(t->out) != 0 || ftruncate(fileno(t->out), 0) != 0 ||
+                   fseeko(t->out, 0, SEEK_SET) != 0))
+        return 0;
+    if (t->upload && fseeko(t->upload, 0, SEEK_SET) != 0)
+        return 0;
     t->next_at = at + delay;
     t->state = WAITING;
     clear_headers(t);
@@ -848,11 +897,6 @@ static int schedule_retry(sesh_http_transfer *t, double server_wait) {
     t->too_large = 0;
     t->write_errno = 0;
     t->status = 0;
-    if (t->out && (fflush(t->out) != 0 || ftruncate(fileno(t->out), 0) != 0 ||
-                   fseeko(t->out, 0, SEEK_SET) != 0))
-        return 0;
-    if (t->upload && fseeko(t->upload, 0, SEEK_SET) != 0)
-        return 0;
     return 1;
 }
 
@@ -888,7 +932,7 @@ static void completed(sesh_http_transfer *t, CURLcode rc) {
         long sent = 0;
         curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent);
         /* Nothing sent: the server cannot have acted on it, so any request may go again. */
-        if ((sent == 0 || t->retry.idempotent) && schedule_retry(t, -1)) {
+        if ((sent == 0 || t->idempotent) && schedule_retry(t, -1)) {
             t->errbuf[0] = '\0';
             return;
         }
@@ -979,12 +1023,10 @@ void sesh_http_transfer_free(sesh_http_transfer *t) {
         fclose(t->upload);
     free(t->output_file);
     if (t->easy) {
-        /* the handle must forget pointers into this transfer before it is reused */
-        curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
-        curl_easy_setopt(t->easy, CURLOPT_MIMEPOST, NULL);
         if (t->own_easy) {
             curl_easy_cleanup(t->easy);
         } else {
+            curl_easy_reset(t->easy);   /* forget every pointer into t; keep the caches */
             t->client->busy = 0;
             if (t->client->closing)
                 client_destroy(t->client);

@@ -67,7 +67,6 @@ typedef struct {
     double cap;                /* backoff ceiling in seconds */
     const int *statuses;       /* HTTP statuses worth another attempt */
     size_t nstatuses;
-    int idempotent;            /* also retry failures after the request was sent */
 } sesh_http_retry;
 
 typedef struct {
@@ -88,6 +87,11 @@ typedef struct {
     long low_speed_time;
     size_t max_body;           /* 0: SESH_HTTP_MAX_BODY_DEFAULT */
     sesh_http_retry retry;
+    /* May the server see this request twice? -1: by method (GET, HEAD, OPTIONS, PUT,
+     * DELETE yes; POST, PATCH no). Yes: with retry.max > 1, failures after sending are
+     * retried too. No: it never rides a kept-alive connection, because libcurl
+     * silently re-sends a request once when a reused connection dies unanswered. */
+    int idempotent;
     int progress;              /* -1: on a terminal for big transfers, 0: off, 1: on */
 } sesh_http_request;
 

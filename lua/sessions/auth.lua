@@ -54,6 +54,7 @@ local function token_answer(res, source)
     if ok and type(doc) == "table" then
       local e, d = protocol.nonnull(doc.error), protocol.nonnull(doc.error_description)
       if type(e) == "table" then e, d = e.code, e.message end
+      d = d or protocol.nonnull(doc.message)
       if e then msg = msg .. " " .. tostring(e) end
       if d then msg = msg .. ": " .. first_line(d) end
     elseif res.status == 401 or res.status == 403 then
@@ -184,13 +185,14 @@ sources.azure_cli = {
       shell_quote(cfg.az), shell_quote(cfg.scope:gsub("/%.default$", "")), shell_quote(errfile))
     if cfg.az_timeout then cmd = "timeout " .. cfg.az_timeout .. " " .. cmd end
     local p = io.popen(cmd, "r")
-    local out = p and p:read("a") or ""
-    local _, _, rc = (p and p:close())
+    if not p then return nil, "cannot run " .. cfg.az end
+    local out = p:read("a") or ""
+    local _, _, rc = p:close()
     local ef = io.open(errfile, "r")
     local err = ef and ef:read("a") or ""
     if ef then ef:close() end
     os.remove(errfile)
-    if rc == 127 or err:find("not found") and out == "" then
+    if rc == 127 or rc == 126 then
       return nil, "'" .. cfg.az .. "' not found (install the Azure CLI or set another source)"
     end
     if rc == 124 then return nil, "'az' did not answer within " .. cfg.az_timeout .. " s" end
@@ -217,23 +219,35 @@ Credential.__index = Credential
 Credential.__name = "sessions.credential"
 function Credential:__tostring() return "sessions.credential (" .. self.kind .. ")" end
 
+-- Cached tokens live here, not in the credential's fields, so that printing
+-- or dumping a credential or a session never shows one.
+local CACHE = setmetatable({}, { __mode = "k" })   -- credential -> { token, expires_on, refreshing }
+
+local function cache(c)
+  local t = CACHE[c]
+  if not t then t = {}; CACHE[c] = t end
+  return t
+end
+
 -- Token for the next request (cached while valid).
 function Credential:token()
+  local st = cache(self)
   local now = self.clock()
-  if self.cached and (not self.expires_on or now < self.expires_on - REFRESH_MARGIN) then
-    return self.cached
+  if st.token and (not st.expires_on or now < st.expires_on - REFRESH_MARGIN) then
+    return st.token
   end
-  local reason = self.cached and "expired" or (self.refreshing and "refresh" or "first")
-  self.refreshing = nil
+  local reason = st.token and "expired" or (st.refreshing and "refresh" or "first")
+  st.refreshing = nil
   local tok, exp = self:fetch(reason)
-  self.cached, self.expires_on = tok, exp
+  st.token, st.expires_on = tok, exp
   return tok
 end
 
 -- After a 401: forget the cached token so that the next token() fetches one.
 function Credential:invalidate()
-  self.cached, self.expires_on = nil, nil
-  self.refreshing = true
+  local st = cache(self)
+  st.token, st.expires_on = nil, nil
+  st.refreshing = true
 end
 
 -- Whether a new token could differ from the last one (a 401 is worth a retry).
@@ -242,7 +256,7 @@ function Credential:refreshable() return self.kind ~= "static" end
 function auth.static(token)
   local c = setmetatable({ kind = "static", clock = os.time }, Credential)
   function c.fetch() return token end
-  c.cached = token
+  cache(c).token = token
   c.invalidate = function() end
   return c
 end

@@ -20,6 +20,10 @@
 local errors = {}
 
 local Error = { __name = "sessions.error" }
+
+-- Kinds whose code means something to a reader (a service error code, a
+-- Python exception); a curl or errno number is left in the field.
+local SHOWS_CODE = { http = true, python = true, protocol = true, auth = true }
 Error.__index = Error
 
 -- Remove anything that looks like a credential from a text meant for people.
@@ -42,7 +46,7 @@ function Error:__tostring()
   local parts = { "sessions: " .. (self.op or "request") .. " failed" }
   local what = {}
   if self.status then what[#what + 1] = "HTTP " .. self.status end
-  if self.code and self.kind ~= "transport" then what[#what + 1] = tostring(self.code) end
+  if self.code and SHOWS_CODE[self.kind] then what[#what + 1] = tostring(self.code) end
   if #what > 0 then parts[#parts + 1] = " (" .. table.concat(what, " ") .. ")" end
   if self.message and self.message ~= "" then parts[#parts + 1] = ": " .. one_line(self.message) end
   if self.request_id then parts[#parts + 1] = " [request id " .. self.request_id .. "]" end
@@ -52,9 +56,27 @@ function Error:__tostring()
   return table.concat(parts)
 end
 
--- Build an error value (not raised).
+local function hide(s, secret)
+  if type(s) ~= "string" or type(secret) ~= "string" or #secret < 4 then return s end
+  local out, pos = {}, 1
+  while true do
+    local a, b = s:find(secret, pos, true)
+    if not a then break end
+    out[#out + 1] = s:sub(pos, a - 1) .. "<redacted>"
+    pos = b + 1
+  end
+  out[#out + 1] = s:sub(pos)
+  return table.concat(out)
+end
+
+-- Build an error value (not raised).  fields.secrets: strings (the token in
+-- use) to blank out of the message, whatever a server echoed.
 function errors.new(fields)
-  fields.message = redact(fields.message)
+  local secrets = fields.secrets
+  fields.secrets = nil
+  local msg = redact(fields.message)
+  for _, secret in ipairs(secrets or {}) do msg = hide(msg, secret) end
+  fields.message = msg
   return setmetatable(fields, Error)
 end
 

@@ -6,7 +6,8 @@
 --
 --   sesh-pool --socket DIR/pool.sock --token-file DIR/token --idle-exit 300 --daemon
 --
--- under flock(1) on DIR/lock, so two scripts starting at once start one pool;
+-- under flock(1) on DIR/lock, so two scripts starting at once start one pool
+-- ($SESH_POOL_IDLE_EXIT overrides the 300 s);
 -- --daemon returns once the pool listens.  The binary is $SESH_POOL, else
 -- sesh-pool next to the sesh executable, else sesh-pool on PATH.
 
@@ -100,6 +101,10 @@ function localpool.find_binary(getenv)
     local p = h.exe_dir .. "/sesh-pool"
     if exists(p) then return p end
   end
+  -- loaded from stock lua5.4: sessions.so lives in <prefix>/lib/lua/5.4/
+  local so = package.searchpath("sessions", package.cpath)
+  local prefix = so and so:match("^(.*)/lib/lua/5%.4/[^/]+$")
+  if prefix and exists(prefix .. "/bin/sesh-pool") then return prefix .. "/bin/sesh-pool" end
   local out = capture("command -v sesh-pool 2>/dev/null")
   local p = out and out:match("^%s*(.-)%s*$")
   if p and p ~= "" then return p end
@@ -152,12 +157,21 @@ rm -f "$sock"
 exec "$bin" --socket "$sock" --token-file "$tok" --idle-exit "$idle" --daemon </dev/null >>"$log" 2>&1
 ]]
 
+-- Seconds without a session before a pool we start exits: 300, or
+-- $SESH_POOL_IDLE_EXIT (0: never).
+function localpool.idle_exit(opts)
+  if opts.idle_exit then return math.floor(opts.idle_exit) end
+  local env = tonumber((opts.getenv or os.getenv)("SESH_POOL_IDLE_EXIT") or "")
+  if env and env >= 0 then return math.floor(env) end
+  return localpool.IDLE_EXIT
+end
+
 local function start(dir, opts)
   local bin = opts.binary or localpool.find_binary(opts.getenv)
   local sock, tok, log = dir .. "/pool.sock", dir .. "/token", dir .. "/pool.log"
   local cmd = ("flock -o -w %d %s sh -c %s sesh-start %s %s %s %s %d 2>&1"):format(
     localpool.START_TIMEOUT, q(dir .. "/lock"), q(START_SCRIPT),
-    q(sock), q(tok), q(log), q(bin), opts.idle_exit or localpool.IDLE_EXIT)
+    q(sock), q(tok), q(log), q(bin), localpool.idle_exit(opts))
   local out, rc = capture(cmd)
   if rc ~= 0 then
     local why = tail(log, 3)

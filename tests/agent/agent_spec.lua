@@ -210,6 +210,24 @@ describe("agent loop", function()
     assert.equal("tool", e.result.messages[#e.result.messages].role)
   end)
 
+  it("runs side by side with other agents in sessions.parallel", function()
+    local sessions = require "sessions"
+    stub = openai_stub.start{ steps = { { error = 429, retry_after = 1 }, answer("first"), answer("second") } }
+    local outputs = sessions.parallel({ "q1", "q2" }, function(q)
+      return make{ tools = {} }:run(q).output
+    end)
+    local reqs = stub:requests()
+    assert.equal(3, #reqs)
+    assert.equal(429, reqs[1].status)
+    -- The agent told to wait was answered last; the other went on meanwhile.
+    local waited = reqs[1].body.messages[2].content
+    assert.equal(waited, reqs[3].body.messages[2].content)
+    assert.are_not.equal(waited, reqs[2].body.messages[2].content)
+    local by_question = { q1 = outputs[1], q2 = outputs[2] }
+    assert.equal("second", by_question[waited])
+    assert.equal("first", by_question[waited == "q1" and "q2" or "q1"])
+  end)
+
   it("carries on a conversation given as messages", function()
     stub = openai_stub.start{ api_key = "sk-test", steps = { answer("You said hi.") } }
     local history = { { role = "user", content = "hi" }, { role = "assistant", content = "Hello!" },

@@ -50,6 +50,16 @@ describe("llm.config", function()
     assert.matches("AZURE_OPENAI_DEPLOYMENT", err)
   end)
 
+  it("refuses a base URL or endpoint that is not http(s)", function()
+    local c, err = llm.config{ getenv = env{ OPENAI_BASE_URL = "localhost:11434/v1" } }
+    assert.is_nil(c)
+    assert.equal('OPENAI_BASE_URL must be an http:// or https:// URL, got "localhost:11434/v1"', err)
+    c, err = llm.config{ getenv = env{ AZURE_OPENAI_ENDPOINT = "res.openai.azure.com",
+                                       AZURE_OPENAI_DEPLOYMENT = "d" } }
+    assert.is_nil(c)
+    assert.matches("AZURE_OPENAI_ENDPOINT must be an https:// URL", err)
+  end)
+
   it("lets options override the environment", function()
     local c = assert(llm.config{ getenv = env{ OPENAI_API_KEY = "sk-env", OPENAI_MODEL = "a" },
                                  model = "b", api_key = "sk-opt" })
@@ -99,6 +109,24 @@ describe("llm client", function()
     assert.same({ { type = "function", ["function"] = {
       name = "noop", description = "does nothing",
       parameters = { type = "object", properties = {} } } } }, r.body.tools)
+  end)
+
+  it("marks a strict tool for structured outputs", function()
+    stub = openai_stub.start{ api_key = "sk-test", steps = { openai_stub.answer("ok") } }
+    client():chat{ messages = user("x"), tools = { { name = "s", description = "d", strict = true,
+      parameters = { type = "object", properties = { a = { type = "string" } }, required = { "a" },
+                     additionalProperties = false } } } }
+    local fn = stub:requests()[1].body.tools[1]["function"]
+    assert.is_true(fn.strict)
+    assert.is_false(fn.parameters.additionalProperties)
+  end)
+
+  it("sends the organization and extra headers it is given", function()
+    stub = openai_stub.start{ api_key = "sk-test", steps = { openai_stub.answer("ok") } }
+    client{ organization = "org-42", headers = { ["X-Trace"] = "t1" } }:chat{ messages = user("x") }
+    local h = stub:requests()[1].headers
+    assert.equal("org-42", h["openai-organization"])
+    assert.equal("t1", h["x-trace"])
   end)
 
   it("returns tool calls in the API's shape, arguments as the model wrote them", function()

@@ -14,6 +14,13 @@ local NO_LLM = { OPENAI_API_KEY = false, OPENAI_BASE_URL = false, OPENAI_MODEL =
                  AZURE_OPENAI_ENDPOINT = false, AZURE_OPENAI_API_KEY = false,
                  AZURE_OPENAI_DEPLOYMENT = false, AZURE_OPENAI_AD_TOKEN = false }
 
+-- A tool result as the session's invoke JSON; anything else fails with the text.
+local function invoke_json(content)
+  local ok, r = pcall(cjson.decode, content)
+  assert(ok and type(r) == "table", "the tool result is not the invoke JSON: " .. tostring(content))
+  return r
+end
+
 local function model_env(stub)
   local env = {}
   for k, v in pairs(NO_LLM) do env[k] = v end
@@ -91,7 +98,7 @@ describe("LLM scripts against a scripted model and a real pool", function()
     local tool_msg = reqs[2].body.messages[#reqs[2].body.messages]
     assert.equal("tool", tool_msg.role)
     assert.equal("call_py", tool_msg.tool_call_id)
-    local r = cjson.decode(tool_msg.content)
+    local r = invoke_json(tool_msg.content)
     assert.equal("Success", r.status)
     assert.equal("", r.stderr)
     assert.matches("^{'sin_pi': 1%.2246467991473532e%-16, 'random_number': ", r.result)
@@ -111,7 +118,7 @@ describe("LLM scripts against a scripted model and a real pool", function()
     assert.equal("Division by zero.\n", out)
     local msgs = stub:requests()[2].body.messages
     assert.equal("divide 1 by 0", msgs[2].content)
-    local r = cjson.decode(msgs[#msgs].content)
+    local r = invoke_json(msgs[#msgs].content)
     assert.equal("Failure", r.status)
     assert.matches("ZeroDivisionError", r.stderr)
   end)
@@ -179,7 +186,7 @@ describe("LLM scripts against a scripted model and a real pool", function()
 
     local function tool_result(n)
       local msgs = reqs[n].body.messages
-      return cjson.decode(msgs[#msgs].content)
+      return invoke_json(msgs[#msgs].content)
     end
     assert.equal(1.462, tool_result(2).result)
     local img = tool_result(3)

@@ -112,7 +112,7 @@ def op_alloc(endpoint, token, n, gap):
         props, h = s.execute("6 * 7")
         samples.append(time.perf_counter() - t0)
         check_42(props)
-        headers.append({k: v for k, v in h.items() if k.lower().startswith("x-ms-")})
+        headers.append({k.lower(): v for k, v in h.items() if k.lower().startswith("x-ms-")})
         s.delete()
         time.sleep(float(gap))
     return {"samples": samples, "headers": headers}
@@ -158,20 +158,26 @@ def op_burst(endpoint, token, k, reps, gap):
     return {"samples": samples}
 
 
-def op_throughput(endpoint, token, k, per_session, reps):
-    """k warm sessions in parallel, each running per_session trivial cells."""
-    sessions = [Session(endpoint, token) for _ in range(int(k))]
-    for s in sessions:
-        s.execute("6 * 7")
+def op_throughput(endpoint, token, prefix, k, per_session, reps):
+    """Sessions prefix-1..prefix-k (opened by the driver beforehand, shared
+    with the sesh client) in parallel, each running per_session trivial cells."""
+    sessions = [Session(endpoint, token, f"{prefix}-{i}") for i in range(1, int(k) + 1)]
+    for s in sessions:              # connect, and check the session answers
+        check_42(s.execute("6 * 7")[0])
 
     def work(s):
         for _ in range(int(per_session)):
             s.execute("6 * 7")
 
     samples = [run_parallel(sessions, work) for _ in range(int(reps))]
-    for s in sessions:
-        s.delete()
     return {"samples": samples, "executions": int(k) * int(per_session)}
+
+
+def op_open(endpoint, token, prefix, k):
+    """Opens sessions prefix-1..prefix-k at once (for op_throughput)."""
+    sessions = [Session(endpoint, token, f"{prefix}-{i}") for i in range(1, int(k) + 1)]
+    run_parallel(sessions, lambda s: check_42(s.execute("6 * 7")[0]))
+    return {"samples": []}
 
 
 def op_upload(endpoint, token, path, reps):
@@ -189,27 +195,32 @@ def op_upload(endpoint, token, path, reps):
     return {"samples": samples, "bytes": size}
 
 
-def op_download(endpoint, token, path, reps, out):
-    s = Session(endpoint, token)
+def op_put(endpoint, token, ident, path):
+    """Set-up for op_download, in a process of its own so that the client
+    measured there pays nothing for it: opens session ident, uploads path."""
+    s = Session(endpoint, token, ident)
     s.execute("6 * 7")
     s.upload(path, "bench.bin")
-    size = os.path.getsize(path)
+    return {"samples": []}
+
+
+def op_download(endpoint, token, ident, size, reps, out):
+    """Session ident holds bench.bin, put there by op_put."""
+    s = Session(endpoint, token, ident)
     samples = []
     for _ in range(int(reps)):
         samples.append(timed(s.download, "bench.bin", out))
-        if os.path.getsize(out) != size:
+        if os.path.getsize(out) != int(size):
             raise RuntimeError(f"downloaded {os.path.getsize(out)} of {size} bytes")
     os.unlink(out)
-    s.delete()
-    return {"samples": samples, "bytes": size}
+    return {"samples": samples, "bytes": int(size)}
 
 
 def op_idle(endpoint, token, k):
     """Opens k sessions, each with a variable set, says so on stdout, and
     keeps them until stdin closes (the driver measures the pool meanwhile)."""
     sessions = [Session(endpoint, token) for _ in range(int(k))]
-    for s in sessions:
-        s.execute("x = 1")
+    run_parallel(sessions, lambda s: s.execute("x = 1"))
     print(json.dumps({"ready": int(k)}), flush=True)
     sys.stdin.read()
     for s in sessions:
@@ -218,7 +229,7 @@ def op_idle(endpoint, token, k):
 
 
 OPS = {"roundtrip": op_roundtrip, "alloc": op_alloc, "burst": op_burst,
-       "throughput": op_throughput, "upload": op_upload, "download": op_download,
+       "open": op_open, "throughput": op_throughput, "upload": op_upload, "put": op_put, "download": op_download,
        "idle": op_idle}
 
 

@@ -17,12 +17,12 @@ class Pool:
     """A real sesh-pool on 127.0.0.1 with a port of its own choosing, started
     the way a user starts one; its address comes from its startup line."""
 
-    def __init__(self, binary, workdir, args=(), startup_timeout=30):
+    def __init__(self, binary, workdir, log_path, args=(), startup_timeout=30):
         self.dir = tempfile.mkdtemp(prefix="pool.", dir=workdir)
         self.token_file = os.path.join(self.dir, "token")
         state = os.path.join(self.dir, "state")
         os.mkdir(state, 0o700)
-        self.log_path = os.path.join(self.dir, "pool.log")
+        self.log_path = log_path
         self.log = open(self.log_path, "wb")
         cmd = [binary, "--listen", "127.0.0.1:0", "--token-file", self.token_file,
                "--state-dir", state, *args]
@@ -103,12 +103,22 @@ def run_client(cmd, env, timeout, label, stdin=None):
         err.seek(0)
         text, errtext = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if proc.returncode != 0:
-        last = errtext.strip().splitlines()[-3:] or ["(no message)"]
-        raise RuntimeError(f"{label}: exit {proc.returncode}: " + " | ".join(last))
+        raise RuntimeError(f"{label}: exit {proc.returncode}: {error_line(errtext)}")
     lines = [l for l in text.splitlines() if l.startswith("{")]
     if not lines:
         raise RuntimeError(f"{label}: no JSON answer on stdout: {text[-300:]!r} {errtext[-300:]!r}")
     return json.loads(lines[-1]), ru.ru_maxrss * 1024
+
+
+def error_line(stderr):
+    """The line of a failed client's stderr that says what went wrong: Lua
+    puts it first (then a stack traceback), Python last (after one)."""
+    lines = [l.strip() for l in stderr.strip().splitlines() if l.strip()]
+    if not lines:
+        return "(no message)"
+    if lines[0].startswith("Traceback"):
+        return lines[-1]
+    return lines[0]
 
 
 def children(pid):

@@ -94,17 +94,21 @@ end
 -- First execute on a new identifier, n times, gap seconds apart so the pool
 -- can refill its ready sandboxes.
 function ops.alloc(n, gap)
-  local samples = {}
+  local samples, headers = {}, {}
   for i = 1, tonumber(n) do
     local s = open()
     local t0 = clock.now()
     local r = s:execute("6 * 7")
     samples[i] = clock.now() - t0
     check_42(r)
+    headers[i] = {}
+    for k, v in pairs(r.headers or {}) do
+      if k:find("^x%-ms%-") then headers[i][k] = v end
+    end
     finish(s)
     clock.sleep(tonumber(gap))
   end
-  return { samples = samples }
+  return { samples = samples, headers = headers }
 end
 
 -- k new identifiers at once, each with a first execute; time until all
@@ -124,10 +128,12 @@ function ops.burst(k, reps, gap)
   return { samples = samples }
 end
 
--- k warm sessions in parallel, each running per_session trivial cells.
-function ops.throughput(k, per_session, reps)
+-- Sessions prefix-1..prefix-k (opened by the driver beforehand, shared with
+-- the Python client) in parallel, each running per_session trivial cells.
+function ops.throughput(prefix, k, per_session, reps)
   local list = {}
-  for i = 1, tonumber(k) do list[i] = open() end
+  for i = 1, tonumber(k) do list[i] = open(prefix .. "-" .. i) end
+  -- connect, and check every session answers
   sessions.parallel(list, function(s) check_42(s:execute("6 * 7")) end)
   local function work(s)
     for _ = 1, tonumber(per_session) do s:execute("6 * 7") end
@@ -136,7 +142,8 @@ function ops.throughput(k, per_session, reps)
   for rep = 1, tonumber(reps) do
     samples[rep] = timed(sessions.parallel, list, work)
   end
-  sessions.parallel(list, finish)
+  -- No s:close(): that would delete the sessions the Python client uses too;
+  -- the collector frees the connections at exit without a request.
   return { samples = samples, executions = tonumber(k) * tonumber(per_session) }
 end
 
@@ -161,24 +168,21 @@ function ops.upload(path, reps)
   return { samples = samples, bytes = size }
 end
 
-function ops.download(path, reps, out)
-  local s = open()
-  check_42(s:execute("6 * 7"))
-  s:upload{ name = "bench.bin", file = path }
-  local f = assert(io.open(path, "rb"))
-  local size = f:seek("end")
-  f:close()
+-- The session ident already holds bench.bin (the driver put it there with
+-- another process, so this one's peak memory is the download's alone; the
+-- Python client downloads from the same session).
+function ops.download(ident, size, reps, out)
+  local s = open(ident)
   local samples = {}
   for i = 1, tonumber(reps) do
     samples[i] = timed(s.download, s, "bench.bin", out)
     local g = assert(io.open(out, "rb"))
     local got = g:seek("end")
     g:close()
-    if got ~= size then error(("downloaded %d of %d bytes"):format(got, size), 0) end
+    if got ~= tonumber(size) then error(("downloaded %d of %s bytes"):format(got, size), 0) end
   end
-  os.remove(out)
-  finish(s)
-  return { samples = samples, bytes = size }
+  os.remove(out)   -- no s:close(): the session stays for the other client
+  return { samples = samples, bytes = tonumber(size) }
 end
 
 local fn = ops[op]

@@ -124,6 +124,16 @@ class Console:
         raise Timeout("the console did not exit within %ss" % timeout)
 
     def close(self):
+        """Leaves as a person would (Ctrl-C, Ctrl-D), so the console closes its
+        Python session; kills it only if it does not go."""
+        if self.pid:
+            try:
+                self.send("\x03")
+                time.sleep(0.2)
+                self.send("\x04")
+                self.wait_exit(timeout=20)
+            except (Timeout, OSError):
+                pass
         if self.pid:
             try:
                 os.kill(self.pid, signal.SIGKILL)
@@ -172,6 +182,11 @@ def continuation_lines_use_prompt2():
         c.expect(r">> $")
         c.line("end")
         c.expect(r"1;2;3;")
+        c.line("=40 + 2")
+        c.expect(r"\n42\n")
+        c.send("\x1b[A")                                # history holds =expr as typed
+        c.expect(r"> =40 \+ 2")
+        c.send("\x15")
         c.line("_PROMPT = 'lua$ '")
         c.expect(r"lua\$ $")
     finally:
@@ -346,6 +361,13 @@ def python_line_shows_result_stdout_and_traceback():
         c.expect(r"ZeroDivisionError", timeout=30)
         c.expect(r"\[Failure")
         c.prompt()
+        c.line("%%")                                    # a cell of several lines
+        c.expect(r"\.\.\.% $")
+        c.line("a = 5")
+        c.line("a * 3")
+        c.line("")
+        c.expect(r"Out\[\d+\]: 15", timeout=30)
+        c.prompt()
         c.line("%for i in range(3):")
         c.expect(r"\.\.\.% $")
         c.line("    print('row', i)")
@@ -414,6 +436,56 @@ def second_ctrl_c_during_a_hung_request():
         c.expect(r"\nsurvived\n")
     finally:
         c.close()
+
+
+@test
+def python_session_is_closed_when_the_console_exits():
+    c = python_console()
+    try:
+        c.line("%left_behind = 'still here'")
+        m = c.expect(r"\[python session (\S+);", timeout=60)
+        sid = m.group(1)
+        c.prompt(timeout=30)
+        c.line("%left_behind")
+        c.expect(r"Out\[2\]: still here", timeout=30)
+        c.send("\x04")
+        assert c.wait_exit(timeout=30) == 0
+    finally:
+        c.close()
+    # The same id again: a deleted session comes back empty.
+    probe = Console(args=["-e", "local r = require('sessions').new{ id = '%s' }:execute('left_behind') "
+                                "io.write('status=', r.status, '\\n')" % sid])
+    try:
+        probe.expect(r"status=Failure", timeout=60)
+        assert probe.wait_exit(timeout=30) == 0
+    finally:
+        probe.close()
+
+
+@test
+def two_ctrl_c_during_a_request_to_a_server_that_never_answers():
+    import socket
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)                                    # accepts, never answers
+    port = server.getsockname()[1]
+    c = Console()
+    try:
+        c.prompt()
+        c.line("r = require('sessions.http').client{}:request{ url = 'http://127.0.0.1:%d/hang' }" % port)
+        time.sleep(1.0)
+        started = time.monotonic()
+        c.send("\x03")
+        time.sleep(0.05)
+        c.send("\x03")
+        c.expect(r"interrupted", timeout=5)
+        c.prompt(timeout=5)
+        assert time.monotonic() - started < 5
+        c.line("'back at the prompt'")
+        c.expect(r"\nback at the prompt\n")
+    finally:
+        c.close()
+        server.close()
 
 
 PLOT = ("%import matplotlib.pyplot as plt; plt.plot([1, 2, 3], [1, 4, 9]); "

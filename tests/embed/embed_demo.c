@@ -6,9 +6,11 @@
  *   embed_demo workflow.lua     runs the workflow in a host of its own, with
  *                               print routed to a callback, and more checks
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -44,6 +46,27 @@ static void log_line(void *ud, const char *level, const char *line)
 {
     (void)ud;
     snprintf(last_log, sizeof last_log, "%s|%s", level, line);
+}
+
+static sesh *alarmed;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    sesh_interrupt(alarmed);      /* safe in a signal handler, says sesh.h */
+}
+
+/* sesh_interrupt stops a chunk that would never end. */
+static void interrupt_host(sesh *S)
+{
+    alarmed = S;
+    signal(SIGALRM, on_alarm);
+    alarm(1);
+    int failed = sesh_dostring(S, "while true do end", "=forever");
+    alarm(0);
+    CHECK(failed && strstr(sesh_error(S), "interrupted!") != NULL,
+          "interrupt: [%s]", sesh_error(S));
+    CHECK(sesh_dostring(S, "x = 1", NULL) == 0, "after an interrupt: %s", sesh_error(S));
 }
 
 /* A host of its own: run the workflow file, route output and log lines. */
@@ -89,10 +112,28 @@ static void own_host(const char *workflow)
     CHECK(out.data && strstr(out.data, "result: 42\n") != NULL, "workflow printed [%s]",
           out.data ? out.data : "(nothing)");
 
+    interrupt_host(S);
+
     lua_State *L = sesh_lua(S);
     lua_getglobal(L, "workflow_answer");
     CHECK(lua_tointeger(L, -1) == 42, "workflow_answer is %s", luaL_typename(L, -1));
     lua_pop(L, 1);
+
+    int top = lua_gettop(L);
+    luaL_loadstring(L, "local a, b = ... return a + b");
+    lua_pushinteger(L, 40);
+    lua_pushinteger(L, 2);
+    CHECK(sesh_pcall(S, 2, 1) == LUA_OK && lua_tointeger(L, -1) == 42, "sesh_pcall: %s",
+          sesh_error(S));
+    lua_settop(L, top);
+    lua_getglobal(L, "error");
+    lua_pushliteral(L, "raised through sesh_pcall");
+    CHECK(sesh_pcall(S, 1, 0) == LUA_ERRRUN, "sesh_pcall must fail");
+    CHECK(lua_isstring(L, -1) && strstr(lua_tostring(L, -1), "raised through sesh_pcall")
+          && strstr(lua_tostring(L, -1), "stack traceback:")
+          && strcmp(lua_tostring(L, -1), sesh_error(S)) == 0,
+          "sesh_pcall error: [%s]", lua_tostring(L, -1));
+    lua_settop(L, top);
 
     sesh_close(S);
     free(out.data);

@@ -84,6 +84,18 @@ describe("pipeline.lua", function()
     end)
   end
 
+  it("stops with the failing step and Python's traceback, and writes no report", function()
+    local bad_out = script.tmpdir("pipeline-bad")
+    local rc, _, err = script.run("scripts/pipeline.lua",
+      { "--out", bad_out, "--datasets", "iris", "--test-size", "0.99", "--jobs", "1",
+        "--endpoint", pool.endpoint, "--token-file", pool.token_file })
+    assert.equal(1, rc)
+    assert.matches("pipeline: iris: the train step failed: ValueError: The train_size = 1 " ..
+                   "should be greater or equal to the number of classes = 3\n", err, 1, true)
+    assert.matches("Traceback", err)
+    assert.is_nil(script.read(bad_out .. "/report.md"))
+  end)
+
   it("writes a Markdown report that links every figure and file it names", function()
     local md = assert(script.read(out .. "/report.md"))
     assert.matches("^# Pipeline report\n", md)

@@ -62,6 +62,7 @@ describe("sesh-pool command line", function()
 
   it("generates a 0600 token file, prints one startup line, and needs that token", function()
     local pool = support.start{}
+    finally(function() pool:stop(); pool:cleanup() end)
     assert.matches("^sesh%-pool: listening on http://127%.0%.0%.1:%d+ %(token file ", pool.line)
     assert.is_truthy(pool.line:find(pool.token_file, 1, true))
     assert.are.equal("600", mode(pool.token_file))
@@ -69,7 +70,6 @@ describe("sesh-pool command line", function()
     assert.is_true(#pool.token >= 32)
     local res = pool:request{ path = "files", identifier = "cli-token" }
     assert.are.equal(200, res.status)
-    pool:stop(); pool:cleanup()
   end)
 
   it("reads an existing token file", function()
@@ -78,6 +78,7 @@ describe("sesh-pool command line", function()
     f:write("  my-chosen-token-1234\n")
     f:close()
     local pid, out, err = support.spawn({ "--token-file", dir .. "/token", "--ready-sessions", "0" }, dir)
+    finally(function() os.execute("kill " .. pid .. " 2>/dev/null") end)
     local line = assert(support.wait_line(pid, out, err))
     local url = line:match("(http://[^ ]+)")
     local c = http.client{}
@@ -92,6 +93,7 @@ describe("sesh-pool command line", function()
 
   it("serves on a 0600 unix socket with a pid file beside it, and removes both on SIGTERM", function()
     local pool = support.start{ socket = true }
+    finally(function() pool:stop() end)
     assert.matches("listening on unix:" .. pool.socket:gsub("%p", "%%%0"), pool.line)
     assert.are.equal("600", mode(pool.socket))
     local pidfile = pool.dir .. "/pool.pid"
@@ -111,6 +113,7 @@ describe("sesh-pool command line", function()
 
   it("with --idle-exit, waits while a session lives and exits after, removing socket and pid file", function()
     local pool = support.start{ socket = true, args = { "--idle-exit", "1", "--cooldown", "3" } }
+    finally(function() pool:stop() end)
     local res = pool:request{ path = "files", identifier = "cli-idle" }
     assert.are.equal(200, res.status)
     support.sleep(2)
@@ -131,6 +134,7 @@ describe("sesh-pool command line", function()
     assert.matches("^sesh%-pool: listening on unix:", out)
     local pid = tonumber((support.read(dir .. "/pool.pid") or ""):match("%d+"))
     assert.is_truthy(pid)
+    finally(function() os.execute("kill " .. pid .. " 2>/dev/null") end)
     assert.is_true(support.alive(pid))
     local c = http.client{ unix_socket = sock }
     local res = c:request{ url = "http://localhost/files?identifier=cli-daemon&api-version=2024-02-02-preview",
@@ -146,6 +150,8 @@ describe("sesh-pool command line", function()
 
   it("starts again cleanly after being killed with SIGKILL", function()
     local pool = support.start{ socket = true }
+    local again
+    finally(function() pool:stop(); if again then again:stop() end end)
     local _, p = pool:execute("open('/mnt/data/x.txt','w').write('x'); 1", { identifier = "cli-kill" })
     assert.are.equal(1, p.result)
     local state = pool.line:match("state dir ([^,]+),")
@@ -156,7 +162,7 @@ describe("sesh-pool command line", function()
     support.sleep(0.5)
     assert.are.equal(0, #processes_mentioning(state), "a sandbox outlived the killed pool")
 
-    local again = support.start{ socket = true, dir = pool.dir, args = {} }
+    again = support.start{ socket = true, dir = pool.dir, args = {} }
     local _, q = again:execute("6 * 7", { identifier = "cli-kill" })
     assert.are.equal(42, q.result)
     assert.is_false(support.exists(state), "the killed pool's directory was not cleaned")

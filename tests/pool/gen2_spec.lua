@@ -73,6 +73,17 @@ describe("sesh-pool, second generation", function()
     assert.are.equal(409, dup.status)
   end)
 
+  it("runs the executions of one session one at a time, in arrival order", function()
+    exec("gen2-order", { code = "order = []" })
+    for i = 1, 4 do
+      local code = i == 1 and "import time; time.sleep(1); order.append(1)" or ("order.append(%d)"):format(i)
+      local r = exec("gen2-order", { code = code, executionType = "Asynchronous" })
+      assert.are.equal("Running", r.json.status)
+    end
+    local last = exec("gen2-order", { code = "order" })   -- queued behind the four
+    assert.are.equal("[1, 2, 3, 4]", last.json.result.executionResult)
+  end)
+
   it("answers 404 ExecutionNotFound for an unknown execution", function()
     exec("gen2-sync", { code = "1" })
     local r = pool:request{ path = "executions/nope", identifier = "gen2-sync", api_version = V }

@@ -7,7 +7,8 @@
 --   stub:script{ method = "POST", path = "code/execute", responses = { { status = 503 } } }
 --   stub:log()                        the requests seen, oldest first
 --   stub:count(method, path_pattern)  how many of them matched
---   stub:reset()   stub:stop()
+--   stub:clear()   forget scripts and the log      stub:reset()  forget everything
+--   stub:stop()
 local json = require "sessions.json"
 local http = require "sessions.http"
 
@@ -46,6 +47,7 @@ end
 function Stub:config(t) return self:control("config", t) end
 function Stub:script(t) return self:control("script", t) end
 function Stub:reset() return self:control("reset", {}) end
+function Stub:clear() return self:control("clear", {}) end
 function Stub:log() return self:control("log") end
 
 function Stub:count(method, pattern)

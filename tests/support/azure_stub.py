@@ -32,7 +32,8 @@ Control (for specs, JSON bodies):
                           than the body, then close), "invalid_json" (200 with broken JSON),
                           "slow" (sleep delay seconds, then answer normally)
   GET  /_control/log     the requests seen: [{"method", "path", "query", "auth", "headers"}]
-  POST /_control/reset   forget scripts, logs, sessions
+  POST /_control/clear   forget scripts and logs
+  POST /_control/reset   forget scripts, logs, sessions, tokens
 """
 import ast
 import base64
@@ -269,6 +270,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(200, state["log"])
             if what == "reset":
                 reset_state()
+                return self.send(200, {"ok": True})
+            if what == "clear":
+                state["log"].clear()
+                state["scripts"].clear()
                 return self.send(200, {"ok": True})
         return self.send(404, {"error": "no such control"})
 
@@ -605,6 +610,11 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        # a client that hung up (timeouts, resets are what the specs do) is not news
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 def main():

@@ -18,6 +18,14 @@ local M = {}
 local Pool = {}
 Pool.__index = Pool
 
+-- Pools a failing spec did not stop are stopped when the Lua state closes.
+local started = setmetatable({}, { __mode = "k" })
+M._reaper = setmetatable({}, { __gc = function()
+  for pool in pairs(started) do
+    if pool.pid then os.execute("kill -TERM " .. pool.pid .. " 2>/dev/null") end
+  end
+end })
+
 local function sh(cmd)
   local p = assert(io.popen(cmd))
   local out = p:read("a")
@@ -106,6 +114,7 @@ function M.start(opts)
   if not line then
     error("sesh-pool did not start: " .. tostring(why), 2)
   end
+  started[self] = true
   self.line = line
   self.endpoint = line:match("listening on (http://[^ ]+)")
   self.token = (read(self.token_file) or ""):gsub("%s+$", "")

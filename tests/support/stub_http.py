@@ -15,7 +15,7 @@ Listens on 127.0.0.1 (a free port) or on a unix socket, over TLS with --tls, pri
                                (&date=1: Retry-After as an HTTP date V seconds ahead)
   GET  /count?key=K            the number of hits of key K so far
   GET  /truncated              Content-Length 100, 10 bytes sent, connection closed
-  GET  /reset                  connection reset (RST) before any answer
+  ANY  /reset?key=K            connection reset (RST) before any answer (hits of K counted)
   GET  /slow?s=S               answers after S seconds
   GET  /sleep?s=S              the same, for parallel tests
   GET  /big?mb=N               N MiB of a known pattern, streamed
@@ -145,6 +145,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if path == "/reset":
+            if "key" in q:
+                hit(q["key"])
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                        struct.pack("ii", 1, 0))
             self.close_connection = True
@@ -254,7 +256,18 @@ def blackhole():
         time.sleep(3600)
 
 
+def die_with_parent():
+    """Exit when the test host dies, even if it crashed before stopping us."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def main():
+    die_with_parent()
     import argparse
     ap = argparse.ArgumentParser()
     ap.add_argument("--unix")

@@ -72,3 +72,35 @@ describe("proxies from the environment", function()
     assert.matches("hello world", out)
   end)
 end)
+
+describe("child processes", function()
+  it("inherit no socket or file of the transport", function()
+    local stub = support.start()
+    local sock = support.tmpname("cloexec.sock")
+    local ustub = support.start{ unix = sock }
+    local big = support.tmpname("cloexec.bin")
+    local out = host("", string.format([[
+      local http = require "sessions.http"
+      local c = http.client{ timeout = 5 }
+      c:request{ url = %q }
+      http.client{ unix_socket = %q, timeout = 5 }:request{ url = "http://localhost/hello" }
+      -- a request that is still streaming its answer to a file when the child starts
+      local results = http.run{
+        function() return c:request{ url = %q, output_file = %q, progress = false }.status end,
+        function()
+          c:request{ url = %q }
+          local p = io.popen("ls -l /proc/$$/fd")
+          local fds = p:read("a")
+          p:close()
+          return fds
+        end,
+      }
+      io.write(results[2])
+    ]], stub.url .. "/hello", sock, stub.url .. "/drip?bytes=20&s=1", big, stub.url .. "/hello"))
+    stub:stop(); ustub:stop()
+    os.remove(sock); os.remove(big)
+    assert.matches("0 %->", out)                  -- the listing worked
+    assert.is_nil(out:find("socket:", 1, true), out)
+    assert.is_nil(out:find(".sesh-", 1, true), out)
+  end)
+end)

@@ -250,9 +250,39 @@ describe("sessions.http", function()
       local err = raises(c.request, c, { method = "POST", url = stub.url .. "/reset", body = "x",
                                          retry = { max = 3, base = 0.01, statuses = { 503 } } })
       assert.are.equal(1, err.attempts)
-      err = raises(c.request, c, { url = stub.url .. "/reset",
-                                   retry = { max = 3, base = 0.01, idempotent = true } })
+      err = raises(c.request, c, { method = "POST", url = stub.url .. "/reset", idempotent = true,
+                                   retry = { max = 3, base = 0.01 } })
       assert.are.equal(3, err.attempts)
+      err = raises(c.request, c, { method = "POST", url = stub.url .. "/reset",
+                                   retry = { max = 2, base = 0.01, idempotent = true } })
+      assert.are.equal(2, err.attempts)
+      -- GET is idempotent unless the caller says otherwise
+      assert.are.equal(3, raises(c.request, c, { url = stub.url .. "/reset",
+                                                 retry = { max = 3, base = 0.01 } }).attempts)
+      assert.are.equal(1, raises(c.request, c, { url = stub.url .. "/reset", idempotent = false,
+                                                 retry = { max = 3, base = 0.01 } }).attempts)
+    end)
+
+    it("never lets libcurl re-send a POST when a kept-alive connection dies", function()
+      -- libcurl re-sends once, silently, when a reused connection closes unanswered;
+      -- a POST (an execute!) must not ride a reused connection for that reason
+      c:request{ url = stub.url .. "/hello" }
+      local err = raises(c.request, c, { method = "POST", url = stub.url .. "/reset?key=k1",
+                                         body = "print(1)" })
+      assert.are.equal("transport", err.kind)
+      assert.are.equal("1", c:request{ url = stub.url .. "/count?key=k1" }.body)
+    end)
+
+    it("reuses connections for idempotent requests only", function()
+      local peer = function(req)
+        req.url = stub.url .. "/echo"
+        return cjson.decode(c:request(req).body).peer
+      end
+      local first = peer{}
+      assert.are.equal(first, peer{ method = "PUT" })
+      assert.are_not.equal(first, peer{ method = "POST", body = "x" })
+      local after = peer{}
+      assert.are.equal(after, peer{ method = "POST", body = "x", idempotent = true })
     end)
   end)
 
@@ -287,10 +317,12 @@ describe("sessions.http", function()
     end)
 
     it("keeps bodies alive when the request table changes while it waits", function()
+      -- long strings are not interned: the expected copies are other objects
+      local stamp = tostring(os.time())
       local req = { url = stub.url .. "/multipart",
-                    multipart = { { name = "a", data = ("x"):rep(2000) .. os.time() } } }
-      local body_req = { url = stub.url .. "/echo", body = ("y"):rep(2000) .. os.time() }
-      local want_a, want_body = req.multipart[1].data, body_req.body
+                    multipart = { { name = "a", data = ("x"):rep(2000) .. stamp } } }
+      local body_req = { url = stub.url .. "/echo", body = ("y"):rep(2000) .. stamp }
+      local want_a, want_body = ("x"):rep(2000) .. stamp, ("y"):rep(2000) .. stamp
       local results = http.run{
         function() return c:request(req).body end,
         function() return c:request(body_req).body end,

@@ -1,5 +1,5 @@
 -- Run by stream_spec.lua in a fresh host: one big transfer, then the peak RSS.
---   sesh rss_probe.lua download|progress|upload|multipart URL PATH
+--   sesh rss_probe.lua download|progress|progress-up|upload|multipart URL PATH
 -- prints "VmHWM <kB>" after the transfer.
 local http = require "sessions.http"
 local mode, url, path = arg[1], arg[2], arg[3]
@@ -10,6 +10,8 @@ if mode == "download" then
   assert(res.body == nil, "body kept in memory")
 elseif mode == "progress" then           -- progress left to its default
   res = c:request{ url = url, output_file = path }
+elseif mode == "progress-up" then
+  res = c:request{ url = url, body_file = path }
 elseif mode == "upload" then
   res = c:request{ method = "POST", url = url, body_file = path, progress = false }
 elseif mode == "multipart" then

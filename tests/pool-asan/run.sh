@@ -1,0 +1,58 @@
+#!/bin/sh
+# The pool specs against a sesh-pool built with AddressSanitizer and
+# UndefinedBehaviorSanitizer (in build-asan/). Any sanitizer report, leaks at
+# exit included, counts as a failure. Last line: N passed, N failed.
+set -u
+cd "$(dirname "$0")/../.."
+
+ASAN_BUILD=${ASAN_BUILD:-build-asan}
+BUILD=${SESH_BUILD:-build}
+SESH="$BUILD/bin/sesh"
+BUSTED=${BUSTED:-/usr/bin/busted}
+SPECS=${POOL_ASAN_SPECS:-"gen1 gen2 errors files faults cli"}
+
+WORK=$(mktemp -d "${SESH_TEST_TMP:-${TMPDIR:-/tmp}}/pool-asan.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT INT TERM
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$WORK/run}" SESH_TEST_TMP="${SESH_TEST_TMP:-$WORK}"
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+
+echo "building $ASAN_BUILD/bin/sesh-pool with -fsanitize=address,undefined"
+if ! make --no-print-directory BUILD="$ASAN_BUILD" OPT=-O1 \
+        SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+        "$ASAN_BUILD/bin/sesh-pool" >"$WORK/build.log" 2>&1; then
+    cat "$WORK/build.log"
+    echo "pool-asan: 0 passed, 1 failed"
+    exit 1
+fi
+
+mkdir -p "$WORK/reports"
+export SESH_POOL_BIN="$ASAN_BUILD/bin/sesh-pool"
+export ASAN_OPTIONS="log_path=$WORK/reports/asan:detect_leaks=1:abort_on_error=0"
+export UBSAN_OPTIONS="log_path=$WORK/reports/ubsan:print_stacktrace=1"
+
+files=""
+for s in $SPECS; do files="$files tests/pool/${s}_spec.lua"; done
+# shellcheck disable=SC2086
+"$SESH" "$BUSTED" -o TAP -m 'tests/?.lua;tests/?/init.lua' $files >"$WORK/tap.log" 2>&1
+rc=$?
+cat "$WORK/tap.log"
+passed=$(grep -c '^ok ' "$WORK/tap.log")
+failed=$(grep -c '^not ok ' "$WORK/tap.log")
+[ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+
+reports=0
+for r in "$WORK"/reports/*; do
+    [ -s "$r" ] || continue
+    echo "== sanitizer report $(basename "$r")"
+    cat "$r"
+    reports=$((reports + 1))
+done
+if [ "$reports" -eq 0 ]; then
+    echo "ok - no AddressSanitizer or UndefinedBehaviorSanitizer report"
+    passed=$((passed + 1))
+else
+    echo "not ok - $reports sanitizer report(s)"
+    failed=$((failed + 1))
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

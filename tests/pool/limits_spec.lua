@@ -1,0 +1,165 @@
+-- Limits and recoveries: warm pool, timeouts, lost interpreters, output and
+-- upload caps, --max-sessions, --cooldown.
+local support = require "support.pool"
+local V2 = "2025-10-02-preview"
+
+local function health(pool)
+  return pool:request{ path = "health", auth = false, identifier = false, api_version = false }
+end
+
+local function wait_ready(pool, n)
+  for _ = 1, 300 do
+    local h = health(pool)
+    if h.json and h.json.readySessions >= n then return true end
+    support.sleep(0.1)
+  end
+  return false
+end
+
+describe("sesh-pool limits", function()
+  local pool
+  setup(function()
+    pool = support.start{ args = { "--ready-sessions", "1", "--timeout", "3", "--max-output", "5000",
+                                   "--max-upload", "100000" } }
+  end)
+  teardown(function() pool:stop(); pool:cleanup() end)
+
+  it("answers GET /health without a token", function()
+    local h = health(pool)
+    assert.are.equal(200, h.status)
+    assert.are.equal("Healthy", h.json.status)
+  end)
+
+  it("allocates new sessions from the warm pool and refills it", function()
+    assert.is_true(wait_ready(pool, 1), "no ready sandbox")
+    local res, p = pool:execute("6 * 7", { identifier = "lim-warm" })
+    assert.are.equal(42, p.result)
+    assert.are.equal("True", res.headers["x-ms-new-allocation"])
+    assert.are.equal("0", res.headers["x-ms-allocation-time"])     -- nothing was started for it
+    assert.is_true(wait_ready(pool, 1), "the warm pool was not refilled")
+  end)
+
+  it("interrupts code at the timeout and keeps the session's state", function()
+    pool:execute("kept = 5", { identifier = "lim-timeout" })
+    local res, p = pool:execute("import time\ntime.sleep(60)", { identifier = "lim-timeout" })
+    assert.are.equal(200, res.status)
+    assert.are.equal("Failure", p.status)
+    assert.matches("timed out after 3 s", p.stderr)
+    assert.matches("KeyboardInterrupt", p.stderr)
+    local _, q = pool:execute("kept", { identifier = "lim-timeout" })
+    assert.are.equal(5, q.result)
+  end)
+
+  it("takes a shorter timeoutInSeconds and caps a longer one", function()
+    local r = pool:request{ method = "POST", path = "executions", identifier = "lim-timeout2", api_version = V2,
+                            json = { code = "import time; time.sleep(30)", timeoutInSeconds = 1 } }
+    assert.are.equal("Failed", r.json.status)
+    assert.are.equal("ExecutionTimedOut", r.json.error.error.code)
+    assert.matches("timed out after 1 s", r.json.result.stderr)
+    r = pool:request{ method = "POST", path = "executions", identifier = "lim-timeout2", api_version = V2,
+                      json = { code = "import time; time.sleep(30)", timeoutInSeconds = 1000 } }
+    assert.matches("timed out after 3 s", r.json.result.stderr)
+  end)
+
+  it("replaces an interpreter that ignores the interrupt, and says the state was lost", function()
+    pool:execute("kept = 1", { identifier = "lim-stubborn" })
+    local res, p = pool:execute([[
+import time
+while True:
+    try:
+        time.sleep(100)
+    except KeyboardInterrupt:
+        pass
+]], { identifier = "lim-stubborn", timeout = 60 })
+    assert.are.equal(200, res.status)
+    assert.are.equal("Failure", p.status)
+    assert.matches("state %(variables, imports%) is gone", p.stderr)
+    local _, q = pool:execute("'kept' in dir()", { identifier = "lim-stubborn" })
+    assert.are.equal(false, q.result)
+  end)
+
+  it("recovers when the code kills its own interpreter", function()
+    pool:execute("kept = 1", { identifier = "lim-suicide" })
+    local res, p = pool:execute("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", { identifier = "lim-suicide" })
+    assert.are.equal(200, res.status)
+    assert.are.equal("Failure", p.status)
+    assert.matches("Python was lost", p.stderr)
+    local _, q = pool:execute("'kept' in dir(), 6 * 7", { identifier = "lim-suicide" })
+    assert.are.equal("(False, 42)", q.result)
+    assert.matches("Python lost", pool:log())
+  end)
+
+  it("notices an interpreter that died between executions, logs it and starts a new one", function()
+    pool:execute("kept = 1", { identifier = "lim-crash" })
+    local _, p = pool:execute([[
+import threading, os, time
+threading.Thread(target=lambda: (time.sleep(0.3), os._exit(3))).start()
+'scheduled'
+]], { identifier = "lim-crash" })
+    assert.are.equal("scheduled", p.result)
+    support.sleep(1.5)
+    local _, q = pool:execute("'kept' in dir()", { identifier = "lim-crash" })
+    assert.are.equal("Success", q.status)
+    assert.are.equal(false, q.result)
+    assert.matches("had exited", q.stderr)
+    assert.matches("had exited", pool:log())
+  end)
+
+  it("caps stdout at --max-output and says it did", function()
+    local _, p = pool:execute("print('y' * 20000)", { identifier = "lim-output" })
+    assert.are.equal(string.rep("y", 5000), p.stdout:sub(1, 5000))
+    assert.is_true(#p.stdout < 6000)
+    assert.matches("truncated", p.stdout)
+  end)
+
+  it("refuses an upload over --max-upload with 413 and keeps nothing of it", function()
+    local ok = pool:request{ method = "POST", path = "files/upload", identifier = "lim-upload",
+                             multipart = { { name = "file", filename = "fits.bin", data = string.rep("a", 100000) } } }
+    assert.are.equal(200, ok.status)
+    local big = pool:request{ method = "POST", path = "files/upload", identifier = "lim-upload",
+                              multipart = { { name = "file", filename = "big.bin", data = string.rep("b", 200000) } } }
+    assert.are.equal(413, big.status)
+    assert.are.equal("PayloadTooLarge", big.json.error.code)
+    local list = pool:request{ path = "files", identifier = "lim-upload" }
+    assert.are.equal(1, #list.json.value)
+    assert.are.equal("fits.bin", list.json.value[1].properties.filename)
+  end)
+end)
+
+describe("sesh-pool session limits", function()
+  local pool
+  setup(function() pool = support.start{ args = { "--max-sessions", "2", "--cooldown", "3" } } end)
+  teardown(function() pool:stop(); pool:cleanup() end)
+
+  it("answers 429 with Retry-After beyond --max-sessions", function()
+    assert.are.equal(200, pool:request{ path = "files", identifier = "max-one" }.status)
+    assert.are.equal(200, pool:request{ path = "files", identifier = "max-two" }.status)
+    local res = pool:request{ path = "files", identifier = "max-three" }
+    assert.are.equal(429, res.status)
+    assert.are.equal("SessionPoolFull", res.json.error.code)
+    assert.matches("^%d+$", res.headers["retry-after"])
+    local del = pool:request{ method = "DELETE", path = "session", identifier = "max-one", api_version = V2 }
+    assert.are.equal(204, del.status)
+    assert.are.equal(200, pool:request{ path = "files", identifier = "max-three" }.status)
+    pool:request{ method = "DELETE", path = "session", identifier = "max-two", api_version = V2 }
+    pool:request{ method = "DELETE", path = "session", identifier = "max-three", api_version = V2 }
+  end)
+
+  it("removes a session idle longer than --cooldown, files and all, but not a busy one", function()
+    local up = pool:request{ method = "POST", path = "files/upload", identifier = "cool-idle",
+                             multipart = { { name = "file", filename = "f.txt", data = "x" } } }
+    assert.are.equal(200, up.status)
+    local state = pool.line:match("state dir ([^,]+),")
+    assert.matches("s%-%x+", support.sh("ls " .. support.quote(state)))
+    for _ = 1, 5 do    -- one call a second keeps cool-busy alive past the cooldown
+      pool:request{ path = "files", identifier = "cool-busy" }
+      support.sleep(1)
+    end
+    local gone = pool:request{ path = "session", identifier = "cool-idle", api_version = V2 }
+    assert.are.equal(404, gone.status)
+    local alive = pool:request{ path = "session", identifier = "cool-busy", api_version = V2 }
+    assert.are.equal(200, alive.status)
+    local list = pool:request{ path = "files", identifier = "cool-idle" }   -- a new, empty session
+    assert.are.same({}, list.json.value)
+  end)
+end)
