@@ -16,7 +16,8 @@
 --
 -- A tool is a table: { name, description, parameters = <JSON schema of the
 -- arguments object>, fn = function(args, call) -> string | table }. A table
--- result is sent as JSON; an error raised by fn is sent as "Error: ...".
+-- result is sent as JSON; an error raised by fn is sent as "Error: ..."
+-- (a Ctrl-C is not: it ends the run).
 
 local cjson = require "cjson"
 local llm = require "llm"
@@ -154,10 +155,18 @@ function Agent:resolve(call)
   return tool, args
 end
 
+-- A Ctrl-C: the transport's cancelled transfer, or the host's "interrupted!"
+-- hook. It ends the run; it is not the model's business.
+local function is_interrupt(e)
+  if type(e) == "table" then return e.kind == "interrupted" end
+  return type(e) == "string" and e:find("interrupted!$") ~= nil
+end
+
 -- Run a checked call; returns the text for the model and whether it failed.
 local function invoke(tool, args, call)
   local ok, out = pcall(tool.fn, args, call)
   if not ok then
+    if is_interrupt(out) then error(out, 0) end
     return "Error: " .. tostring(out), true
   end
   if out == nil then return "", false end

@@ -283,7 +283,7 @@ end
 local function python_code(line)
   local code = line:sub(2)
   if code == "%" or code:match("^%s*$") then
-    return read_cell(nil) or nil
+    return read_cell(nil)
   end
   if code:match("[:\\]%s*$") then
     return read_cell(code)
@@ -310,7 +310,7 @@ function console.show_execution(r, sessions, n)
   end
   local status = tostring(r.status)
   if status ~= "Success" and status ~= "Succeeded" then
-    print(paint("2", ("[%s, %d ms]"):format(status, r.ms or 0)))
+    print(paint("2", ("[%s, %d ms]"):format(status, math.floor(tonumber(r.ms) or 0))))
   end
 end
 

@@ -523,6 +523,8 @@ function Session:files(opts)
     local list, next_link = parse("files", res, protocol.parse_files, self.generation, decode("files", res))
     table.move(list, 1, #list, #all + 1, all)
     if type(next_link) ~= "string" or next_link == "" then break end
+    if next_link:sub(1, 1) == "/" then next_link = origin .. next_link
+    elseif not next_link:find("^%a[%w+.-]*://") then next_link = protocol.url(self.endpoint, next_link) end
     if next_link:match("^(%a[%w+.-]*://[^/?#]*)") ~= origin then
       errors.raise{ kind = "protocol", op = "files", message = "nextLink points to another host; not following it" }
     end

@@ -440,6 +440,10 @@ static void resume_slot(lua_State *L, int set, int threads, int results, int err
         lua_rawseti(L, errors, i);
     } else {
         lua_xmove(co, L, 1);
+        if (lua_isnil(L, -1)) {     /* error(nil) must still count as a failure */
+            lua_pop(L, 1);
+            lua_pushliteral(L, "(error object is a nil value)");
+        }
         lua_rawseti(L, errors, i);
     }
     lua_pushthread(co);             /* no longer one of ours */

@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -23,15 +25,92 @@
 #define MAX_REMOVE_DEPTH 4096
 #define UPLOAD_PREFIX    ".sesh-upload-"
 
+#define MAX_LINKS 40                /* symlinks followed in one lookup, like the kernel */
+
+/* The same walk as RESOLVE_BENEATH, by hand, for kernels before 5.6 (and
+ * valgrind, which does not know openat2): one component at a time, never
+ * following a link the kernel would follow for us (O_NOFOLLOW), links read
+ * and resolved here, ".." never above the start, absolute links refused. */
+static int open_beneath_walk(int dirfd, const char *rel, int flags)
+{
+    int stack[MAX_REMOVE_DEPTH > 256 ? 256 : MAX_REMOVE_DEPTH];
+    int depth = 0, links = 0, rc = -EINVAL;
+    char *path = sesh_xstrdup(rel && *rel ? rel : ".");
+    int cur = openat(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (cur < 0) { free(path); return -errno; }
+    char *p = path;
+    for (;;) {
+        while (*p == '/') p++;
+        char *end = strchrnul(p, '/');
+        int last = true;
+        for (char *q = end; *q; q++) if (*q != '/') { last = false; break; }
+        char saved = *end;
+        *end = '\0';
+        if (*p == '\0' || strcmp(p, ".") == 0) {
+            if (last) { rc = openat(cur, ".", (flags & ~O_NOFOLLOW) | O_CLOEXEC); rc = rc < 0 ? -errno : rc; break; }
+        } else if (strcmp(p, "..") == 0) {
+            if (depth == 0) { rc = -EXDEV; break; }
+            close(cur);
+            cur = stack[--depth];
+            if (last) { rc = openat(cur, ".", (flags & ~O_NOFOLLOW) | O_CLOEXEC); rc = rc < 0 ? -errno : rc; break; }
+        } else {
+            struct stat st;
+            if (fstatat(cur, p, &st, AT_SYMLINK_NOFOLLOW) != 0) { rc = -errno; break; }
+            if (S_ISLNK(st.st_mode)) {
+                char target[4096];
+                ssize_t n = readlinkat(cur, p, target, sizeof target - 1);
+                if (n < 0) { rc = -errno; break; }
+                target[n] = '\0';
+                if (target[0] == '/') { rc = -EXDEV; break; }
+                if (++links > MAX_LINKS) { rc = -ELOOP; break; }
+                *end = saved;
+                char *rest = sesh_printf("%s%s%s", target, saved ? "/" : "", saved ? end + 1 : "");
+                free(path);
+                path = p = rest;
+                continue;
+            }
+            if (last) {
+                rc = openat(cur, p, flags | O_NOFOLLOW | O_CLOEXEC);
+                rc = rc < 0 ? -errno : rc;
+                break;
+            }
+            if (!S_ISDIR(st.st_mode)) { rc = -ENOTDIR; break; }
+            if (depth == (int)(sizeof stack / sizeof stack[0])) { rc = -ENAMETOOLONG; break; }
+            int next = openat(cur, p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (next < 0) { rc = -errno; break; }
+            stack[depth++] = cur;
+            cur = next;
+        }
+        *end = saved;
+        p = end;
+    }
+    close(cur);
+    while (depth > 0) close(stack[--depth]);
+    free(path);
+    return rc;
+}
+
 static int open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
 {
-    struct open_how how = {
-        .flags = (uint64_t)flags | O_CLOEXEC,
-        .mode = (flags & O_CREAT) ? mode : 0,
-        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-    };
-    long fd = syscall(SYS_openat2, dirfd, (rel && *rel) ? rel : ".", &how, sizeof how);
-    return fd < 0 ? -errno : (int)fd;
+    /* SESH_POOL_NO_OPENAT2=1 takes the hand-made walk even where openat2
+     * exists, so that the tests cover it too. */
+    static atomic_int no_openat2 = -1;
+    if (atomic_load(&no_openat2) < 0) {
+        const char *v = getenv("SESH_POOL_NO_OPENAT2");
+        atomic_store(&no_openat2, v && *v == '1');
+    }
+    if (!atomic_load(&no_openat2)) {
+        struct open_how how = {
+            .flags = (uint64_t)flags | O_CLOEXEC,
+            .mode = (flags & O_CREAT) ? mode : 0,
+            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+        };
+        long fd = syscall(SYS_openat2, dirfd, (rel && *rel) ? rel : ".", &how, sizeof how);
+        if (fd >= 0) return (int)fd;
+        if (errno != ENOSYS) return -errno;
+        atomic_store(&no_openat2, 1);
+    }
+    return open_beneath_walk(dirfd, rel, flags);
 }
 
 static sesh_files_status fail(sesh_files_status st, char **err, const char *fmt, const char *name)
@@ -46,9 +125,11 @@ static sesh_files_status lookup_error(int e, const char *rel, char **err)
     switch (e) {
     case ENOENT: case ENOTDIR:
         return fail(SESH_FILES_NOT_FOUND, err, "file '%s' does not exist", rel);
-    case EXDEV: case ELOOP:
+    case EXDEV:
         return fail(SESH_FILES_NOT_FOUND, err,
                     "file '%s' resolves outside /mnt/data (a symbolic link): refused", rel);
+    case ELOOP:
+        return fail(SESH_FILES_NOT_FOUND, err, "file '%s' is a loop of symbolic links", rel);
     case ENAMETOOLONG:
         return fail(SESH_FILES_BAD_NAME, err, "file name '%.64s...' is too long", rel);
     case EISDIR:
@@ -208,7 +289,11 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void list_dir(int dirfd, const char *prefix, int recursive, int depth, sesh_file_list *out)
+/* Lists dirfd, which is `base` below root; entries are named relative to
+ * the listed top by `prefix`. Links are resolved from root, so one that goes
+ * up and back down inside /mnt/data counts, and one that leaves does not. */
+static void list_dir(int root, const char *base, int dirfd, const char *prefix, int recursive, int depth,
+                     sesh_file_list *out)
 {
     size_t n;
     char **names = read_names(dirfd, &n);
@@ -222,7 +307,9 @@ static void list_dir(int dirfd, const char *prefix, int recursive, int depth, se
         int is_link = S_ISLNK(st.st_mode);
         if (is_link) {
             /* A link counts for what it points at, if that is inside. */
-            int fd = open_beneath(dirfd, name, O_PATH, 0);
+            char *full = sesh_files_join(base, name);
+            int fd = open_beneath(root, full, O_PATH, 0);
+            free(full);
             if (fd < 0) continue;
             int ok = fstat(fd, &st) == 0;
             close(fd);
@@ -233,9 +320,10 @@ static void list_dir(int dirfd, const char *prefix, int recursive, int depth, se
         if (S_ISDIR(st.st_mode) && recursive && !is_link && depth < MAX_LIST_DEPTH) {
             int sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (sub >= 0) {
-                char *p = sesh_files_join(prefix, name);
-                list_dir(sub, p, recursive, depth + 1, out);
+                char *p = sesh_files_join(prefix, name), *b = sesh_files_join(base, name);
+                list_dir(root, b, sub, p, recursive, depth + 1, out);
                 free(p);
+                free(b);
                 close(sub);
             }
         }
@@ -253,7 +341,7 @@ sesh_files_status sesh_files_list(int root, const char *rel_dir, int recursive,
         if (fd == -ENOTDIR) return fail(SESH_FILES_CONFLICT, err, "'%s' is not a directory", rel_dir);
         return lookup_error(-fd, *rel_dir ? rel_dir : "/mnt/data", err);
     }
-    list_dir(fd, "", recursive, 0, out);
+    list_dir(root, rel_dir, fd, "", recursive, 0, out);
     close(fd);
     return SESH_FILES_OK;
 }

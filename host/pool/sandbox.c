@@ -7,27 +7,23 @@
  *                                       └─ bwrap init, pid 1 of a new pid namespace
  *                                            └─ python3 runner.py, pid 2
  *
- * Descriptors handed in (numbers as the child sees them):
- *   0 /dev/null   1,2 console pipe (read by us, only its tail is kept, for messages)
- *   3 socket to the runner (frames: 4-byte big-endian length + JSON)
- *   4 memfd holding runner.py (read by the bootstrap, then closed)
- *   5 memfd holding the seccomp filter (read by bwrap)
- *   6 bwrap's --json-status-fd (tells us the host pid of the namespace's init)
- *   7, 8 memfds holding the sandbox's own /etc/passwd and /etc/group
+ * sandbox_spawn.c makes the bwrap command line and forks; sandbox_disk.c walks
+ * the data directory; this file starts, talks to, watches and ends sandboxes.
+ * The descriptors a sandbox gets are listed in sandbox_spawn.h.
  *
  * The interpreter is interrupted by SIGINT sent through a pidfd (never a pid
- * that could have been reused), and killed by SIGKILL to the namespace's init,
- * which takes every process of the sandbox with it.
+ * that could have been reused; plain pids only where the kernel, or valgrind,
+ * has no pidfd), and killed by SIGKILL to the namespace's init, which takes
+ * every process of the sandbox with it.
  */
 #include "pool/sandbox.h"
+#include "pool/sandbox_disk.h"
+#include "pool/sandbox_spawn.h"
 #include "pool/seccomp.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -36,10 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/pidfd.h>
 #include <sys/resource.h>
-#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -49,7 +43,6 @@
 extern const unsigned char sesh_runner_py[];
 extern const unsigned long sesh_runner_py_len;
 
-#define BWRAP                "/usr/bin/bwrap"
 #define DEFAULT_PYTHON       "/usr/bin/python3"
 #define UID_BASE             1800000000u        /* root pools: one uid per sandbox */
 #define UID_RANGE            1000000u
@@ -57,8 +50,6 @@ extern const unsigned long sesh_runner_py_len;
 #define DEFAULT_FILE_SIZE    (1UL << 30)
 #define DEFAULT_DISK         (1UL << 30)
 #define DISK_CHECK_MS        500
-#define DISK_MAX_ENTRIES     100000
-#define DISK_MAX_DEPTH       64
 #define SANDBOX_NICE         10
 #define DEFAULT_TMP_SIZE     (256UL << 20)
 #define DEFAULT_SHM_SIZE     (64UL << 20)
@@ -71,20 +62,16 @@ extern const unsigned long sesh_runner_py_len;
 #define TAIL_SIZE            2048
 #define HOST_STAGE           "/mnt"     /* where a root pool shows bwrap the data dir */
 
-/* The runner arrives on descriptor 4; the bootstrap reads it, closes every
- * descriptor above the protocol socket, sets the sandbox's process limit
- * (see start) and runs it. */
-static const char bootstrap[] =
-    "import os,resource;resource.setrlimit(resource.RLIMIT_NPROC,(%d,%d));"
-    "f=os.fdopen(4,'rb');s=f.read();f.close();os.closerange(4,65536);"
-    "exec(compile(s,'sesh-runner','exec'),{'__name__':'__sesh_runner__'})";
+/* A process, by pidfd where the kernel has them (fd -1 otherwise). */
+typedef struct {
+    pid_t pid;
+    int fd;
+} proc_ref;
 
 struct sesh_sandbox {
-    pid_t pid;                 /* outer bwrap, our child */
-    int pidfd;
-    pid_t init_pid;            /* pid 1 of the sandbox */
-    int init_pidfd;
-    int py_pidfd;              /* the interpreter */
+    proc_ref bwrap;            /* outer bwrap, our child */
+    proc_ref init;             /* pid 1 of the sandbox */
+    proc_ref python;           /* the interpreter */
     int chan;                  /* socket to the runner, non-blocking */
     int console;               /* read end of the sandbox's stdout and stderr */
     int status_fd;             /* bwrap's JSON status, read end */
@@ -125,303 +112,9 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-/* ---- argument and environment vectors ---- */
-
-typedef struct { char **v; size_t n, cap; int oom; } strvec;
-
-static void vec_add(strvec *a, const char *s)
-{
-    if (a->oom)
-        return;
-    if (a->n + 2 > a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 64;
-        char **v = realloc(a->v, cap * sizeof *v);
-        if (!v) { a->oom = 1; return; }
-        a->v = v;
-        a->cap = cap;
-    }
-    char *copy = strdup(s);
-    if (!copy) { a->oom = 1; return; }
-    a->v[a->n++] = copy;
-    a->v[a->n] = NULL;
-}
-
-static void vec_addf(strvec *a, const char *fmt, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, fmt);
-    int rc = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    if (rc < 0) { a->oom = 1; return; }
-    vec_add(a, s);
-    free(s);
-}
-
-static void vec_free(strvec *a)
-{
-    for (size_t i = 0; i < a->n; i++)
-        free(a->v[i]);
-    free(a->v);
-}
-
-/* /lib, /bin and friends: a symlink into /usr on merged-/usr systems. */
-static void add_top_link(strvec *a, const char *path)
-{
-    char target[256];
-    ssize_t n = readlink(path, target, sizeof target - 1);
-    if (n > 0) {
-        target[n] = 0;
-        vec_add(a, "--symlink"); vec_add(a, target); vec_add(a, path);
-    } else if (access(path, F_OK) == 0) {
-        vec_add(a, "--ro-bind"); vec_add(a, path); vec_add(a, path);
-    }
-}
-
-static void add_ro_try(strvec *a, const char *path)
-{
-    vec_add(a, "--ro-bind-try"); vec_add(a, path); vec_add(a, path);
-}
-
-/* Python's own configuration (/etc/python3, /etc/python3.11). */
-static void add_python_etc(strvec *a)
-{
-    DIR *d = opendir("/etc");
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strncmp(e->d_name, "python3", 7) == 0) {
-            vec_add(a, "--ro-bind-try");
-            vec_addf(a, "/etc/%s", e->d_name);
-            vec_addf(a, "/etc/%s", e->d_name);
-        }
-    closedir(d);
-}
-
-static void build_argv(strvec *a, const sesh_sandbox_config *cfg, const char *data_src,
-                       size_t tmp_size, int processes)
-{
-    vec_add(a, BWRAP);
-    vec_add(a, "--unshare-user");
-    vec_add(a, "--unshare-ipc");
-    vec_add(a, "--unshare-pid");
-    vec_add(a, "--unshare-uts");
-    vec_add(a, "--unshare-cgroup-try");
-    if (!cfg->network)
-        vec_add(a, "--unshare-net");
-    vec_add(a, "--die-with-parent");
-    vec_add(a, "--new-session");
-    vec_add(a, "--cap-drop"); vec_add(a, "ALL");
-    vec_add(a, "--hostname"); vec_add(a, "sesh");
-
-    vec_add(a, "--ro-bind"); vec_add(a, "/usr"); vec_add(a, "/usr");
-    static const char *const tops[] = { "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin" };
-    for (size_t i = 0; i < sizeof tops / sizeof *tops; i++)
-        add_top_link(a, tops[i]);
-    static const char *const etc[] = {
-        "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/alternatives", "/etc/localtime",
-        "/etc/fonts",
-        "/etc/matplotlibrc", "/etc/mime.types", "/etc/os-release",
-    };
-    for (size_t i = 0; i < sizeof etc / sizeof *etc; i++)
-        add_ro_try(a, etc[i]);
-    add_python_etc(a);
-    /* Accounts of the sandbox only (getpass, id, pwd work; no host account shows). */
-    vec_add(a, "--ro-bind-data"); vec_add(a, "7"); vec_add(a, "/etc/passwd");
-    vec_add(a, "--ro-bind-data"); vec_add(a, "8"); vec_add(a, "/etc/group");
-    if (cfg->network) {
-        static const char *const net[] = {
-            "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf",
-            "/etc/ssl/certs", "/etc/ca-certificates", "/etc/protocols", "/etc/services",
-        };
-        for (size_t i = 0; i < sizeof net / sizeof *net; i++)
-            add_ro_try(a, net[i]);
-    }
-
-    vec_add(a, "--proc"); vec_add(a, "/proc");
-    vec_add(a, "--dev"); vec_add(a, "/dev");
-    /* /dev/shm lives in /dev's tmpfs, which has no size: give it its own. */
-    vec_add(a, "--size"); vec_addf(a, "%zu", (size_t)DEFAULT_SHM_SIZE);
-    vec_add(a, "--tmpfs"); vec_add(a, "/dev/shm");
-    vec_add(a, "--remount-ro"); vec_add(a, "/dev");
-    vec_add(a, "--size"); vec_addf(a, "%zu", tmp_size);
-    vec_add(a, "--tmpfs"); vec_add(a, "/tmp");
-    vec_add(a, "--bind"); vec_add(a, data_src); vec_add(a, "/mnt/data");
-    vec_add(a, "--chdir"); vec_add(a, "/mnt/data");
-    vec_add(a, "--remount-ro"); vec_add(a, "/");
-    vec_add(a, "--seccomp"); vec_add(a, "5");
-    vec_add(a, "--json-status-fd"); vec_add(a, "6");
-    vec_add(a, "--");
-    vec_add(a, cfg->python && *cfg->python ? cfg->python : DEFAULT_PYTHON);
-    vec_add(a, "-E");          /* no PYTHON* variable */
-    vec_add(a, "-s");          /* no user site directory */
-    vec_add(a, "-B");          /* no .pyc written */
-    vec_add(a, "-c");
-    vec_addf(a, bootstrap, processes, processes);
-}
-
-static void build_env(strvec *e)
-{
-    vec_add(e, "HOME=/tmp");
-    vec_add(e, "PATH=/usr/local/bin:/usr/bin:/bin");
-    vec_add(e, "LANG=C.UTF-8");
-    vec_add(e, "MPLBACKEND=Agg");
-    vec_add(e, "MPLCONFIGDIR=/tmp/.config/matplotlib");
-    vec_add(e, "PYTHONDONTWRITEBYTECODE=1");
-    vec_add(e, "PYTHONUNBUFFERED=1");
-}
-
-/* ---- the child: from fork to exec, async-signal-safe calls only ---- */
-
-typedef struct {
-    char **argv, **envp;
-#define CHILD_FDS 9
-    int fds[CHILD_FDS];        /* what lands on descriptors 0..8 */
-    int as_root;
-    uid_t uid;
-    gid_t gid;
-    const char *data_dir;      /* staged at HOST_STAGE when as_root */
-    struct rlimit limits[6];
-    int limit_ids[6];
-    int nlimits;
-    int nice;
-} spawn_plan;
-
-static void child_fail(const char *what)
-{
-    /* The console pipe is on 1 and 2 by now (or will never be). */
-    char buf[256];
-    int n = snprintf(buf, sizeof buf, "sesh sandbox: %s: %s\n", what, strerror(errno));
-    if (n > 0 && write(2, buf, (size_t)n) < 0) { /* nothing more to say */ }
-    _exit(127);
-}
-
-static void child_run(const spawn_plan *p)
-{
-    int high[CHILD_FDS];
-    for (int i = 0; i < CHILD_FDS; i++) {
-        high[i] = fcntl(p->fds[i], F_DUPFD, 64);
-        if (high[i] < 0)
-            child_fail("dup");
-    }
-    for (int i = 0; i < CHILD_FDS; i++)
-        if (dup2(high[i], i) < 0)
-            child_fail("dup2");
-    close_range(CHILD_FDS, ~0U, 0);
-
-    for (int i = 0; i < p->nlimits; i++)
-        if (setrlimit(p->limit_ids[i], &p->limits[i]) < 0)
-            child_fail("setrlimit");
-    if (p->as_root) {
-        /* bwrap runs unprivileged and must reach the data directory by path,
-         * though its parents may be closed to the sandbox uid: show it at
-         * HOST_STAGE in a mount namespace of our own. */
-        if (unshare(CLONE_NEWNS) < 0)
-            child_fail("unshare(CLONE_NEWNS)");
-        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-            child_fail("make / private");
-        if (mount(p->data_dir, HOST_STAGE, NULL, MS_BIND, NULL) < 0)
-            child_fail("bind the data directory");
-        if (setgroups(0, NULL) < 0)
-            child_fail("setgroups");
-        if (setresgid(p->gid, p->gid, p->gid) < 0)
-            child_fail("setresgid");
-        if (setresuid(p->uid, p->uid, p->uid) < 0)
-            child_fail("setresuid");
-    }
-    /* Untrusted code yields the CPU to the pool that serves everyone. */
-    if (setpriority(PRIO_PROCESS, 0, p->nice) < 0)
-        child_fail("setpriority");
-    if (chdir("/") < 0)
-        child_fail("chdir /");
-    /* The pool may ignore or block signals; the sandbox starts clean. */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    execve(BWRAP, p->argv, p->envp);
-    child_fail("exec " BWRAP);
-}
-
-/* ---- the spawner thread ----
- * bwrap --die-with-parent ties the sandbox to the *thread* that forked it
- * (PR_SET_PDEATHSIG fires when that thread exits). A pool may start
- * sandboxes from short-lived threads, so every fork happens here, in a
- * thread that lives as long as the process. */
-
-typedef struct {
-    const spawn_plan *plan;
-    pid_t pid;
-    int err;
-    int done;
-} spawn_job;
-
-static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t spawn_cond = PTHREAD_COND_INITIALIZER;
-static spawn_job *spawn_pending;
-static pthread_once_t spawn_once = PTHREAD_ONCE_INIT;
-static int spawn_thread_ok;
-
-static void *spawner(void *unused)
-{
-    pthread_mutex_lock(&spawn_lock);
-    for (;;) {
-        while (!spawn_pending)
-            pthread_cond_wait(&spawn_cond, &spawn_lock);
-        spawn_job *job = spawn_pending;
-        spawn_pending = NULL;
-        pid_t pid = fork();
-        if (pid == 0)
-            child_run(job->plan);
-        job->pid = pid;
-        job->err = pid < 0 ? errno : 0;
-        job->done = 1;
-        pthread_cond_broadcast(&spawn_cond);
-    }
-    return NULL;
-}
-
-static void spawner_start(void)
-{
-    pthread_t t;
-    pthread_attr_t attr;
-    sigset_t all, old;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);     /* no signal is handled there */
-    spawn_thread_ok = pthread_create(&t, &attr, spawner, NULL) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-}
-
-static pid_t spawn(const spawn_plan *plan, int *err)
-{
-    pthread_once(&spawn_once, spawner_start);
-    if (!spawn_thread_ok) {
-        *err = EAGAIN;
-        return -1;
-    }
-    spawn_job job = { .plan = plan };
-    pthread_mutex_lock(&spawn_lock);
-    while (spawn_pending)
-        pthread_cond_wait(&spawn_cond, &spawn_lock);
-    spawn_pending = &job;
-    pthread_cond_broadcast(&spawn_cond);
-    while (!job.done)
-        pthread_cond_wait(&spawn_cond, &spawn_lock);
-    pthread_mutex_unlock(&spawn_lock);
-    *err = job.err;
-    return job.pid;
-}
-
 /* ---- the sandbox's host uid ----
- * RLIMIT_NPROC counts every process of a uid, in every user namespace: were
- * all sandboxes one uid, one fork bomb would stop every other session from
- * forking. A root pool therefore gives each sandbox a uid of its own, from a
- * range no account uses. */
+ * A root pool gives each sandbox a uid of its own, from a range no account
+ * uses: what one sandbox owns or runs is then nobody else's on the host. */
 
 static uid_t allocate_uid(void)
 {
@@ -430,33 +123,6 @@ static uid_t allocate_uid(void)
     if (!atomic_exchange(&seeded, 1))
         atomic_store(&next, ((unsigned)getpid() * 7919u) % UID_RANGE);
     return (uid_t)(UID_BASE + atomic_fetch_add(&next, 1) % UID_RANGE);
-}
-
-/* Gives the tree under dirfd to uid, following no symlink. */
-static void give_tree(int dirfd, uid_t uid, int depth, long *entries)
-{
-    if (depth > DISK_MAX_DEPTH)
-        return;
-    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) && ++*entries <= DISK_MAX_ENTRIES) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (fchownat(dirfd, e->d_name, uid, uid, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;
-        int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (sub >= 0) {
-            give_tree(sub, uid, depth + 1, entries);
-            close(sub);
-        }
-    }
-    closedir(d);
 }
 
 /* ---- console tail ---- */
@@ -516,20 +182,41 @@ static const char *signal_name(int sig)
     }
 }
 
+static void ref_open(proc_ref *r, pid_t pid)
+{
+    r->pid = pid;
+    r->fd = pidfd_open(pid, 0);
+}
+
+static void ref_signal(const proc_ref *r, int sig)
+{
+    if (r->fd >= 0)
+        pidfd_send_signal(r->fd, sig, NULL, 0);
+    else if (r->pid > 0)
+        kill(r->pid, sig);
+}
+
 /* Waits at most ms for bwrap to exit; 1 if it has been reaped. */
 static int reap(sesh_sandbox *sb, int ms)
 {
-    if (sb->reaped)
-        return 1;
-    if (ms > 0 && sb->pidfd >= 0) {
-        struct pollfd p = { .fd = sb->pidfd, .events = POLLIN };
-        poll(&p, 1, ms);
-    }
-    int st;
-    pid_t r = waitpid(sb->pid, &st, WNOHANG);
-    if (r == sb->pid) {
-        sb->reaped = 1;
-        sb->wait_status = st;
+    long long until = now_ms() + ms;
+    while (!sb->reaped) {
+        int st;
+        if (waitpid(sb->bwrap.pid, &st, WNOHANG) == sb->bwrap.pid) {
+            sb->reaped = 1;
+            sb->wait_status = st;
+            break;
+        }
+        long long left = until - now_ms();
+        if (left <= 0)
+            break;
+        if (sb->bwrap.fd >= 0) {
+            struct pollfd p = { .fd = sb->bwrap.fd, .events = POLLIN };
+            poll(&p, 1, (int)left);
+            until = now_ms();       /* readable or timed out: one last look */
+        } else {
+            usleep(10000);
+        }
     }
     return sb->reaped;
 }
@@ -553,17 +240,10 @@ static char *death_note(sesh_sandbox *sb)
     return format("the interpreter exited with status %d", code);
 }
 
-static int send_signal(int pidfd, int sig)
-{
-    if (pidfd < 0)
-        return -1;
-    return pidfd_send_signal(pidfd, sig, NULL, 0);
-}
-
 void sesh_sandbox_interrupt(sesh_sandbox *sb)
 {
     if (sb)
-        send_signal(sb->py_pidfd, SIGINT);
+        ref_signal(&sb->python, SIGINT);
 }
 
 void sesh_sandbox_kill(sesh_sandbox *sb)
@@ -572,18 +252,15 @@ void sesh_sandbox_kill(sesh_sandbox *sb)
         return;
     atomic_store(&sb->killed, 1);
     /* SIGKILL to a pid namespace's init ends every process in it. */
-    send_signal(sb->init_pidfd, SIGKILL);
-    send_signal(sb->pidfd, SIGKILL);
+    ref_signal(&sb->init, SIGKILL);
+    ref_signal(&sb->bwrap, SIGKILL);
 }
 
 int sesh_sandbox_alive(sesh_sandbox *sb)
 {
     if (!sb || atomic_load(&sb->killed) || sb->chan < 0)
         return 0;
-    if (sb->reaped)
-        return 0;
-    struct pollfd p = { .fd = sb->pidfd, .events = POLLIN };
-    return poll(&p, 1, 0) == 0;
+    return !reap(sb, 0);
 }
 
 uid_t sesh_sandbox_uid(sesh_sandbox *sb)
@@ -593,21 +270,21 @@ uid_t sesh_sandbox_uid(sesh_sandbox *sb)
 
 pid_t sesh_sandbox_pid(sesh_sandbox *sb)
 {
-    return sb ? sb->pid : -1;
+    return sb ? sb->bwrap.pid : -1;
 }
 
 void sesh_sandbox_free(sesh_sandbox *sb)
 {
     if (!sb)
         return;
-    if (sb->pid > 0 && !sb->reaped) {
+    if (sb->bwrap.pid > 0 && !sb->reaped) {
         sesh_sandbox_kill(sb);
-        while (waitpid(sb->pid, NULL, 0) < 0 && errno == EINTR)
+        while (waitpid(sb->bwrap.pid, NULL, 0) < 0 && errno == EINTR)
             ;
     }
-    close_fd(&sb->pidfd);
-    close_fd(&sb->init_pidfd);
-    close_fd(&sb->py_pidfd);
+    close_fd(&sb->bwrap.fd);
+    close_fd(&sb->init.fd);
+    close_fd(&sb->python.fd);
     close_fd(&sb->chan);
     close_fd(&sb->console);
     close_fd(&sb->status_fd);
@@ -839,64 +516,31 @@ static char *check_metadata_reply(json_t *reply)
     return NULL;
 }
 
-/* ---- disk use of the data directory ---- */
+/* ---- disk use of the data directory ----
+ * Watched only while the code makes it grow, so that code deleting files
+ * from an over-full directory may still run. */
 
-typedef struct {
-    unsigned long long bytes;
-    long entries;
-    int too_deep;
-} disk_usage;
-
-/* Adds up the blocks under dirfd without following any symlink; the walk
- * stays below the data directory whatever the code does to it meanwhile. */
-static void measure(int dirfd, int depth, disk_usage *u)
+/* NULL while within the limits or not growing; else what is wrong, in words. */
+static char *disk_trouble(sesh_sandbox *sb, unsigned long long before)
 {
-    if (depth > DISK_MAX_DEPTH) {
-        u->too_deep = 1;
-        return;
-    }
-    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) && u->entries <= DISK_MAX_ENTRIES) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        struct stat st;
-        if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;
-        u->entries++;
-        u->bytes += (unsigned long long)st.st_blocks * 512;
-        if (S_ISDIR(st.st_mode)) {
-            int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub >= 0) {
-                measure(sub, depth + 1, u);
-                close(sub);
-            }
-        }
-    }
-    closedir(d);
-}
-
-/* NULL while within the limit; else what is wrong, in words. */
-static char *disk_over(sesh_sandbox *sb, unsigned long long *bytes)
-{
-    disk_usage u = { 0 };
-    measure(sb->data_fd, 0, &u);
-    *bytes = u.bytes;
+    sesh_disk_usage u;
+    sesh_disk_measure(sb->data_fd, &u);
     if (u.too_deep)
         return format("/mnt/data has directories nested deeper than %d levels",
-                      DISK_MAX_DEPTH);
-    if (u.entries > DISK_MAX_ENTRIES)
-        return format("/mnt/data holds more than %d files", DISK_MAX_ENTRIES);
-    if (u.bytes > sb->disk_limit)
+                      SESH_DISK_MAX_DEPTH);
+    if (u.entries > SESH_DISK_MAX_ENTRIES)
+        return format("/mnt/data holds more than %d files", SESH_DISK_MAX_ENTRIES);
+    if (u.bytes > sb->disk_limit && u.bytes > before)
         return format("/mnt/data holds %llu bytes, over the session's limit of %zu bytes",
                       u.bytes, sb->disk_limit);
     return NULL;
+}
+
+static unsigned long long disk_bytes(sesh_sandbox *sb)
+{
+    sesh_disk_usage u;
+    sesh_disk_measure(sb->data_fd, &u);
+    return u.bytes;
 }
 
 /* The reply of code stopped for its disk use: a failure that says why. */
@@ -950,6 +594,60 @@ static sesh_run_status lost(sesh_sandbox *sb, char **err, char *why)
     return SESH_RUN_LOST;
 }
 
+/* What a reply is waited for with: the timeout, then the interrupt and its
+ * repetitions until the grace period ends; the disk watch meanwhile. */
+typedef struct {
+    long long deadline;        /* the timeout, then the end of the grace; -1: none */
+    long long next_interrupt;  /* -1 until the code is interrupted */
+    long long next_disk_check; /* -1: not watching */
+    unsigned long long disk_before;
+    int timed_out;
+    char *disk_stop;           /* why the disk watch stopped the code */
+} waiting;
+
+static void start_interrupt(sesh_sandbox *sb, waiting *w, long long now)
+{
+    sesh_sandbox_interrupt(sb);
+    w->deadline = now + INTERRUPT_GRACE_MS;
+    w->next_interrupt = now + INTERRUPT_REPEAT_MS;
+}
+
+static long long next_wake(const waiting *w)
+{
+    long long wake = w->deadline;
+    const long long others[] = { w->next_interrupt, w->next_disk_check };
+    for (int i = 0; i < 2; i++)
+        if (others[i] >= 0 && (wake < 0 || others[i] < wake))
+            wake = others[i];
+    return wake;
+}
+
+/* Called each time a wait ends without a reply. 0 to wait on; -1 when the
+ * grace period is over: the code would not stop. */
+static int on_wake(sesh_sandbox *sb, waiting *w)
+{
+    long long now = now_ms();
+    /* Python may drop a KeyboardInterrupt raised where it cannot propagate
+     * (a finalizer, an at-fork hook): press Ctrl-C again. */
+    if (w->next_interrupt >= 0 && now >= w->next_interrupt) {
+        sesh_sandbox_interrupt(sb);
+        w->next_interrupt = now + INTERRUPT_REPEAT_MS;
+    }
+    if (w->next_disk_check >= 0 && now >= w->next_disk_check) {
+        w->disk_stop = disk_trouble(sb, w->disk_before);
+        w->next_disk_check = w->disk_stop ? -1 : now + DISK_CHECK_MS;
+        if (w->disk_stop && w->next_interrupt < 0)
+            start_interrupt(sb, w, now);
+    }
+    if (w->deadline < 0 || now < w->deadline)
+        return 0;
+    if (w->next_interrupt >= 0)
+        return -1;
+    w->timed_out = 1;
+    start_interrupt(sb, w, now);
+    return 0;
+}
+
 sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int timeout_ms,
                                      json_t **reply, char **err)
 {
@@ -965,104 +663,57 @@ sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int time
         free(bad);
         return SESH_RUN_LOST;
     }
-    if (!sb || sb->chan < 0 || atomic_load(&sb->killed))
+    if (!sb) {
+        *err = strdup("interpreter lost: there is no sandbox");
+        return SESH_RUN_LOST;
+    }
+    if (sb->chan < 0 || atomic_load(&sb->killed))
         return lost(sb, err, strdup("the sandbox is no longer running"));
 
-    long long start = now_ms();
-    long long deadline = timeout_ms > 0 ? start + timeout_ms : -1;
-    int interrupted = 0;
-    char *why = NULL;
+    int execute = strcmp(op, "execute") == 0;
+    long long now = now_ms();
+    waiting w = { .deadline = timeout_ms > 0 ? now + timeout_ms : -1,
+                  .next_interrupt = -1, .next_disk_check = -1 };
+    if (execute && sb->data_fd >= 0) {
+        w.disk_before = disk_bytes(sb);
+        w.next_disk_check = now + DISK_CHECK_MS;
+    }
 
-    io_result r = send_frame(sb, request, deadline, &why);
+    char *why = NULL;
+    io_result r = send_frame(sb, request, w.deadline, &why);
     if (r == IO_TIMEOUT)
         return lost(sb, err, format("the runner took no request for %d ms", timeout_ms));
     if (r != IO_OK)
         return lost(sb, err, why ? why : death_note(sb));
 
-    /* Disk use is watched only while the code makes it grow, so code that
-     * deletes files from an over-full directory may still run. */
-    int watch_disk = strcmp(op, "execute") == 0 && sb->data_fd >= 0;
-    unsigned long long disk_before = 0, disk_now = 0;
-    char *disk_why = NULL;
-    if (watch_disk)
-        free(disk_over(sb, &disk_before));
-
     frame_reader f = { .have_head = 0 };
-    long long next_interrupt = -1;
-    for (;;) {
-        long long wake = deadline;
-        if (watch_disk && !disk_why) {
-            long long check = now_ms() + DISK_CHECK_MS;
-            if (wake < 0 || check < wake)
-                wake = check;
-        }
-        if (next_interrupt >= 0 && (wake < 0 || next_interrupt < wake))
-            wake = next_interrupt;
-        r = read_frame(sb, &f, wake, &why);
-        if (r != IO_TIMEOUT)
-            break;
-        /* Python may drop a KeyboardInterrupt raised where it cannot
-         * propagate (a finalizer, an at-fork hook): press Ctrl-C again. */
-        if (next_interrupt >= 0 && now_ms() >= next_interrupt) {
-            sesh_sandbox_interrupt(sb);
-            next_interrupt = now_ms() + INTERRUPT_REPEAT_MS;
-        }
-        if (watch_disk && !disk_why) {
-            disk_why = disk_over(sb, &disk_now);
-            if (disk_why && disk_now <= disk_before && !strstr(disk_why, "levels") &&
-                !strstr(disk_why, "files")) {
-                free(disk_why);       /* over, but not growing */
-                disk_why = NULL;
-            }
-            if (disk_why) {
-                sesh_sandbox_interrupt(sb);
-                deadline = now_ms() + INTERRUPT_GRACE_MS;
-                next_interrupt = now_ms() + INTERRUPT_REPEAT_MS;
-                continue;
-            }
-        }
-        if (deadline < 0 || now_ms() < deadline)
-            continue;
-        if (interrupted || disk_why) {
+    while ((r = read_frame(sb, &f, next_wake(&w), &why)) == IO_TIMEOUT) {
+        if (on_wake(sb, &w) < 0) {
             free(f.body);
-            return lost(sb, err, format("the code did not stop within %d ms of the interrupt "
-                                        "%s; the sandbox was killed", INTERRUPT_GRACE_MS,
-                                        disk_why ? disk_why : "at the timeout"));
+            why = format("the code did not stop within %d ms of the interrupt %s; the "
+                         "sandbox was killed", INTERRUPT_GRACE_MS,
+                         w.disk_stop ? w.disk_stop : "at the timeout");
+            free(w.disk_stop);
+            return lost(sb, err, why);
         }
-        interrupted = 1;
-        sesh_sandbox_interrupt(sb);
-        deadline = now_ms() + INTERRUPT_GRACE_MS;
-        next_interrupt = now_ms() + INTERRUPT_REPEAT_MS;
     }
-    if (r != IO_OK) {
-        free(f.body);
-        free(disk_why);
+    json_t *v = r == IO_OK ? parse_frame(&f, &why) : NULL;
+    free(f.body);
+    if (v && !why)
+        why = execute ? check_execute_reply(v, max_output) : check_metadata_reply(v);
+    if (!v || why) {
+        json_decref(v);
+        free(w.disk_stop);
         return lost(sb, err, why ? why : death_note(sb));
     }
-    json_t *v = parse_frame(&f, &why);
-    free(f.body);
-    if (!v) {
-        free(disk_why);
-        return lost(sb, err, why);
-    }
-    why = strcmp(op, "execute") == 0 ? check_execute_reply(v, max_output)
-                                     : check_metadata_reply(v);
-    if (why) {
-        json_decref(v);
-        free(disk_why);
-        return lost(sb, err, why);
-    }
-    if (watch_disk && !disk_why) {
-        disk_why = disk_over(sb, &disk_now);
-        if (disk_why && disk_now <= disk_before)
-            free(disk_why), disk_why = NULL;
-    }
-    if (disk_why) {
-        mark_disk_failure(v, disk_why);
-        free(disk_why);
+    if (execute && sb->data_fd >= 0 && !w.disk_stop)
+        w.disk_stop = disk_trouble(sb, w.disk_before);
+    if (w.disk_stop) {
+        mark_disk_failure(v, w.disk_stop);
+        free(w.disk_stop);
     }
     *reply = v;
-    return interrupted ? SESH_RUN_TIMED_OUT : SESH_RUN_OK;
+    return w.timed_out ? SESH_RUN_TIMED_OUT : SESH_RUN_OK;
 }
 
 /* ---- start ---- */
@@ -1089,14 +740,6 @@ static int make_memfd(const char *name, const void *data, size_t len)
         return -1;
     }
     return fd;
-}
-
-static void add_limit(spawn_plan *p, int id, rlim_t value)
-{
-    p->limit_ids[p->nlimits] = id;
-    p->limits[p->nlimits].rlim_cur = value;
-    p->limits[p->nlimits].rlim_max = value;
-    p->nlimits++;
 }
 
 /* bwrap's first status line: { "child-pid": N }. */
@@ -1172,6 +815,127 @@ static int wait_ready(sesh_sandbox *sb, long long deadline, char **why)
     return ok ? 0 : -1;
 }
 
+/* A root pool runs the sandbox as another uid, which must own data_dir. */
+static char *give_data_dir(sesh_sandbox *sb, const char *data_dir)
+{
+    if (sb->data_fd < 0 || fchown(sb->data_fd, sb->uid, sb->uid) < 0)
+        return format("cannot give %s to uid %u: %s", data_dir, (unsigned)sb->uid,
+                      strerror(errno));
+    sesh_disk_give(sb->data_fd, sb->uid);
+    return NULL;
+}
+
+/* The sandbox's own accounts, as a memory file. */
+static int accounts_fd(const char *name, const char *fmt, uid_t uid)
+{
+    char text[256];
+    snprintf(text, sizeof text, fmt, (unsigned)uid, (unsigned)uid);
+    return make_memfd(name, text, strlen(text));
+}
+
+/* Opens the descriptors the child gets (see sandbox_spawn.h) into fds, and
+ * keeps our ends of the channel, console and status pipes in sb. */
+static char *open_descriptors(sesh_sandbox *sb, int fds[SESH_SPAWN_FDS])
+{
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+        return format("socketpair: %s", strerror(errno));
+    sb->chan = pair[0];
+    fds[SESH_FD_CHANNEL] = pair[1];
+    if (pipe2(pair, O_CLOEXEC) < 0)
+        return format("pipe: %s", strerror(errno));
+    sb->console = pair[0];
+    fds[SESH_FD_OUT] = pair[1];
+    fds[SESH_FD_ERR] = fcntl(pair[1], F_DUPFD_CLOEXEC, 0);
+    if (pipe2(pair, O_CLOEXEC) < 0)
+        return format("pipe: %s", strerror(errno));
+    sb->status_fd = pair[0];
+    fds[SESH_FD_STATUS] = pair[1];
+    fcntl(sb->chan, F_SETFL, O_NONBLOCK);
+    fcntl(sb->console, F_SETFL, O_NONBLOCK);
+    fcntl(sb->status_fd, F_SETFL, O_NONBLOCK);
+
+    fds[SESH_FD_NULL] = open("/dev/null", O_RDWR | O_CLOEXEC);
+    fds[SESH_FD_RUNNER] = make_memfd("sesh-runner", sesh_runner_py, sesh_runner_py_len);
+    fds[SESH_FD_PASSWD] = accounts_fd("sesh-passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                                      "sesh:x:%u:%u:sesh:/tmp:/usr/sbin/nologin\n", sb->uid);
+    fds[SESH_FD_GROUP] = accounts_fd("sesh-group", "root:x:0:\nsesh:x:%u:\n", sb->uid);
+    for (int i = 0; i < SESH_SPAWN_FDS; i++)
+        if (i != SESH_FD_SECCOMP && fds[i] < 0)
+            return format("cannot prepare descriptor %d: %s", i, strerror(errno));
+    char *why = NULL;
+    fds[SESH_FD_SECCOMP] = sesh_seccomp_filter_fd(&why);
+    return why;
+}
+
+static char *spawn_bwrap(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int as_root,
+                         const int fds[SESH_SPAWN_FDS])
+{
+    sesh_bwrap_options o = {
+        .python = cfg->python && *cfg->python ? cfg->python : DEFAULT_PYTHON,
+        .network = cfg->network,
+        .data_src = as_root ? HOST_STAGE : cfg->data_dir,
+        .tmp_size = cfg->tmp_size ? cfg->tmp_size : DEFAULT_TMP_SIZE,
+        .shm_size = DEFAULT_SHM_SIZE,
+        /* RLIMIT_NPROC counts a uid's processes in its user namespace and in
+         * every namespace above, against the limit each namespace's creator
+         * had. So it is set inside (by the bootstrap), where it counts the
+         * sandbox's own processes only; set out here, it would be one
+         * allowance shared by every sandbox of the uid, and, for an
+         * unprivileged pool, by the user's own processes. */
+        .processes = cfg->max_processes > 0 ? cfg->max_processes : DEFAULT_PROCESSES,
+    };
+    sesh_spawn_plan plan = {
+        .argv = sesh_bwrap_argv(&o), .envp = sesh_sandbox_env(), .nice = SANDBOX_NICE,
+        .as_root = as_root, .uid = sb->uid, .gid = (gid_t)sb->uid,
+        .data_dir = cfg->data_dir, .stage = HOST_STAGE,
+    };
+    memcpy(plan.fds, fds, sizeof plan.fds);
+    size_t memory = cfg->memory_limit ? cfg->memory_limit : DEFAULT_MEMORY;
+    sesh_spawn_limit(&plan, RLIMIT_AS, "setrlimit(RLIMIT_AS)", memory);
+    /* No single file may be larger than the whole disk allowance. */
+    size_t file_size = cfg->file_size_limit ? cfg->file_size_limit : DEFAULT_FILE_SIZE;
+    if (file_size > sb->disk_limit)
+        file_size = sb->disk_limit;
+    sesh_spawn_limit(&plan, RLIMIT_FSIZE, "setrlimit(RLIMIT_FSIZE)", file_size);
+    int files = cfg->max_open_files > 0 ? cfg->max_open_files : DEFAULT_OPEN_FILES;
+    sesh_spawn_limit(&plan, RLIMIT_NOFILE, "setrlimit(RLIMIT_NOFILE)", (rlim_t)files);
+    sesh_spawn_limit(&plan, RLIMIT_CORE, "setrlimit(RLIMIT_CORE)", 0);
+
+    char *why = NULL;
+    if (!plan.argv || !plan.envp) {
+        why = strdup("out of memory");
+    } else {
+        int spawn_err = 0;
+        pid_t pid = sesh_spawn(&plan, &spawn_err);
+        if (pid < 0)
+            why = format("fork: %s", strerror(spawn_err));
+        else
+            ref_open(&sb->bwrap, pid);
+    }
+    sesh_strv_free(plan.argv);
+    sesh_strv_free(plan.envp);
+    return why;
+}
+
+/* From bwrap's start to the runner's "ready". */
+static char *wait_started(sesh_sandbox *sb)
+{
+    char *why = NULL;
+    long long deadline = now_ms() + START_TIMEOUT_MS;
+    pid_t init = read_child_pid(sb, deadline, &why);
+    if (init <= 0)
+        return why;
+    ref_open(&sb->init, init);
+    if (wait_ready(sb, deadline, &why) < 0)
+        return why;
+    pid_t py = find_interpreter(init);
+    if (py <= 0)
+        return strdup("cannot find the interpreter's process");
+    ref_open(&sb->python, py);
+    return NULL;
+}
+
 sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err)
 {
     *err = NULL;
@@ -1186,149 +950,31 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err)
         *err = strdup("sandbox: out of memory");
         return NULL;
     }
-    sb->pidfd = sb->init_pidfd = sb->py_pidfd = sb->chan = sb->console = sb->status_fd = -1;
+    sb->bwrap.fd = sb->init.fd = sb->python.fd = sb->chan = sb->console = sb->status_fd = -1;
     sb->data_fd = open(cfg->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     sb->disk_limit = cfg->disk_limit ? cfg->disk_limit : DEFAULT_DISK;
-
     int as_root = geteuid() == 0;
-    uid_t uid = !as_root ? getuid() : cfg->uid ? cfg->uid : allocate_uid();
-    sb->uid = uid;
-    if (as_root) {
-        long entries = 0;
-        if (sb->data_fd < 0 || fchown(sb->data_fd, uid, uid) < 0) {
-            *err = format("sandbox: cannot give %s to uid %d: %s", cfg->data_dir, (int)uid,
-                          strerror(errno));
-            close_fd(&sb->data_fd);
-            free(sb);
-            return NULL;
-        }
-        give_tree(sb->data_fd, uid, 0, &entries);
-    }
+    sb->uid = !as_root ? getuid() : cfg->uid ? cfg->uid : allocate_uid();
 
-    int chan[2] = { -1, -1 }, console[2] = { -1, -1 }, status[2] = { -1, -1 };
-    int devnull = -1, runner = -1, filter = -1, passwd = -1, group = -1;
-    char accounts[256];
-    strvec argv = { 0 }, envp = { 0 };
-    char *why = NULL;
+    int fds[SESH_SPAWN_FDS];
+    for (int i = 0; i < SESH_SPAWN_FDS; i++)
+        fds[i] = -1;
+    char *why = as_root ? give_data_dir(sb, cfg->data_dir) : NULL;
+    if (!why)
+        why = open_descriptors(sb, fds);
+    if (!why)
+        why = spawn_bwrap(sb, cfg, as_root, fds);
+    for (int i = 0; i < SESH_SPAWN_FDS; i++)
+        close_fd(&fds[i]);          /* the child's now, or nobody's */
+    if (!why)
+        why = wait_started(sb);
+    if (!why)
+        return sb;
 
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan) < 0 ||
-        pipe2(console, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0 ||
-        (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0 ||
-        (runner = make_memfd("sesh-runner", sesh_runner_py, sesh_runner_py_len)) < 0) {
-        why = format("cannot prepare descriptors: %s", strerror(errno));
-        goto fail;
-    }
-    filter = sesh_seccomp_filter_fd(&why);
-    if (filter < 0)
-        goto fail;
-    snprintf(accounts, sizeof accounts, "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-             "sesh:x:%u:%u:sesh:/tmp:/usr/sbin/nologin\n", (unsigned)uid, (unsigned)uid);
-    passwd = make_memfd("sesh-passwd", accounts, strlen(accounts));
-    snprintf(accounts, sizeof accounts, "root:x:0:\nsesh:x:%u:\n", (unsigned)uid);
-    group = make_memfd("sesh-group", accounts, strlen(accounts));
-    if (passwd < 0 || group < 0) {
-        why = format("cannot prepare the sandbox's accounts: %s", strerror(errno));
-        goto fail;
-    }
-
-    size_t tmp_size = cfg->tmp_size ? cfg->tmp_size : DEFAULT_TMP_SIZE;
-    int processes = cfg->max_processes > 0 ? cfg->max_processes : DEFAULT_PROCESSES;
-    build_argv(&argv, cfg, as_root ? HOST_STAGE : cfg->data_dir, tmp_size, processes);
-    build_env(&envp);
-    if (argv.oom || envp.oom) {
-        why = strdup("out of memory");
-        goto fail;
-    }
-
-    spawn_plan plan = {
-        .argv = argv.v, .envp = envp.v,
-        .fds = { devnull, console[1], console[1], chan[1], runner, filter, status[1], passwd,
-                 group },
-        .as_root = as_root, .uid = uid, .gid = (gid_t)uid, .data_dir = cfg->data_dir,
-        .nice = SANDBOX_NICE,
-    };
-    add_limit(&plan, RLIMIT_AS, cfg->memory_limit ? cfg->memory_limit : DEFAULT_MEMORY);
-    /* No single file may be larger than the whole disk allowance. */
-    size_t file_size = cfg->file_size_limit ? cfg->file_size_limit : DEFAULT_FILE_SIZE;
-    if (file_size > sb->disk_limit)
-        file_size = sb->disk_limit;
-    add_limit(&plan, RLIMIT_FSIZE, file_size);
-    /* RLIMIT_NPROC counts a uid's processes in its user namespace and in
-     * every namespace above, against the limit each namespace's creator had.
-     * So it is set inside, by the bootstrap, where it counts only the
-     * sandbox's own processes; set out here, it would be one allowance
-     * shared by every sandbox of the uid (and, unprivileged, by the user's
-     * own processes). */
-    add_limit(&plan, RLIMIT_NOFILE, (rlim_t)(cfg->max_open_files > 0 ? cfg->max_open_files
-                                                                     : DEFAULT_OPEN_FILES));
-    add_limit(&plan, RLIMIT_CORE, 0);
-
-    int spawn_err = 0;
-    sb->pid = spawn(&plan, &spawn_err);
-    if (sb->pid < 0) {
-        why = format("fork: %s", strerror(spawn_err));
-        goto fail;
-    }
-    sb->pidfd = pidfd_open(sb->pid, 0);
-    close_fd(&chan[1]);
-    close_fd(&console[1]);
-    close_fd(&status[1]);
-    close_fd(&devnull);
-    close_fd(&runner);
-    close_fd(&filter);
-    close_fd(&passwd);
-    close_fd(&group);
-    sb->chan = chan[0];
-    sb->console = console[0];
-    sb->status_fd = status[0];
-    fcntl(sb->chan, F_SETFL, O_NONBLOCK);
-    fcntl(sb->console, F_SETFL, O_NONBLOCK);
-    fcntl(sb->status_fd, F_SETFL, O_NONBLOCK);
-    vec_free(&argv);
-    vec_free(&envp);
-    if (sb->pidfd < 0) {
-        why = format("pidfd_open: %s", strerror(errno));
-        goto fail_started;
-    }
-
-    long long deadline = now_ms() + START_TIMEOUT_MS;
-    sb->init_pid = read_child_pid(sb, deadline, &why);
-    if (sb->init_pid <= 0)
-        goto fail_started;
-    sb->init_pidfd = pidfd_open(sb->init_pid, 0);
-    if (sb->init_pidfd < 0) {
-        why = format("pidfd_open of the sandbox init: %s", strerror(errno));
-        goto fail_started;
-    }
-    if (wait_ready(sb, deadline, &why) < 0)
-        goto fail_started;
-    pid_t py = find_interpreter(sb->init_pid);
-    if (py <= 0 || (sb->py_pidfd = pidfd_open(py, 0)) < 0) {
-        why = strdup("cannot find the interpreter's process");
-        goto fail_started;
-    }
-    return sb;
-
-fail:
-    close_fd(&chan[0]); close_fd(&chan[1]);
-    close_fd(&console[0]); close_fd(&console[1]);
-    close_fd(&status[0]); close_fd(&status[1]);
-    close_fd(&devnull); close_fd(&runner); close_fd(&filter);
-    close_fd(&passwd); close_fd(&group);
-    close_fd(&sb->data_fd);
-    vec_free(&argv);
-    vec_free(&envp);
-    *err = format("sandbox: %s", why ? why : "cannot start");
+    char *note = sb->bwrap.pid > 0 ? console_note(sb) : NULL;
+    *err = format("sandbox: %s%s", why, note ? note : "");
+    free(note);
     free(why);
-    free(sb);
+    sesh_sandbox_free(sb);
     return NULL;
-
-fail_started: {
-        char *note = console_note(sb);
-        *err = format("sandbox: %s%s", why ? why : "cannot start", note ? note : "");
-        free(note);
-        free(why);
-        sesh_sandbox_free(sb);
-        return NULL;
-    }
 }

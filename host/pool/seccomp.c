@@ -95,12 +95,11 @@ int sesh_seccomp_filter_fd(char **err)
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     if (!ctx)
         return fail(err, "seccomp: cannot create a filter");
-    int fd = -1;
-    int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-    if (rc < 0) {
-        fail(err, "seccomp: cannot set the foreign-architecture action: %s", strerror(-rc));
-        goto done;
-    }
+    int fd = -1, rc;
+    /* A system call of another architecture (int 0x80 on x86_64) kills: the
+     * whole process where the kernel can, else the thread (libseccomp's
+     * default, also what it falls back to when it cannot probe the kernel). */
+    seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
     if (add_rules(ctx, err) < 0)
         goto done;
     fd = memfd_create("sesh-seccomp", MFD_CLOEXEC);

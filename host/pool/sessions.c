@@ -701,31 +701,63 @@ static void *keeper_main(void *arg)
 
 /* ---- metadata ---- */
 
+/* Asks one sandbox for {"op":"metadata"}; its user namespace is untouched. */
+static json_t *ask_metadata(sesh_sandbox *sb, char **err)
+{
+    json_t *req = json_pack("{s:s}", "op", "metadata");
+    json_t *reply = NULL;
+    char *why = NULL;
+    sesh_run_status st = sesh_sandbox_execute(sb, req, 60000, &reply, &why);
+    json_decref(req);
+    if (st != SESH_RUN_OK || !json_is_object(reply)) {
+        if (err) *err = sesh_printf("the runner did not describe itself: %s", why ? why : "no reply");
+        json_decref(reply);
+        reply = NULL;
+    }
+    free(why);
+    return reply;
+}
+
 json_t *sesh_manager_metadata(sesh_manager *m, char **err)
 {
     pthread_mutex_lock(&m->meta_mu);
     if (!m->metadata) {
-        char *name = NULL;
-        int fd = -1;
-        if (make_dir(m, &name, &fd, err) == 0) {
-            sesh_sandbox *sb = start_sandbox(m, name, err);
-            if (sb) {
-                json_t *req = json_pack("{s:s}", "op", "metadata");
-                json_t *reply = NULL;
-                char *why = NULL;
-                sesh_run_status st = sesh_sandbox_execute(sb, req, 60000, &reply, &why);
-                if (st == SESH_RUN_OK && json_is_object(reply)) {
-                    m->metadata = reply;
-                    reply = NULL;
-                } else if (err) {
-                    *err = sesh_printf("the runner did not describe itself: %s", why ? why : "no reply");
-                }
-                json_decref(reply);
-                json_decref(req);
-                free(why);
-                sesh_sandbox_free(sb);
+        /* A ready sandbox answers at once and goes back to the warm pool;
+         * else a short-lived one is started for the question. */
+        pthread_mutex_lock(&m->mu);
+        warm *w = m->warm;
+        if (w) {
+            m->warm = w->next;
+            m->nwarm--;
+        }
+        pthread_mutex_unlock(&m->mu);
+        if (w) {
+            m->metadata = ask_metadata(w->sb, err);
+            pthread_mutex_lock(&m->mu);
+            if (m->metadata && !atomic_load(&m->stopping) && sesh_sandbox_alive(w->sb)) {
+                w->next = m->warm;
+                m->warm = w;
+                m->nwarm++;
+                w = NULL;
             }
-            drop_dir(m, name, fd);
+            pthread_cond_broadcast(&m->cv);
+            pthread_mutex_unlock(&m->mu);
+            if (w) {
+                sesh_sandbox_free(w->sb);
+                drop_dir(m, w->name, w->dirfd);
+                free(w);
+            }
+        } else {
+            char *name = NULL;
+            int fd = -1;
+            if (make_dir(m, &name, &fd, err) == 0) {
+                sesh_sandbox *sb = start_sandbox(m, name, err);
+                if (sb) {
+                    m->metadata = ask_metadata(sb, err);
+                    sesh_sandbox_free(sb);
+                }
+                drop_dir(m, name, fd);
+            }
         }
     }
     json_t *md = m->metadata ? json_incref(m->metadata) : NULL;

@@ -32,6 +32,7 @@
 
 #define POLL_SLICE_MS 100            /* how soon a Ctrl-C or a due retry is noticed */
 #define PROGRESS_MIN_BYTES (4 << 20) /* transfers smaller than this draw no bar */
+#define MAX_HEADER_BYTES (256 << 10) /* a server sending more is broken or hostile */
 
 struct sesh_http_client {
     CURL *easy;                      /* reused by one request at a time */
@@ -75,18 +76,18 @@ struct sesh_http_transfer {
     int *statuses;
     double started, next_at;
     int too_large, write_errno, to_file;
+    size_t header_bytes;
     sesh_http_error err;
     char *what;                      /* "METHOD url" with secrets masked, for messages */
     char errbuf[CURL_ERROR_SIZE];
     int idempotent;
     int progress;
-    double last_draw;
-    curl_off_t last_drawn;
-    int drew;
+    curl_off_t up_now, up_total, down_now, down_total;   /* as the progress callback saw */
     struct sesh_http_transfer *prev, *next;
 };
 
 static CURLM *multi;
+static CURLSH *share;                        /* TLS sessions, shared by every handle */
 static sesh_http_transfer *transfers;        /* every transfer not DONE */
 static int curl_ready;
 static volatile sig_atomic_t cancel_flag;
@@ -208,13 +209,6 @@ static void unlink_transfer(sesh_http_transfer *t) {
     t->prev = t->next = NULL;
 }
 
-static int running_count(void) {
-    int n = 0;
-    for (sesh_http_transfer *t = transfers; t; t = t->next)
-        n += t->state == RUNNING;
-    return n;
-}
-
 /* ---- global state ---- */
 
 /* Processes a script starts (the local pool, a shell) must not inherit our sockets:
@@ -259,6 +253,10 @@ int sesh_http_init(sesh_http_error *err) {
         set_error(err, SESH_HTTP_ETRANSPORT, 0, "libcurl: cannot create a multi handle");
         return -1;
     }
+    /* A fresh connection (a POST, a parallel request) resumes a TLS session another
+     * handle made, instead of a full handshake. One thread: no lock callbacks. */
+    if (!share && (share = curl_share_init()))
+        curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     return 0;
 }
 
@@ -268,6 +266,8 @@ void sesh_http_shutdown(void) {
     if (multi)
         curl_multi_cleanup(multi);
     multi = NULL;
+    if (share && curl_share_cleanup(share) == CURLSHE_OK)   /* else a client still uses it */
+        share = NULL;
     if (curl_ready)
         curl_global_cleanup();
     curl_ready = 0;
@@ -359,6 +359,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     size_t len = size * n, end = len;
     while (end > 0 && (p[end - 1] == '\r' || p[end - 1] == '\n'))
         end--;
+    t->header_bytes += len;
+    if (t->header_bytes > MAX_HEADER_BYTES) {
+        t->too_large = 1;
+        return 0;
+    }
     if (end >= 5 && memcmp(p, "HTTP/", 5) == 0) {
         clear_headers(t);          /* a new response: an interim 100 or a redirect came first */
         return len;
@@ -449,23 +454,48 @@ static int on_seek(void *ud, curl_off_t offset, int origin) {
     return fseeko(t->upload, (off_t)offset, origin) == 0 ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_FAIL;
 }
 
-static void draw_progress(sesh_http_transfer *t, curl_off_t done, curl_off_t total, int up) {
+/* One bar on stderr for every transfer that asked for progress: a single transfer
+ * shows its direction, several show their sum. */
+static struct {
+    double last_draw;
+    curl_off_t last_done;
+    int drawn;
+} bar;
+
+static void draw_progress(void) {
+    curl_off_t done = 0, total = 0;
+    int n = 0, up = 0;
+    double started = 0;
+    for (sesh_http_transfer *t = transfers; t; t = t->next) {
+        if (t->state != RUNNING || !t->progress)
+            continue;
+        int uploading = t->up_total > 0 && t->up_now < t->up_total;
+        done += uploading ? t->up_now : t->down_now;
+        total += uploading ? t->up_total : t->down_total;
+        up = uploading;
+        if (n++ == 0 || t->started < started)
+            started = t->started;
+    }
     double at = now();
-    if (done == t->last_drawn || (at - t->last_draw < 0.2 && done < total))
+    if (n == 0 || total < PROGRESS_MIN_BYTES || done == bar.last_done ||
+        (at - bar.last_draw < 0.2 && done < total))
         return;
-    t->last_draw = at;
-    t->last_drawn = done;
-    char bar[21];
+    bar.last_draw = at;
+    bar.last_done = done;
+    char label[32], marks[21];
+    if (n == 1)
+        snprintf(label, sizeof label, "%s", up ? "upload  " : "download");
+    else
+        snprintf(label, sizeof label, "%d transfers", n);
     int filled = (int)(20.0 * done / total);
     for (int i = 0; i < 20; i++)
-        bar[i] = i < filled ? '#' : '-';
-    bar[20] = '\0';
-    double rate = done / (at - t->started > 0.001 ? at - t->started : 0.001);
-    fprintf(stderr, "\r%s [%s] %.1f / %.1f MB %3d%% %.1f MB/s ", up ? "upload  " : "download",
-            bar, done / 1048576.0, total / 1048576.0, (int)(100.0 * done / total),
-            rate / 1048576.0);
+        marks[i] = i < filled ? '#' : '-';
+    marks[20] = '\0';
+    double rate = done / (at - started > 0.001 ? at - started : 0.001);
+    fprintf(stderr, "\r%s [%s] %.1f / %.1f MB %3d%% %.1f MB/s ", label, marks,
+            done / 1048576.0, total / 1048576.0, (int)(100.0 * done / total), rate / 1048576.0);
     fflush(stderr);
-    t->drew = 1;
+    bar.drawn = 1;
 }
 
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
@@ -473,21 +503,27 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
     sesh_http_transfer *t = ud;
     if (cancel_flag)
         return 1;                   /* CURLE_ABORTED_BY_CALLBACK */
-    if (t->progress && running_count() == 1) {
-        if (ultotal >= PROGRESS_MIN_BYTES && ulnow < ultotal)
-            draw_progress(t, ulnow, ultotal, 1);
-        else if (dltotal >= PROGRESS_MIN_BYTES)
-            draw_progress(t, dlnow, dltotal, 0);
+    if (t->progress) {
+        t->up_now = ulnow;
+        t->up_total = ultotal;
+        t->down_now = dlnow;
+        t->down_total = dltotal;
+        draw_progress();
     }
     return 0;
 }
 
-static void clear_progress(sesh_http_transfer *t) {
-    if (t->drew) {
-        fputs("\r\033[K", stderr);
-        fflush(stderr);
-        t->drew = 0;
-    }
+/* Clears the bar once no transfer that draws it is left. */
+static void clear_progress(void) {
+    if (!bar.drawn)
+        return;
+    for (sesh_http_transfer *t = transfers; t; t = t->next)
+        if (t->state != DONE && t->progress)
+            return;
+    fputs("\r\033[K", stderr);
+    fflush(stderr);
+    bar.drawn = 0;
+    bar.last_done = -1;
 }
 
 /* ---- setting a transfer up ---- */
@@ -685,6 +721,8 @@ static int setup(sesh_http_transfer *t, const sesh_http_request *r, sesh_http_er
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_socket);
+    if (share)
+        curl_easy_setopt(e, CURLOPT_SHARE, share);
     if (c->unix_socket)
         curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, c->unix_socket);
     if (c->ca_file)                 /* verification stays on: this only adds trust */
@@ -820,7 +858,6 @@ static void discard_output(sesh_http_transfer *t) {
 }
 
 static void finish(sesh_http_transfer *t) {
-    clear_progress(t);
     if (t->err.kind == SESH_HTTP_OK && t->out && success_status(t->status)) {
         int bad = fflush(t->out) != 0 || fsync(fileno(t->out)) != 0;
         int e = errno;
@@ -843,6 +880,7 @@ static void finish(sesh_http_transfer *t) {
     }
     t->state = DONE;
     unlink_transfer(t);
+    clear_progress();
 }
 
 /* Retry-After as seconds from now: delta-seconds or an HTTP date; -1 when absent. */
@@ -895,6 +933,7 @@ static int schedule_retry(sesh_http_transfer *t, double server_wait) {
     clear_headers(t);
     t->body.len = 0;
     t->too_large = 0;
+    t->header_bytes = 0;
     t->write_errno = 0;
     t->status = 0;
     return 1;
@@ -903,6 +942,9 @@ static int schedule_retry(sesh_http_transfer *t, double server_wait) {
 static void transport_error(sesh_http_transfer *t, CURLcode rc) {
     if (cancel_flag || rc == CURLE_ABORTED_BY_CALLBACK) {
         set_error(&t->err, SESH_HTTP_EINTERRUPTED, rc, "interrupted by Ctrl-C");
+    } else if (t->too_large && t->header_bytes > MAX_HEADER_BYTES) {
+        set_error(&t->err, SESH_HTTP_ETOO_LARGE, rc, "%s: answer headers larger than %d bytes",
+                  t->what, MAX_HEADER_BYTES);
     } else if (t->too_large) {
         set_error(&t->err, SESH_HTTP_ETOO_LARGE, rc,
                   "%s: answer body larger than max_body (%zu bytes); "
@@ -1015,9 +1057,10 @@ void sesh_http_transfer_free(sesh_http_transfer *t) {
         return;
     if (t->state == RUNNING && multi)
         curl_multi_remove_handle(multi, t->easy);
-    if (t->state != DONE)
+    if (t->state != DONE) {
         unlink_transfer(t);
-    clear_progress(t);
+        clear_progress();
+    }
     discard_output(t);
     if (t->upload)
         fclose(t->upload);

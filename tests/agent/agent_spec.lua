@@ -159,6 +159,21 @@ describe("agent loop", function()
     assert.equal("cannot divide by zero", res.output)
   end)
 
+  it("lets a Ctrl-C in a tool end the run instead of telling the model", function()
+    for _, interrupt in ipairs{ { kind = "interrupted", message = "interrupted by Ctrl-C" },
+                                "stdin:1: interrupted!" } do
+      stub = openai_stub.start{ api_key = "sk-test", steps = {
+        calls{ { id = "x", name = "slow", arguments = "{}" } }, answer("never asked") } }
+      local a = make{ tools = { { name = "slow", description = "waits",
+                                   fn = function() error(interrupt, 0) end } } }
+      local ok, e = pcall(a.run, a, "wait")
+      assert.is_false(ok)
+      assert.equal(interrupt, e)
+      assert.equal(1, #stub:requests())
+      stub:stop(); stub = nil
+    end
+  end)
+
   it("sends a table result as JSON", function()
     stub = openai_stub.start{ api_key = "sk-test", steps = {
       calls{ { id = "x", name = "info", arguments = '' } }, answer("done") } }
@@ -212,7 +227,8 @@ describe("agent loop", function()
 
   it("runs side by side with other agents in sessions.parallel", function()
     local sessions = require "sessions"
-    stub = openai_stub.start{ steps = { { error = 429, retry_after = 1 }, answer("first"), answer("second") } }
+    -- Retry-After 3 s: ample time for the other agent's request, even on a busy machine.
+    stub = openai_stub.start{ steps = { { error = 429, retry_after = 3 }, answer("first"), answer("second") } }
     local outputs = sessions.parallel({ "q1", "q2" }, function(q)
       return make{ tools = {} }:run(q).output
     end)

@@ -35,7 +35,7 @@ function M.start(script)
   local f = assert(io.open(script_file, "w"))
   f:write(cjson.encode(script))
   f:close()
-  local cmd = ("%s %s --script %s --record %s --idle-exit 60"):format(
+  local cmd = ("exec %s %s --script %s --record %s --idle-exit 60"):format(
     quote(PYTHON), quote(SCRIPT), quote(script_file), quote(record_file))
   local proc = assert(io.popen(cmd, "r"))
   local line = proc:read("l") or ""

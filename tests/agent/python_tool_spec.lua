@@ -58,6 +58,27 @@ describe("agent.python_tool", function()
       "agent.python_tool: expected a session (sessions.new{...})")
   end)
 
+  it("tells the model when the pool cannot be reached, and the run goes on", function()
+    local sessions = require "sessions"
+    local llm = require "llm"
+    local openai_stub = require "agent.openai_stub"
+    local stub = openai_stub.start{ steps = {
+      openai_stub.calls{ { id = "c1", name = "Python_REPL", arguments = '{"python_code": "1"}' } },
+      openai_stub.answer("The Python tool is down.") } }
+    local closed = openai_stub.start{ steps = {} }
+    local dead = closed.url                     -- nobody listens there once it stopped
+    closed:stop()
+    local s = sessions.new{ endpoint = dead, token = "t", retries = 1 }
+    local res = agent.new{
+      llm = assert(llm.new{ base_url = stub.base_url, model = "m", getenv = function() end }),
+      tools = { agent.python_tool(s) } }:run("run 1")
+    local msgs = stub:requests()[2].body.messages
+    stub:stop()
+    assert.equal("The Python tool is down.", res.output)
+    assert.is_true(res.steps[1].error)
+    assert.matches("^Error: sessions: execute failed", msgs[#msgs].content)
+  end)
+
   describe("in a real session", function()
     local pool, s
     setup(function()

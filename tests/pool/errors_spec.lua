@@ -131,6 +131,15 @@ describe("sesh-pool, bad requests", function()
     assert.are.equal("POST", res.headers["allow"])
   end)
 
+  it("answers an execute whose body is not JSON by its type with 415", function()
+    local res = pool:request{ method = "POST", path = "code/execute", identifier = "err-type",
+                              headers = { ["Content-Type"] = "text/plain" }, body = "6 * 7" }
+    is_error(res, 415, "UnsupportedMediaType")
+    res = pool:request{ method = "PUT", path = "files", identifier = "err-type", api_version = V2 }
+    is_error(res, 405, "MethodNotAllowed")
+    assert.are.equal("GET, POST", res.headers["allow"])
+  end)
+
   it("answers 404 for a missing file", function()
     local res = pool:request{ path = "files/content/none.txt", identifier = "err-missing" }
     is_error(res, 404, "FileNotFound")

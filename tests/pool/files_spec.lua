@@ -40,6 +40,15 @@ describe("sesh-pool files", function()
     local res = pool:request{ path = "files/content/alias.txt", identifier = "files-inlink" }
     assert.are.equal(200, res.status)
     assert.are.equal("inside", res.body)
+    run("files-inlink", "import os; os.makedirs('/mnt/data/d/e'); os.symlink('../../real.txt', '/mnt/data/d/e/up'); os.symlink('loop', '/mnt/data/loop')")
+    local list = pool:request{ path = "files", query = { { "identifier", "files-inlink" }, { "api-version", V2 },
+                                                         { "recursive", "true" } } }
+    local found = {}
+    for _, v in ipairs(list.json.value) do found[v.directory .. "/" .. v.name] = v.sizeInBytes end
+    assert.are.equal(6, found["d/e/up"])              -- up and back down: still inside
+    assert.is_nil(found["/loop"])
+    res = pool:request{ path = "files/content/loop", identifier = "files-inlink" }
+    assert.are.equal(404, res.status)
   end)
 
   it("does not hang on a FIFO planted in /mnt/data", function()
@@ -75,6 +84,18 @@ describe("sesh-pool files", function()
 with open('/mnt/data/sub/owned.txt', 'a') as f: f.write('def')
 open('/mnt/data/sub/owned.txt').read()]]))
     assert.are.equal("ok", run("files-owner", "import os; os.remove('/mnt/data/sub/owned.txt'); os.rmdir('/mnt/data/sub'); 'ok'"))
+  end)
+
+  it("round-trips names with spaces and non-ASCII letters", function()
+    local name = "donn\195\169es 2024 (v2).csv"
+    local up = pool:request{ method = "POST", path = "files/upload", identifier = "files-names",
+                             multipart = { { name = "file", filename = name, data = "x,y\n" } } }
+    assert.are.equal(200, up.status)
+    assert.are.equal(name, up.json.value[1].properties.filename)
+    local down = pool:request{ path = "files/content/" .. support.encode(name), identifier = "files-names" }
+    assert.are.equal(200, down.status)
+    assert.are.equal("x,y\n", down.body)
+    assert.are.equal(true, run("files-names", "import os; os.path.exists('/mnt/data/" .. name .. "')"))
   end)
 
   it("keeps each session's files to itself", function()

@@ -191,6 +191,29 @@ describe("sesh-pool, second generation", function()
     assert.are.equal(false, fresh.json.result.executionResult)
   end)
 
+  it("pages listSessions by 100 with skip and nextLink", function()
+    for i = 1, 105 do
+      assert.are.equal(200, pool:request{ path = "files", identifier = ("page-%03d"):format(i), api_version = V }.status)
+    end
+    local first = pool:request{ path = "listSessions", identifier = false, api_version = V }
+    assert.are.equal(100, #first.json.sessions)
+    assert.is_string(first.json.nextLink)
+    assert.matches("skip=100", first.json.nextLink)
+    local second = pool:request{ url = first.json.nextLink }
+    assert.are.equal(200, second.status)
+    assert.are.equal(cjson.null, second.json.nextLink)
+    local seen = {}
+    for _, page in ipairs{ first, second } do
+      for _, s in ipairs(page.json.sessions) do seen[s.identifier] = true end
+    end
+    for i = 1, 105 do assert.is_true(seen[("page-%03d"):format(i)], "missing page-" .. i) end
+    local bad = pool:request{ path = "listSessions", query = { { "api-version", V }, { "skip", "-1" } } }
+    assert.are.equal(400, bad.status)
+    for i = 1, 105 do
+      pool:request{ method = "DELETE", path = "session", identifier = ("page-%03d"):format(i), api_version = V }
+    end
+  end)
+
   it("stops a session with POST .management/stopSession", function()
     exec("gen2-stop", { code = "kept = 1" })
     local r = pool:request{ method = "POST", path = ".management/stopSession", identifier = "gen2-stop", api_version = V }

@@ -166,6 +166,9 @@ static void test_results(sesh_sandbox *sb)
     expect_result(sb, "result: no final expression is empty", "x = 1", json_string(""));
     expect_result(sb, "result: nan is null", "float('nan')", json_null());
     expect_result(sb, "result: float is a number", "0.5", json_real(0.5));
+    expect_result(sb, "result: inf is null", "float('-inf')", json_null());
+    expect_result(sb, "result: numpy scalars are numbers",
+                  "import numpy as np\n[np.int64(7), np.float32(0.5)][0]", json_integer(7));
     expect_result(sb, "result: dict is its repr", "{'a': 1, 'b': [1, 2]}",
                   json_string("{'a': 1, 'b': [1, 2]}"));
     expect_result(sb, "result: list is its repr", "[1, 'two']", json_string("[1, 'two']"));
@@ -663,6 +666,13 @@ static void test_death(const char *data_dir)
         { "death: kill -9 self", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
           "signal 9" },
         { "death: segfault", "import ctypes; ctypes.string_at(0)", "signal 11" },
+        { "death: a 32-bit system call",
+          "import ctypes, mmap\n"
+          "m = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)\n"
+          "m.write(b'\\xb8\\x14\\x00\\x00\\x00\\xcd\\x80\\xc3')\n"   /* getpid via int 0x80 */
+          "ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(m)))()",
+          /* SIGSYS from the filter; SIGSEGV where the kernel has no 32-bit entry */
+          "killed by signal" },
         { "death: runner's channel closed", "import os; os.close(3)", "interpreter lost" },
         { "death: garbage reply", "import os; os.write(3, b'\\x00\\x00\\x00\\x05hello')",
           "not valid JSON" },
@@ -732,6 +742,11 @@ int main(int argc, char **argv)
     long long took2 = now_ms() - t;
     check(a && b, "start: two sandboxes", "see above");
     if (!a || !b) {
+        sesh_sandbox_free(a);
+        sesh_sandbox_free(b);
+        free(dir1);
+        free(dir2);
+        free(dir3);
         printf("%d passed, %d failed\n", passed, failed);
         return 1;
     }

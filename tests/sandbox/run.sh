@@ -10,15 +10,15 @@ set -u
 cd "$(dirname "$0")/../.."
 BUILD=${SESH_BUILD:-${BUILD:-build}}
 OBJ="$BUILD/obj/pool"
-make --no-print-directory -s "$OBJ/sandbox.o" "$OBJ/seccomp.o" "$OBJ/runner_py.o" >&2 ||
+OBJS="$OBJ/sandbox.o $OBJ/sandbox_spawn.o $OBJ/sandbox_disk.o $OBJ/seccomp.o $OBJ/runner_py.o"
+make --no-print-directory -s $OBJS >&2 ||
     { echo "0 passed, 1 failed"; exit 1; }
 WORK=$(mktemp -d "${SESH_TEST_TMP:-${TMPDIR:-/tmp}}/sandbox-suite.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT INT TERM
 chmod 755 "$WORK"
 DRIVER="$WORK/driver"
 ${CC:-cc} -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -g -Ihost ${SANITIZE:-} \
-    -o "$DRIVER" tests/sandbox/driver.c \
-    "$OBJ/sandbox.o" "$OBJ/seccomp.o" "$OBJ/runner_py.o" \
+    -o "$DRIVER" tests/sandbox/driver.c $OBJS \
     $(pkg-config --libs jansson libseccomp) -lpthread ||
     { echo "0 passed, 1 failed"; exit 1; }
 

@@ -75,6 +75,13 @@ for _, version in ipairs{ "2024-02-02-preview", "2025-10-02-preview" } do
       assert.equal(7, (s:run("3 + 4")))      -- the session still works
     end)
 
+    it("sends a per-call execution timeout, after which the session still works", function()
+      local r = s:execute("import time; time.sleep(10)", { timeout = 1 })
+      assert.equal("Failure", r.status)
+      assert.is_true(r.ms < 8000)
+      assert.equal(2, s:execute("1 + 1").result)
+    end)
+
     it("returns LangChain's JSON text from invoke, with status", function()
       local text = s:invoke("```python\nprint('hi')\n6 * 7\n```")
       assert.equal('{\n  "result": 42,\n  "stdout": "hi\\n",\n  "stderr": "",\n  "status": "Success"\n}', text)
@@ -185,6 +192,20 @@ describe("second generation only:", function()
     assert.equal("low.txt", meta.name)
     assert.equal(3, meta.size)
     assert.equal("file", meta.type)
+  end)
+
+  it("decodes JPEG and GIF images too, reading format and size from their headers", function()
+    s:run("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n" ..
+              "fig = plt.figure(figsize=(3, 2), dpi=100)\nplt.plot([1, 2])\n" ..
+              "fig.savefig('p.jpg'); fig.savefig('p.png'); plt.close(fig)\n" ..
+              "from PIL import Image\nImage.open('p.png').convert('RGB').save('p.gif')")
+    local core = require "sessions.core"
+    for fmt, name in pairs{ jpeg = "p.jpg", gif = "p.gif" } do
+      local img = sessions.decode_image{ type = "image", format = "png", base64_data = core.b64encode(s:download(name)) }
+      assert.equal(fmt, img.format)
+      assert.equal(300, img.width)
+      assert.equal(200, img.height)
+    end
   end)
 
   it("deletes a file", function()

@@ -239,6 +239,40 @@ describe("the stand-in's second generation", function()
     assert.equal(3, stub:count("GET", "^listSessions$"))   -- pages of two
   end)
 
+  it("lists sessions and reads metadata without a session of one's own", function()
+    stub:reset()
+    stub:config{ tokens = { TOKEN } }
+    local s = sessions.new{ endpoint = stub.url, token = TOKEN, api_version = "2025-10-02-preview" }
+    s:execute("1")
+    local list = sessions.list_sessions{ endpoint = stub.url, token = TOKEN }
+    assert.equal(1, #list)
+    assert.equal(s.id, list[1].id)
+    local md = sessions.metadata{ endpoint = stub.url, token = TOKEN }
+    assert.equal("python3", md.kernel.name)
+    assert.equal("numpy", md.packages[1].name)
+    assert.equal(0, stub:count("DELETE", "^session$"))   -- nothing of theirs to delete
+  end)
+
+  it("follows a file list's nextLink on the same host, and refuses another host", function()
+    stub:reset()
+    stub:config{ tokens = { TOKEN } }
+    local s = sessions.new{ endpoint = stub.url, token = TOKEN, api_version = "2025-10-02-preview", id = "paged-1" }
+    s:upload{ name = "second.txt", data = "22" }
+    local first = { name = "first.txt", type = "File", sizeInBytes = 1, lastModifiedAt = "2025-01-01T00:00:00Z" }
+    stub:script{ method = "GET", path = "files", responses = { { json = { value = { first },
+      nextLink = "/files?identifier=paged-1&api-version=2025-10-02-preview&page=2" } } } }
+    local list = s:files()
+    assert.equal(2, #list)
+    assert.equal("first.txt", list[1].name)
+    assert.equal("second.txt", list[2].name)
+    stub:script{ method = "GET", path = "files", responses = { { json = { value = { first },
+      nextLink = "https://elsewhere.invalid/files?page=2" } } } }
+    local ok, e = pcall(s.files, s)
+    assert.is_false(ok)
+    assert.equal("protocol", e.kind)
+    assert.matches("another host", tostring(e))
+  end)
+
   it("accepts the pool path prefix of Azure endpoints", function()
     stub:reset()
     stub:config{ tokens = { TOKEN } }

@@ -42,6 +42,7 @@ import email.parser
 import email.policy
 import io
 import json
+import os
 import re
 import socket
 import struct
@@ -617,9 +618,19 @@ class Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+def watch_parent():
+    """Exit when the spec that started us is gone (we were reparented)."""
+    parent = os.getppid()
+    while True:
+        time.sleep(1)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
 def main():
+    threading.Thread(target=watch_parent, daemon=True).start()
     srv = Server(("127.0.0.1", 0), Handler)
-    print("azure_stub: listening on %d pid %d" % (srv.server_address[1], __import__("os").getpid()), flush=True)
+    print("azure_stub: listening on %d pid %d" % (srv.server_address[1], os.getpid()), flush=True)
     srv.serve_forever()
 
 

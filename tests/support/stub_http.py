@@ -14,11 +14,12 @@ Listens on 127.0.0.1 (a free port) or on a unix socket, over TLS with --tls, pri
   ANY  /throttle?key=K&n=N&after=V   429 with Retry-After V for N hits, then 200
                                (&date=1: Retry-After as an HTTP date V seconds ahead)
   GET  /count?key=K            the number of hits of key K so far
+  GET  /many-headers?n=N       N headers of 1000 bytes each
   GET  /truncated              Content-Length 100, 10 bytes sent, connection closed
   ANY  /reset?key=K            connection reset (RST) before any answer (hits of K counted)
   GET  /slow?s=S               answers after S seconds
   GET  /sleep?s=S              the same, for parallel tests
-  GET  /big?mb=N               N MiB of a known pattern, streamed
+  GET  /big?mb=N[&s=S]         N MiB of a known pattern, streamed (over about S seconds)
   POST /save?path=P            writes the request body to P (streamed), 200 "N bytes"
   POST /multipart              200 JSON list of parts: name, filename, content_type, size, data
   GET  /drip?bytes=N&s=S       N bytes spread over S seconds
@@ -133,6 +134,13 @@ class Handler(BaseHTTPRequestHandler):
                     after = email.utils.formatdate(time.time() + float(after), usegmt=True)
                 return self.send(429, "slow down", headers=[("Retry-After", after)])
             return self.send(200, "ok after %d" % n)
+        if path == "/many-headers":
+            self.send_response(200)
+            for i in range(int(q.get("n", "100"))):
+                self.send_header("X-Filler-%d" % i, "x" * 1000)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if path == "/count":
             with hits_lock:
                 return self.send(200, str(hits.get(q["key"], 0)))
@@ -162,11 +170,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Content-Length", str(size))
             self.end_headers()
-            left = size
+            left, pause = size, float(q.get("s", "0")) / max(1, size >> 20)
             while left > 0:
                 chunk = PATTERN[:min(left, len(PATTERN))]
                 self.wfile.write(chunk)
                 left -= len(chunk)
+                if pause:
+                    time.sleep(pause)
             return
         if path == "/save":
             n = 0

@@ -144,6 +144,13 @@ describe("sessions.http", function()
     assert.are.equal(2 * 2^20, #c:request{ url = stub.url .. "/big?mb=2" }.body)
   end)
 
+  it("caps the answer's headers", function()
+    assert.are.equal(200, c:request{ url = stub.url .. "/many-headers?n=100" }.status)
+    local err = raises(c.request, c, { url = stub.url .. "/many-headers?n=2000" })
+    assert.are.equal("too_large", err.kind)
+    assert.matches("headers larger", err.message)
+  end)
+
   it("rejects bad requests with errors naming the problem", function()
     assert.matches("url", tostring(raises(c.request, c, {})))
     assert.matches("bad method", tostring(raises(c.request, c, { method = "G T", url = stub.url })))

@@ -55,6 +55,7 @@ describe("http.run", function()
       function() return c:request{ url = "http://127.0.0.1:1/" } end,
       function() error("plain failure") end,
       function() return nil end,
+      function() error(nil) end,
     }
     assert.are.equal("hello world", results[1])
     assert.is_nil(results[2])
@@ -62,6 +63,7 @@ describe("http.run", function()
     assert.matches("plain failure", errors[3])
     assert.is_nil(errors[1])
     assert.is_nil(errors[4])
+    assert.matches("nil", errors[5])
   end)
 
   it("lets a function catch a request error with pcall", function()

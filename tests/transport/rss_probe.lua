@@ -1,5 +1,5 @@
 -- Run by stream_spec.lua in a fresh host: one big transfer, then the peak RSS.
---   sesh rss_probe.lua download|progress|progress-up|upload|multipart URL PATH
+--   sesh rss_probe.lua download|progress|progress-up|progress-par|upload|multipart URL PATH
 -- prints "VmHWM <kB>" after the transfer.
 local http = require "sessions.http"
 local mode, url, path = arg[1], arg[2], arg[3]
@@ -12,6 +12,14 @@ elseif mode == "progress" then           -- progress left to its default
   res = c:request{ url = url, output_file = path }
 elseif mode == "progress-up" then
   res = c:request{ url = url, body_file = path }
+elseif mode == "progress-par" then       -- three downloads at once: one summed bar
+  local fns = {}
+  for i = 1, 3 do
+    fns[i] = function() return c:request{ url = url, output_file = path .. i } end
+  end
+  local results = http.run(fns)
+  for i = 1, 3 do os.remove(path .. i) end
+  res = results[1]
 elseif mode == "upload" then
   res = c:request{ method = "POST", url = url, body_file = path, progress = false }
 elseif mode == "multipart" then

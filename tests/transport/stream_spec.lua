@@ -159,6 +159,10 @@ describe("sessions.http streaming", function()
       assert.matches("download %[[#-]+%] [%d.]+ / 64.0 MB", tty)
       tty = io.popen("script -qec \"" .. up_cmd .. "\" /dev/null"):read("a")
       assert.matches("upload   %[[#-]+%] [%d.]+ / 64.0 MB", tty)
+      local par_cmd = string.format("%s tests/transport/rss_probe.lua progress-par '%s' '%s'",
+                                    SESH, stub.url .. "/big?mb=32&s=1", out)
+      tty = io.popen("script -qec \"" .. par_cmd .. "\" /dev/null"):read("a")
+      assert.matches("3 transfers %[[#-]+%] [%d.]+ / 96.0 MB", tty)
     end
     os.remove(out); os.remove(src); os.remove(saved)
   end)

@@ -1,0 +1,362 @@
+/*
+ * sandbox_spawn.c — the bwrap command line of a sandbox, and the fork that
+ * runs it (see sandbox_spawn.h).
+ */
+#include "pool/sandbox_spawn.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#define BWRAP "/usr/bin/bwrap"
+
+/* The runner arrives on descriptor 4. The bootstrap sets the process limit
+ * inside the sandbox's user namespace (where it counts the sandbox's own
+ * processes only, see sandbox.c), reads the runner, closes every descriptor
+ * above the channel, and runs it. */
+static const char bootstrap[] =
+    "import os,resource;resource.setrlimit(resource.RLIMIT_NPROC,(%d,%d));"
+    "f=os.fdopen(4,'rb');s=f.read();f.close();os.closerange(4,65536);"
+    "exec(compile(s,'sesh-runner','exec'),{'__name__':'__sesh_runner__'})";
+
+/* ---- string vectors ---- */
+
+typedef struct { char **v; size_t n, cap; int oom; } strvec;
+
+static void add(strvec *a, const char *s)
+{
+    if (a->oom)
+        return;
+    if (a->n + 2 > a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        char **v = realloc(a->v, cap * sizeof *v);
+        if (!v) { a->oom = 1; return; }
+        a->v = v;
+        a->cap = cap;
+    }
+    char *copy = strdup(s);
+    if (!copy) { a->oom = 1; return; }
+    a->v[a->n++] = copy;
+    a->v[a->n] = NULL;
+}
+
+static void addf(strvec *a, const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+    va_start(ap, fmt);
+    int rc = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (rc < 0) { a->oom = 1; return; }
+    add(a, s);
+    free(s);
+}
+
+/* The vector (kept NULL-terminated by add), or NULL if memory ran out. */
+static char **finish(strvec *a)
+{
+    if (!a->oom)
+        return a->v;
+    sesh_strv_free(a->v);
+    return NULL;
+}
+
+void sesh_strv_free(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+/* ---- the command line ---- */
+
+/* /lib, /bin and friends: a symlink into /usr on merged-/usr systems. */
+static void add_top_link(strvec *a, const char *path)
+{
+    char target[256];
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n > 0) {
+        target[n] = 0;
+        add(a, "--symlink"); add(a, target); add(a, path);
+    } else if (access(path, F_OK) == 0) {
+        add(a, "--ro-bind"); add(a, path); add(a, path);
+    }
+}
+
+static void add_ro_try(strvec *a, const char *path)
+{
+    add(a, "--ro-bind-try"); add(a, path); add(a, path);
+}
+
+/* Python's own configuration (/etc/python3, /etc/python3.11). */
+static void add_python_etc(strvec *a)
+{
+    DIR *d = opendir("/etc");
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, "python3", 7) == 0) {
+            add(a, "--ro-bind-try");
+            addf(a, "/etc/%s", e->d_name);
+            addf(a, "/etc/%s", e->d_name);
+        }
+    closedir(d);
+}
+
+/* What Python and its packages need of the system, read-only, and nothing
+ * else: no home, no /root, no /var, no file of the pool. */
+static void add_system(strvec *a, int network)
+{
+    add(a, "--ro-bind"); add(a, "/usr"); add(a, "/usr");
+    static const char *const tops[] = { "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin" };
+    for (size_t i = 0; i < sizeof tops / sizeof *tops; i++)
+        add_top_link(a, tops[i]);
+    static const char *const etc[] = {
+        "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/alternatives", "/etc/localtime",
+        "/etc/fonts", "/etc/matplotlibrc", "/etc/mime.types", "/etc/os-release",
+    };
+    for (size_t i = 0; i < sizeof etc / sizeof *etc; i++)
+        add_ro_try(a, etc[i]);
+    add_python_etc(a);
+    /* Accounts of the sandbox only: getpass, id and pwd work, no host account shows. */
+    add(a, "--ro-bind-data"); addf(a, "%d", SESH_FD_PASSWD); add(a, "/etc/passwd");
+    add(a, "--ro-bind-data"); addf(a, "%d", SESH_FD_GROUP); add(a, "/etc/group");
+    if (network) {
+        static const char *const net[] = {
+            "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf",
+            "/etc/ssl/certs", "/etc/ca-certificates", "/etc/protocols", "/etc/services",
+        };
+        for (size_t i = 0; i < sizeof net / sizeof *net; i++)
+            add_ro_try(a, net[i]);
+    }
+}
+
+char **sesh_bwrap_argv(const sesh_bwrap_options *o)
+{
+    strvec a = { 0 };
+    add(&a, BWRAP);
+    add(&a, "--unshare-user");
+    add(&a, "--unshare-ipc");
+    add(&a, "--unshare-pid");
+    add(&a, "--unshare-uts");
+    add(&a, "--unshare-cgroup-try");
+    if (!o->network)
+        add(&a, "--unshare-net");
+    add(&a, "--die-with-parent");
+    add(&a, "--new-session");
+    add(&a, "--cap-drop"); add(&a, "ALL");
+    add(&a, "--hostname"); add(&a, "sesh");
+    add_system(&a, o->network);
+
+    add(&a, "--proc"); add(&a, "/proc");
+    add(&a, "--dev"); add(&a, "/dev");
+    /* /dev/shm lives in /dev's tmpfs, which has no size: give it its own. */
+    add(&a, "--size"); addf(&a, "%zu", o->shm_size);
+    add(&a, "--tmpfs"); add(&a, "/dev/shm");
+    add(&a, "--remount-ro"); add(&a, "/dev");
+    add(&a, "--size"); addf(&a, "%zu", o->tmp_size);
+    add(&a, "--tmpfs"); add(&a, "/tmp");
+    add(&a, "--bind"); add(&a, o->data_src); add(&a, "/mnt/data");
+    add(&a, "--chdir"); add(&a, "/mnt/data");
+    add(&a, "--remount-ro"); add(&a, "/");
+    add(&a, "--seccomp"); addf(&a, "%d", SESH_FD_SECCOMP);
+    add(&a, "--json-status-fd"); addf(&a, "%d", SESH_FD_STATUS);
+    add(&a, "--");
+    add(&a, o->python);
+    add(&a, "-E");             /* no PYTHON* variable */
+    add(&a, "-s");             /* no user site directory */
+    add(&a, "-B");             /* no .pyc written */
+    add(&a, "-c");
+    addf(&a, bootstrap, o->processes, o->processes);
+    return finish(&a);
+}
+
+char **sesh_sandbox_env(void)
+{
+    strvec e = { 0 };
+    add(&e, "HOME=/tmp");
+    add(&e, "PATH=/usr/local/bin:/usr/bin:/bin");
+    add(&e, "LANG=C.UTF-8");
+    add(&e, "MPLBACKEND=Agg");
+    add(&e, "MPLCONFIGDIR=/tmp/.config/matplotlib");
+    add(&e, "PYTHONDONTWRITEBYTECODE=1");
+    add(&e, "PYTHONUNBUFFERED=1");
+    return finish(&e);
+}
+
+void sesh_spawn_limit(sesh_spawn_plan *p, int id, const char *name, rlim_t value)
+{
+    if (p->nlimits >= SESH_SPAWN_LIMITS)
+        return;
+    p->limit_ids[p->nlimits] = id;
+    p->limit_names[p->nlimits] = name;
+    p->limits[p->nlimits].rlim_cur = value;
+    p->limits[p->nlimits].rlim_max = value;
+    p->nlimits++;
+}
+
+/* ---- the child: from fork to exec, async-signal-safe calls only ---- */
+
+static void child_fail(const char *what)
+{
+    /* The console pipe is on 2 by now (or will never be). */
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "sesh sandbox: %s: %s\n", what, strerror(errno));
+    if (n > 0 && write(2, buf, (size_t)n) < 0) { /* nothing more to say */ }
+    _exit(127);
+}
+
+static void child_descriptors(const sesh_spawn_plan *p)
+{
+    int high[SESH_SPAWN_FDS];
+    for (int i = 0; i < SESH_SPAWN_FDS; i++) {
+        high[i] = fcntl(p->fds[i], F_DUPFD, 64);
+        if (high[i] < 0)
+            child_fail("dup");
+    }
+    for (int i = 0; i < SESH_SPAWN_FDS; i++)
+        if (dup2(high[i], i) < 0)
+            child_fail("dup2");
+    close_range(SESH_SPAWN_FDS, ~0U, 0);
+}
+
+static void child_limits(const sesh_spawn_plan *p)
+{
+    for (int i = 0; i < p->nlimits; i++) {
+        /* Never above what the pool itself may have: a lower limit stands. */
+        struct rlimit want = p->limits[i], have;
+        if (getrlimit(p->limit_ids[i], &have) == 0 && have.rlim_max < want.rlim_max)
+            want.rlim_cur = want.rlim_max = have.rlim_max;
+        if (setrlimit(p->limit_ids[i], &want) < 0) {
+            /* valgrind lets nobody move its own hard limit on descriptors */
+            want.rlim_max = have.rlim_max;
+            if (setrlimit(p->limit_ids[i], &want) < 0)
+                child_fail(p->limit_names[i]);
+        }
+    }
+}
+
+static void child_drop_root(const sesh_spawn_plan *p)
+{
+    /* bwrap runs unprivileged and must reach the data directory by path,
+     * though its parents may be closed to the sandbox uid: show it at the
+     * stage, in a mount namespace of our own. */
+    if (unshare(CLONE_NEWNS) < 0)
+        child_fail("unshare(CLONE_NEWNS)");
+    if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
+        child_fail("make / private");
+    if (mount(p->data_dir, p->stage, "none", MS_BIND, NULL) < 0)
+        child_fail("bind the data directory");
+    if (setgroups(0, NULL) < 0)
+        child_fail("setgroups");
+    if (setresgid(p->gid, p->gid, p->gid) < 0)
+        child_fail("setresgid");
+    if (setresuid(p->uid, p->uid, p->uid) < 0)
+        child_fail("setresuid");
+}
+
+static void child_run(const sesh_spawn_plan *p)
+{
+    child_descriptors(p);
+    child_limits(p);
+    if (p->as_root)
+        child_drop_root(p);
+    /* Untrusted code yields the CPU to the pool that serves everyone. */
+    if (setpriority(PRIO_PROCESS, 0, p->nice) < 0)
+        child_fail("setpriority");
+    if (chdir("/") < 0)
+        child_fail("chdir /");
+    /* The pool may ignore or block signals; the sandbox starts clean. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    execve(BWRAP, p->argv, p->envp);
+    child_fail("exec " BWRAP);
+}
+
+/* ---- the spawner thread ----
+ * bwrap --die-with-parent ties the sandbox to the *thread* that forked it
+ * (PR_SET_PDEATHSIG fires when that thread exits). A pool may start
+ * sandboxes from short-lived threads, so every fork happens here, in a
+ * thread that lives as long as the process. */
+
+typedef struct {
+    const sesh_spawn_plan *plan;
+    pid_t pid;
+    int err;
+    int done;
+} spawn_job;
+
+static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t spawn_cond = PTHREAD_COND_INITIALIZER;
+static spawn_job *spawn_pending;
+static pthread_once_t spawn_once = PTHREAD_ONCE_INIT;
+static int spawn_thread_ok;
+
+static void *spawner(void *unused)
+{
+    pthread_mutex_lock(&spawn_lock);
+    for (;;) {
+        while (!spawn_pending)
+            pthread_cond_wait(&spawn_cond, &spawn_lock);
+        spawn_job *job = spawn_pending;
+        spawn_pending = NULL;
+        pid_t pid = fork();
+        if (pid == 0)
+            child_run(job->plan);
+        job->pid = pid;
+        job->err = pid < 0 ? errno : 0;
+        job->done = 1;
+        pthread_cond_broadcast(&spawn_cond);
+    }
+    return NULL;
+}
+
+static void spawner_start(void)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    sigset_t all, old;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);     /* no signal is handled there */
+    spawn_thread_ok = pthread_create(&t, &attr, spawner, NULL) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+}
+
+pid_t sesh_spawn(const sesh_spawn_plan *plan, int *err)
+{
+    pthread_once(&spawn_once, spawner_start);
+    if (!spawn_thread_ok) {
+        *err = EAGAIN;
+        return -1;
+    }
+    spawn_job job = { .plan = plan };
+    pthread_mutex_lock(&spawn_lock);
+    while (spawn_pending)
+        pthread_cond_wait(&spawn_cond, &spawn_lock);
+    spawn_pending = &job;
+    pthread_cond_broadcast(&spawn_cond);
+    while (!job.done)
+        pthread_cond_wait(&spawn_cond, &spawn_lock);
+    pthread_mutex_unlock(&spawn_lock);
+    *err = job.err;
+    return job.pid;
+}

@@ -1,0 +1,66 @@
+/*
+ * sandbox_spawn.h — the bwrap command line of a sandbox, and the fork that
+ * runs it. Internal to sandbox.c, which decides what goes in; this file knows
+ * how bubblewrap is driven and what a child may do between fork and exec.
+ */
+#ifndef SESH_SANDBOX_SPAWN_H
+#define SESH_SANDBOX_SPAWN_H
+
+#include <stddef.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+/* The descriptors a sandbox gets, by the numbers the child sees. 3 and 4 are
+ * also known to the bootstrap (sandbox_spawn.c) and to runner.py. */
+enum {
+    SESH_FD_NULL,              /* 0: /dev/null */
+    SESH_FD_OUT,               /* 1, 2: the console pipe (its tail goes into messages) */
+    SESH_FD_ERR,
+    SESH_FD_CHANNEL,           /* 3: socket to the runner: 4-byte length + JSON frames */
+    SESH_FD_RUNNER,            /* 4: memfd with runner.py, read by the bootstrap */
+    SESH_FD_SECCOMP,           /* 5: memfd with the seccomp filter, read by bwrap */
+    SESH_FD_STATUS,            /* 6: bwrap's --json-status-fd */
+    SESH_FD_PASSWD,            /* 7, 8: memfds with the sandbox's /etc/passwd, /etc/group */
+    SESH_FD_GROUP,
+    SESH_SPAWN_FDS
+};
+
+typedef struct sesh_bwrap_options {
+    const char *python;        /* interpreter inside */
+    int network;               /* share the host's network */
+    const char *data_src;      /* host path bound at /mnt/data */
+    size_t tmp_size, shm_size; /* bytes of /tmp and /dev/shm */
+    int processes;             /* RLIMIT_NPROC inside the sandbox's user namespace */
+} sesh_bwrap_options;
+
+/* bwrap's argv (NULL-terminated, NULL when out of memory) and the sandbox's
+ * whole environment. Free both with sesh_strv_free. */
+char **sesh_bwrap_argv(const sesh_bwrap_options *o);
+char **sesh_sandbox_env(void);
+void sesh_strv_free(char **v);
+
+#define SESH_SPAWN_LIMITS 4
+
+typedef struct sesh_spawn_plan {
+    char **argv, **envp;
+    int fds[SESH_SPAWN_FDS];   /* what lands on each descriptor of the child */
+    struct rlimit limits[SESH_SPAWN_LIMITS];
+    int limit_ids[SESH_SPAWN_LIMITS];
+    const char *limit_names[SESH_SPAWN_LIMITS];
+    int nlimits;
+    int nice;
+    /* A root pool: the child drops to uid/gid before exec, and shows bwrap
+     * data_dir at stage (bwrap, unprivileged, must reach it by path). */
+    int as_root;
+    uid_t uid;
+    gid_t gid;
+    const char *data_dir, *stage;
+} sesh_spawn_plan;
+
+void sesh_spawn_limit(sesh_spawn_plan *p, int id, const char *name, rlim_t value);
+
+/* Forks and execs bwrap from a thread that lives as long as the process (see
+ * sandbox_spawn.c). Returns the child's pid, or -1 with errno in *err. */
+pid_t sesh_spawn(const sesh_spawn_plan *plan, int *err);
+
+#endif
