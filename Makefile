@@ -10,11 +10,12 @@ CC        ?= cc
 PYTHON    ?= /usr/bin/python3
 OPT       ?= -O2
 SANITIZE  ?=
+VERSION   := 0.1.0
 
 PKGS      := lua5.4 libcurl libmicrohttpd libseccomp jansson
 CFLAGS    ?= $(OPT) -g
 CFLAGS    += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -fPIC \
-             -D_GNU_SOURCE -MMD -MP -Ihost $(SANITIZE)
+             -D_GNU_SOURCE -DSESH_VERSION='"$(VERSION)"' -MMD -MP -Ihost $(SANITIZE)
 LDFLAGS   += $(SANITIZE)
 
 # pkg-config is asked only when building, so `make deps` works on a bare machine.

@@ -225,7 +225,8 @@ static void history_close(void)
 
 static void history_add(const char *line);
 
-/* console.read(prompt): a line, nil at end of input, nil, "interrupted". */
+/* console.read(prompt): a line, nil at end of input, nil, "interrupted".
+ * The line is not remembered: the caller knows what makes one entry. */
 static int l_read(lua_State *L)
 {
     const char *prompt = luaL_optstring(L, 1, "> ");
@@ -239,10 +240,16 @@ static int l_read(lua_State *L)
         lua_pushliteral(L, "interrupted");
         return 2;
     }
-    history_add(line);
     lua_pushstring(L, line);
     free(line);
     return 1;
+}
+
+/* console.remember(text): one history entry (a Python cell, say). */
+static int l_remember(lua_State *L)
+{
+    history_add(luaL_checkstring(L, 1));
+    return 0;
 }
 
 static int make_dirs(char *path);
@@ -277,6 +284,8 @@ static void equip_module(lua_State *L)
     lua_setfield(L, -2, "read");
     lua_pushcfunction(L, l_mkdir);
     lua_setfield(L, -2, "mkdir");
+    lua_pushcfunction(L, l_remember);
+    lua_setfield(L, -2, "remember");
     lua_pushboolean(L, isatty(STDOUT_FILENO));
     lua_setfield(L, -2, "tty");
 }
@@ -459,8 +468,7 @@ static int load_line(lua_State *L)
     if (!push_line(L, 1, &interrupted))
         return interrupted ? -2 : -1;
     const char *line = lua_tostring(L, 1);
-    if (line[0] == '%') {
-        history_add(line);
+    if (line[0] == '%') {                        /* console.python remembers the cell */
         report(L, python_line(L));
         return -2;
     }

@@ -6,22 +6,26 @@
  * libraries shipped with sesh on package.path. Two ways in:
  *
  *   sesh *S = sesh_open(NULL);                 a host of your own
- *   if (sesh_dostring(S, "print(require('sessions').new{}:execute('6*7').result)", "=demo"))
+ *   if (sesh_dostring(S, "local s <close> = require('sessions').new{}\n"
+ *                        "print(s:execute('6 * 7').result)", "=demo"))
  *       fprintf(stderr, "%s\n", sesh_error(S));
  *   sesh_close(S);
  *
  *   luaL_requiref(L, "sessions", luaopen_sessions, 1);   into a lua_State you own
  *
  * Ownership: sesh_open returns a host the caller owns and frees with
- * sesh_close, which closes the lua_State (running __gc and __close, so open
- * sessions are deleted). Strings returned by sesh_error belong to the host and
- * stay valid until the next call on it. The config is copied; its strings need
- * not outlive sesh_open.
+ * sesh_close, which closes the lua_State (running finalizers: connections are
+ * freed, but a session the code did not close, with s:close() or a <close>
+ * variable, is left to the pool's idle timeout). Strings returned by
+ * sesh_error belong to the host and stay valid until the next call on it.
+ * The config's strings are copied; its callbacks and their ud pointers must
+ * stay valid until sesh_close.
  *
- * Threads: a host is not thread-safe. Use each host from one thread at a time
- * (Lua's own rule for a lua_State). Distinct hosts share nothing and may run on
- * distinct threads at once. sesh_interrupt alone may be called from any thread
- * or from a signal handler, while another thread runs code in that host.
+ * Threads: use sesh from one thread. Hosts have their own lua_State, but all
+ * hosts (and every state with luaopen_sessions) of a process share one HTTP
+ * engine, which is single-threaded. sesh_interrupt alone may be called from
+ * another thread or from a signal handler while code runs; it cancels every
+ * request in flight in the process, not only that host's.
  *
  * Errors: functions returning int return 0 on success and non-zero on failure,
  * with the message (and a traceback) available from sesh_error.
@@ -83,11 +87,12 @@ int sesh_pcall(sesh *S, int nargs, int nresults);
 const char *sesh_error(const sesh *S);
 
 /* Stops the code running in the host as soon as possible: the running chunk
- * fails with "interrupted!" and any HTTP request in flight is cancelled.
- * Safe from a signal handler or another thread. */
+ * fails with "interrupted!" and every HTTP request in flight is cancelled.
+ * Safe from a signal handler or another thread. While a request runs, the
+ * transport itself also turns SIGINT into a cancel. */
 void sesh_interrupt(sesh *S);
 
-/* Closes the lua_State (sessions are deleted) and frees the host. NULL is ok. */
+/* Closes the lua_State and frees the host. NULL is ok. */
 void sesh_close(sesh *S);
 
 /* Prepares a lua_State the application owns (standard libraries already

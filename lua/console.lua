@@ -7,6 +7,7 @@
 --
 -- The C side also gives this module, before any call:
 --   console.read(prompt) -> line | nil (end of input) | nil, "interrupted"
+--   console.remember(text)                            one history entry
 --   console.mkdir(path)  -> true | nil, message        (like mkdir -p, mode 0700)
 --   console.tty          stdout is a terminal
 --
@@ -327,6 +328,7 @@ end
 function console.python(line)
   local code = python_code(line)
   if code == nil or code:match("^%s*$") then return end
+  console.remember("%" .. code)            -- a whole cell is one entry; recalled, it runs as is
   local sessions = require "sessions"
   local ok, s = pcall(console.get_session)
   if not ok then

@@ -303,6 +303,8 @@ static void push_result(lua_State *L, sesh_http_transfer *t) {
     lua_setfield(L, -2, "status");
     lua_pushinteger(L, sesh_http_result_attempts(t));
     lua_setfield(L, -2, "attempts");
+    lua_pushinteger(L, sesh_http_result_connects(t));
+    lua_setfield(L, -2, "connects");
     lua_newtable(L);
     for (size_t i = 0, n = sesh_http_result_nheaders(t); i < n; i++) {
         const sesh_http_header *h = sesh_http_result_header(t, i);

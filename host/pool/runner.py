@@ -183,15 +183,12 @@ class Runner:
 
         shell._showtraceback = show_traceback
         self.in_cell = False
-        self.interrupted = False
         self.processes_before = set()
         self.swept = False
         self.images = []
         self.result_repr = None
-        self.matplotlib = False
         try:
             shell.enable_matplotlib("inline")
-            self.matplotlib = True
         except Exception as e:      # still a useful interpreter without plots
             print("sesh runner: matplotlib unavailable: %s" % e, file=sys.stderr)
 
@@ -210,7 +207,6 @@ class Runner:
         # Outside a cell an interrupt would hit the runner itself: ignore it.
         if not self.in_cell:
             return
-        self.interrupted = True
         if not self.swept:
             self.swept = True
             signal.signal(signal.SIGINT, signal.SIG_IGN)    # not while sweeping
@@ -232,7 +228,6 @@ class Runner:
         out, err = CappedStream(limit, "<stdout>"), CappedStream(limit, "<stderr>")
         self.images = []
         self.result_repr = None
-        self.interrupted = False
         self.processes_before = sandbox_processes()
         self.swept = False
         saved = sys.stdout, sys.stderr
@@ -247,9 +242,8 @@ class Runner:
             self.in_cell = False
             success = res.success
             value = res.result
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:   # one that came between the shell's own lines
             self.in_cell = False
-            self.interrupted = True
             err.write("KeyboardInterrupt\n")
         except BaseException as e:  # the shell itself failed
             self.in_cell = False

@@ -33,6 +33,13 @@
 #define POLL_SLICE_MS 100            /* how soon a Ctrl-C or a due retry is noticed */
 #define PROGRESS_MIN_BYTES (4 << 20) /* transfers smaller than this draw no bar */
 #define MAX_HEADER_BYTES (256 << 10) /* a server sending more is broken or hostile */
+#define DOWNLOAD_BUFFER (512 << 10)  /* libcurl's receive buffer for output_file */
+#define UPLOAD_BUFFER (512 << 10)    /* and its send buffer for body_file */
+/* Idle kept-alive connections older than this are closed by us, not reused: the pool
+ * (host/pool/server.c, MHD_OPTION_CONNECTION_TIMEOUT, 60 s by default) and most servers
+ * drop idle ones later, so we are the side that closes and a request never races a
+ * server's close. */
+#define MAX_CONNECTION_IDLE_S 30L
 
 struct sesh_http_client {
     CURL *easy;                      /* reused by one request at a time */
@@ -64,14 +71,17 @@ struct sesh_http_transfer {
     curl_mime *mime;
     memory_reader *readers;          /* one per in-memory part */
     FILE *upload;                    /* body_file */
+    memory_reader once_body;         /* body of a non-idempotent request (see setup) */
+    int no_rewind;                   /* libcurl must not rewind the body to re-send it */
     char *output_file, *tmp_path;
-    FILE *out;
+    int out;                         /* output_file's temp file, -1 when none */
     buffer body;
     size_t max_body;
     sesh_http_header *hdrs;
     size_t nhdrs, caphdrs;
     long status;
     int attempts;
+    long connects;                   /* connections opened, over every attempt */
     sesh_http_retry retry;
     int *statuses;
     double started, next_at;
@@ -310,6 +320,14 @@ void sesh_http_guard_end(void) {
 
 /* ---- clients ---- */
 
+static void client_destroy(sesh_http_client *c) {
+    curl_easy_cleanup(c->easy);
+    free(c->unix_socket);
+    free(c->ca_file);
+    free(c->user_agent);
+    free(c);
+}
+
 sesh_http_client *sesh_http_client_new(const sesh_http_client_options *opt, sesh_http_error *err) {
     if (sesh_http_init(err) < 0)
         return NULL;
@@ -324,16 +342,16 @@ sesh_http_client *sesh_http_client_new(const sesh_http_client_options *opt, sesh
     c->unix_socket = dup_or_null(opt->unix_socket);
     c->ca_file = dup_or_null(opt->ca_file);
     c->user_agent = strdup(opt->user_agent ? opt->user_agent : SESH_HTTP_USER_AGENT);
+    /* out of memory must not turn a unix-socket client into a TCP one */
+    if ((opt->unix_socket && !c->unix_socket) || (opt->ca_file && !c->ca_file) ||
+        !c->user_agent) {
+        client_destroy(c);
+        set_error(err, SESH_HTTP_ETRANSPORT, 0, "out of memory");
+        return NULL;
+    }
     return c;
 }
 
-static void client_destroy(sesh_http_client *c) {
-    curl_easy_cleanup(c->easy);
-    free(c->unix_socket);
-    free(c->ca_file);
-    free(c->user_agent);
-    free(c);
-}
 
 void sesh_http_client_free(sesh_http_client *c) {
     if (!c)
@@ -421,10 +439,18 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
     size_t len = size * n;
     long status = 0;
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (t->out && success_status(status)) {
-        if (fwrite(p, 1, len, t->out) != len) {
-            t->write_errno = errno ? errno : EIO;
-            return 0;
+    if (t->out >= 0 && success_status(status)) {
+        /* Straight to the file: libcurl hands over up to DOWNLOAD_BUFFER at once,
+         * stdio's small buffer would only split it into more system calls. */
+        for (size_t done = 0; done < len;) {
+            ssize_t w = write(t->out, p + done, len - done);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                t->write_errno = w < 0 ? errno : EIO;
+                return 0;
+            }
+            done += (size_t)w;
         }
         return len;
     }
@@ -449,9 +475,31 @@ static size_t on_read(char *p, size_t size, size_t n, void *ud) {
     return got;
 }
 
+/* libcurl seeks only to re-send: after a redirect or an authentication round, or when a
+ * reused connection died before any answer. The last is its silent retry, which must not
+ * happen to a request the server may already have run: refusing the rewind makes libcurl
+ * fail with CURLE_SEND_FAIL_REWIND instead. Our own retries rewind the body themselves. */
 static int on_seek(void *ud, curl_off_t offset, int origin) {
     sesh_http_transfer *t = ud;
+    if (t->no_rewind)
+        return CURL_SEEKFUNC_CANTSEEK;
     return fseeko(t->upload, (off_t)offset, origin) == 0 ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_FAIL;
+}
+
+static size_t read_once_body(char *p, size_t size, size_t n, void *ud) {
+    sesh_http_transfer *t = ud;
+    memory_reader *m = &t->once_body;
+    size_t k = m->len - m->pos < size * n ? m->len - m->pos : size * n;
+    memcpy(p, m->data + m->pos, k);
+    m->pos += k;
+    return k;
+}
+
+static int seek_once_body(void *ud, curl_off_t offset, int origin) {
+    (void)ud;
+    (void)offset;
+    (void)origin;
+    return CURL_SEEKFUNC_CANTSEEK;   /* see on_seek */
 }
 
 /* One bar on stderr for every transfer that asked for progress: a single transfer
@@ -650,13 +698,8 @@ static int open_output(sesh_http_transfer *t, const char *path, sesh_http_error 
     mode_t mask = umask(0);        /* the final file gets the usual 0666 & ~umask */
     umask(mask);
     fchmod(fd, 0666 & ~mask);
-    t->out = fdopen(fd, "wb");
-    if (!t->out) {
-        int e = errno;
-        close(fd);
-        set_error(err, SESH_HTTP_EFILE, e, "output_file %s: %s", path, strerror(e));
-        return -1;
-    }
+    t->out = fd;
+    curl_easy_setopt(t->easy, CURLOPT_BUFFERSIZE, (long)DOWNLOAD_BUFFER);
     return 0;
 }
 
@@ -673,6 +716,8 @@ static int open_upload(sesh_http_transfer *t, const char *path, sesh_http_error 
     curl_easy_setopt(t->easy, CURLOPT_SEEKFUNCTION, on_seek);
     curl_easy_setopt(t->easy, CURLOPT_SEEKDATA, t);
     curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)st.st_size);
+    /* libcurl asks the read callback for at most this much at a time (default 64 KiB) */
+    curl_easy_setopt(t->easy, CURLOPT_UPLOAD_BUFFERSIZE, (long)UPLOAD_BUFFER);
     return 0;
 }
 
@@ -755,7 +800,20 @@ static int setup(sesh_http_transfer *t, const sesh_http_request *r, sesh_http_er
         add_header(t, "Content-Type: application/octet-stream") < 0)
         goto oom;
 
-    if (r->has_body) {
+    t->idempotent = r->idempotent >= 0 ? r->idempotent : idempotent_method(method);
+    if (r->has_body && !t->idempotent && r->body_len > 0) {
+        /* Through a read callback that cannot rewind (see on_seek), not CURLOPT_POSTFIELDS,
+         * which libcurl re-sends by itself on a fresh connection. */
+        t->once_body.data = r->body;
+        t->once_body.len = r->body_len;
+        t->no_rewind = 1;
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, read_once_body);
+        curl_easy_setopt(e, CURLOPT_READDATA, t);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, seek_once_body);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, t);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    } else if (r->has_body) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body_len ? r->body : "");
     } else if (r->body_file) {
@@ -768,9 +826,14 @@ static int setup(sesh_http_transfer *t, const sesh_http_request *r, sesh_http_er
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
     }
-    t->idempotent = r->idempotent >= 0 ? r->idempotent : idempotent_method(method);
-    if (!t->idempotent)
+    if (r->body_file && !t->idempotent)
+        t->no_rewind = 1;
+    /* libcurl re-sends without rewinding a body when none of it was sent (an empty body)
+     * and rewinds a multipart body itself: such a request cannot ride a kept-alive
+     * connection safely, so it gets a fresh one. */
+    if (!t->idempotent && !t->no_rewind)
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, MAX_CONNECTION_IDLE_S);
     if (strcmp(method, "HEAD") == 0)
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     else if (strcmp(method, "GET") == 0 && !has_body)
@@ -810,6 +873,7 @@ sesh_http_transfer *sesh_http_start(sesh_http_client *c, const sesh_http_request
     }
     t->client = c;
     t->state = DONE;
+    t->out = -1;
     if (c->busy) {
         t->easy = curl_easy_init();
         t->own_easy = 1;
@@ -846,9 +910,9 @@ sesh_http_transfer *sesh_http_start(sesh_http_client *c, const sesh_http_request
 /* ---- finishing and retrying ---- */
 
 static void discard_output(sesh_http_transfer *t) {
-    if (t->out) {
-        fclose(t->out);
-        t->out = NULL;
+    if (t->out >= 0) {
+        close(t->out);
+        t->out = -1;
     }
     if (t->tmp_path) {
         unlink(t->tmp_path);
@@ -858,11 +922,13 @@ static void discard_output(sesh_http_transfer *t) {
 }
 
 static void finish(sesh_http_transfer *t) {
-    if (t->err.kind == SESH_HTTP_OK && t->out && success_status(t->status)) {
-        int bad = fflush(t->out) != 0 || fsync(fileno(t->out)) != 0;
+    if (t->err.kind == SESH_HTTP_OK && t->out >= 0 && success_status(t->status)) {
+        /* No fsync: the rename already guarantees that no reader sees a partial file, and
+         * surviving a power cut is not this function's promise; an fsync per download
+         * would cost a disk flush (hundreds of ms on a busy disk) for nothing. */
+        int bad = close(t->out) != 0;
         int e = errno;
-        bad |= fclose(t->out) != 0;
-        t->out = NULL;
+        t->out = -1;
         if (bad || rename(t->tmp_path, t->output_file) != 0) {
             e = bad ? e : errno;
             set_error(&t->err, SESH_HTTP_EFILE, e, "%s: cannot write %s: %s", t->what,
@@ -923,11 +989,11 @@ static int schedule_retry(sesh_http_transfer *t, double server_wait) {
     if (t->retry.total > 0 && at + delay > t->started + t->retry.total)
         return 0;
     /* Rewind the files first: if that fails, the last answer is still intact. */
-    if (t->out && (fflush(t->out) != 0 || ftruncate(fileno(t->out), 0) != 0 ||
-                   fseeko(t->out, 0, SEEK_SET) != 0))
+    if (t->out >= 0 && (ftruncate(t->out, 0) != 0 || lseek(t->out, 0, SEEK_SET) != 0))
         return 0;
     if (t->upload && fseeko(t->upload, 0, SEEK_SET) != 0)
         return 0;
+    t->once_body.pos = 0;
     t->next_at = at + delay;
     t->state = WAITING;
     clear_headers(t);
@@ -962,8 +1028,20 @@ static void transport_error(sesh_http_transfer *t, CURLcode rc) {
 }
 
 static void completed(sesh_http_transfer *t, CURLcode rc) {
+    long connects = 0;
     curl_multi_remove_handle(multi, t->easy);
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+    if (curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
+        t->connects += connects;
+    if (rc == CURLE_SEND_FAIL_REWIND && t->no_rewind && !cancel_flag) {
+        /* A reused connection died after the request went out and before any answer;
+         * libcurl wanted to send it again and we refused (see on_seek). */
+        set_error(&t->err, SESH_HTTP_ETRANSPORT, rc,
+                  "%s: the connection was lost after the request was sent and before any "
+                  "answer; it may or may not have run on the server (not retried)", t->what);
+        finish(t);
+        return;
+    }
     if (rc == CURLE_OK && !cancel_flag) {
         if (retryable_status(t) && schedule_retry(t, retry_after(t)))
             return;
@@ -1098,6 +1176,10 @@ long sesh_http_result_status(const sesh_http_transfer *t) {
 
 int sesh_http_result_attempts(const sesh_http_transfer *t) {
     return t->attempts;
+}
+
+long sesh_http_result_connects(const sesh_http_transfer *t) {
+    return t->connects;
 }
 
 size_t sesh_http_result_nheaders(const sesh_http_transfer *t) {

@@ -89,8 +89,9 @@ typedef struct {
     sesh_http_retry retry;
     /* May the server see this request twice? -1: by method (GET, HEAD, OPTIONS, PUT,
      * DELETE yes; POST, PATCH no). Yes: with retry.max > 1, failures after sending are
-     * retried too. No: it never rides a kept-alive connection, because libcurl
-     * silently re-sends a request once when a reused connection dies unanswered. */
+     * retried too. No: libcurl's silent re-send of a request whose reused connection died
+     * unanswered is refused (the body cannot rewind), which fails the transfer with a
+     * clear error instead; the kept-alive connection is still used. */
     int idempotent;
     int progress;              /* -1: on a terminal for big transfers, 0: off, 1: on */
 } sesh_http_request;
@@ -119,6 +120,7 @@ void sesh_http_transfer_free(sesh_http_transfer *t);
 const sesh_http_error *sesh_http_result_error(const sesh_http_transfer *t);  /* kind OK or why */
 long sesh_http_result_status(const sesh_http_transfer *t);
 int sesh_http_result_attempts(const sesh_http_transfer *t);
+long sesh_http_result_connects(const sesh_http_transfer *t);  /* new connections it opened */
 size_t sesh_http_result_nheaders(const sesh_http_transfer *t);
 const sesh_http_header *sesh_http_result_header(const sesh_http_transfer *t, size_t i);
 /* In-memory body; NULL when it went to output_file. */

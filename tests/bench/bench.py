@@ -90,12 +90,12 @@ class Bench:
             if not os.access(p, os.X_OK):
                 raise RuntimeError(f"{os.path.relpath(p)} is not built")
 
-    def pool(self, *args):
+    def pool(self, *args, unix=False):
         """A fresh pool; its log stays in the output folder (pool-N.log)."""
         self.require(self.pool_bin)
         self.pools += 1
         log = os.path.join(self.out, f"pool-{self.pools}.log")
-        return procs.Pool(self.pool_bin, self.tmp, log, args)
+        return procs.Pool(self.pool_bin, self.tmp, log, args, unix=unix)
 
     def ready_pool(self, n):
         """A pool keeping n sandboxes started ahead of demand."""
@@ -227,7 +227,21 @@ def fig_roundtrip(b):
         # The same request through sessions.http alone: what the module's face costs.
         figure("round trip: same via sessions.http only", "s", s["http"], s["alt"],
                "Python requests, kept-alive", errors=[("sesh", err["http"])]),
-    ]
+    ] + fig_roundtrip_unix(b, n, s["alt"])
+
+
+def fig_roundtrip_unix(b, n, alt):
+    """The path a script takes by default: the local pool on its unix socket
+    (requests cannot speak it: the alternative is its TCP figure above)."""
+    res, why = None, None
+    try:
+        with b.pool(unix=True) as pool:
+            res, why = side(lambda: b.run_sesh(pool, "roundtrip", n)[0])
+    except RuntimeError as e:
+        why = str(e)
+    return [figure("round trip: same over the pool's unix socket", "s",
+                   res and stats.summary(res["samples"]), alt,
+                   "Python requests over TCP", errors=[("sesh", why)])]
 
 
 # ---- 3. allocation -------------------------------------------------------

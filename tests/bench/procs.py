@@ -14,22 +14,24 @@ import time
 
 
 class Pool:
-    """A real sesh-pool on 127.0.0.1 with a port of its own choosing, started
-    the way a user starts one; its address comes from its startup line."""
+    """A real sesh-pool on 127.0.0.1 with a port of its own choosing (or on a
+    unix socket), started the way a user starts one; its address comes from its
+    startup line: http://127.0.0.1:PORT or unix:PATH."""
 
-    def __init__(self, binary, workdir, log_path, args=(), startup_timeout=30):
+    def __init__(self, binary, workdir, log_path, args=(), startup_timeout=30, unix=False):
         self.dir = tempfile.mkdtemp(prefix="pool.", dir=workdir)
         self.token_file = os.path.join(self.dir, "token")
         state = os.path.join(self.dir, "state")
         os.mkdir(state, 0o700)
         self.log_path = log_path
         self.log = open(self.log_path, "wb")
-        cmd = [binary, "--listen", "127.0.0.1:0", "--token-file", self.token_file,
-               "--state-dir", state, *args]
+        where = (["--socket", os.path.join(self.dir, "pool.sock")] if unix
+                 else ["--listen", "127.0.0.1:0"])
+        cmd = [binary, *where, "--token-file", self.token_file, "--state-dir", state, *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log,
                                      stdin=subprocess.DEVNULL)
         line = self._first_line(startup_timeout)
-        m = re.search(r"listening on (http://\S+?)[\s,]", line + " ")
+        m = re.search(r"listening on ((?:http://|unix:)\S+?)[\s,]", line + " ")
         if not m:
             self.stop()
             raise RuntimeError(f"sesh-pool did not say where it listens: {line!r} "

@@ -30,8 +30,12 @@ local function new_id()
                                    math.random(1 << 30))
 end
 
+-- ENDPOINT is a URL, or unix:PATH for a pool on a unix socket (as the local
+-- pool that the module starts by itself listens).
 local function open(id)
-  return sessions.new{ endpoint = endpoint, token = token, id = id or new_id() }
+  local socket = endpoint:match("^unix:(.+)")
+  return sessions.new{ endpoint = socket and "http://localhost" or endpoint,
+                       unix_socket = socket, token = token, id = id or new_id() }
 end
 
 -- Frees the session on the pool (close deletes it there) and its connection.

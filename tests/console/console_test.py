@@ -374,6 +374,11 @@ def python_line_shows_result_stdout_and_traceback():
         c.line("")
         c.expect(r"row 0\s*\nrow 1\s*\nrow 2", timeout=30)
         c.prompt()
+        c.send("\x1b[A")                                # the cell is one history entry
+        c.expect(r"%for i in range\(3\):\s*\n\s*print\('row', i\)")
+        c.line("")
+        c.expect(r"row 0\s*\nrow 1\s*\nrow 2", timeout=30)
+        c.prompt()
         c.send("\x04")
         assert c.wait_exit(timeout=30) == 0
     finally:

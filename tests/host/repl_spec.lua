@@ -70,6 +70,17 @@ describe("the console through a pipe", function()
     assert.matches("unfinished chunk", r.err, 1, true)
   end)
 
+  it("still works, plainly, when its Lua part cannot be found", function()
+    local dir = cli.tmpdir()
+    assert(os.execute(("mkdir -p %s/bin && cp %s %s/bin/sesh"):format(
+      cli.quote(dir), cli.quote(cli.sesh), cli.quote(dir))))
+    local r = cli.run({ "-i" }, { program = dir .. "/bin/sesh", stdin = "6*7\n{1}\n",
+                                 env = { LUA_PATH = "/nowhere/?.lua" } })
+    assert.are.equal(0, r.code)
+    assert.matches("> 42\n> table: 0x", r.out)
+    assert.matches("the console's Lua part is missing", r.err, 1, true)
+  end)
+
   it("shows the version banner first with -i", function()
     assert.matches("^sesh 0%.1%.0", repl("").out)
   end)

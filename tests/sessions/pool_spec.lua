@@ -6,7 +6,7 @@ local S = require "support.azure_stub"
 
 local pool
 
-setup(function() pool = P.start{} end)
+setup(function() pool = P.start{ args = { "--ready-sessions", "2" } } end)
 teardown(function() if pool then pool:stop(); pool:cleanup() end end)
 
 local ALL_BYTES = {}
