@@ -253,9 +253,11 @@ end
 -- The retry policy for a request description.
 function Session:_retry(req)
   if self.retries <= 1 then return nil end
+  -- idempotent: nil leaves it to the method (GET, PUT, DELETE yes; POST no), so a
+  -- request that does not say is neither retried blindly nor kept from retrying
   return { max = self.retries, total = self.retry_time, base = 0.25, cap = 8,
            statuses = req.op == "execute" and RETRY_EXECUTE or RETRY_SAFE,
-           idempotent = req.idempotent and true or false }
+           idempotent = req.idempotent }
 end
 
 -- Send one request; returns the transport's answer for a 2xx status,

@@ -34,7 +34,7 @@
 #define PROGRESS_MIN_BYTES (4 << 20) /* transfers smaller than this draw no bar */
 #define MAX_HEADER_BYTES (256 << 10) /* a server sending more is broken or hostile */
 #define DOWNLOAD_BUFFER (512 << 10)  /* libcurl's receive buffer for output_file */
-#define UPLOAD_BUFFER (512 << 10)    /* and its send buffer for body_file */
+#define UPLOAD_BUFFER (512 << 10)    /* and its send buffer for uploads */
 /* Idle kept-alive connections older than this are closed by us, not reused: the pool
  * (host/pool/server.c, MHD_OPTION_CONNECTION_TIMEOUT, 60 s by default) and most servers
  * drop idle ones later, so we are the side that closes and a request never races a
@@ -72,9 +72,13 @@ struct sesh_http_transfer {
     memory_reader *readers;          /* one per in-memory part */
     FILE *upload;                    /* body_file */
     memory_reader once_body;         /* body of a non-idempotent request (see setup) */
-    int no_rewind;                   /* libcurl must not rewind the body to re-send it */
+    int no_rewind;                   /* not idempotent: libcurl must never re-send it */
+    int sends;                       /* times libcurl began sending it, this attempt */
+    int refused_resend;              /* on_prereq stopped libcurl's silent re-send */
     char *output_file, *tmp_path;
     int out;                         /* output_file's temp file, -1 when none */
+    char *out_buf;                   /* DOWNLOAD_BUFFER bytes gathered before a write */
+    size_t out_len;
     buffer body;
     size_t max_body;
     sesh_http_header *hdrs;
@@ -434,24 +438,40 @@ static int success_status(long status) {
     return status >= 200 && status < 300;
 }
 
+static int write_all(sesh_http_transfer *t, const char *p, size_t len) {
+    for (size_t done = 0; done < len;) {
+        ssize_t w = write(t->out, p + done, len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            t->write_errno = w < 0 ? errno : EIO;
+            return -1;
+        }
+        done += (size_t)w;
+    }
+    return 0;
+}
+
+/* libcurl reads DOWNLOAD_BUFFER from the socket at once but hands it over in 16 KiB
+ * pieces: gathering them here makes one write(2) per half megabyte, not per piece. */
+static int flush_output(sesh_http_transfer *t) {
+    int rc = write_all(t, t->out_buf, t->out_len);
+    t->out_len = 0;
+    return rc;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud) {
     sesh_http_transfer *t = ud;
     size_t len = size * n;
     long status = 0;
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     if (t->out >= 0 && success_status(status)) {
-        /* Straight to the file: libcurl hands over up to DOWNLOAD_BUFFER at once,
-         * stdio's small buffer would only split it into more system calls. */
-        for (size_t done = 0; done < len;) {
-            ssize_t w = write(t->out, p + done, len - done);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                t->write_errno = w < 0 ? errno : EIO;
-                return 0;
-            }
-            done += (size_t)w;
-        }
+        if (t->out_len + len > DOWNLOAD_BUFFER && flush_output(t) < 0)
+            return 0;
+        if (len >= DOWNLOAD_BUFFER)
+            return write_all(t, p, len) < 0 ? 0 : len;
+        memcpy(t->out_buf + t->out_len, p, len);
+        t->out_len += len;
         return len;
     }
     if (t->body.len + len > t->max_body) {
@@ -484,6 +504,23 @@ static int on_seek(void *ud, curl_off_t offset, int origin) {
     if (t->no_rewind)
         return CURL_SEEKFUNC_CANTSEEK;
     return fseeko(t->upload, (off_t)offset, origin) == 0 ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_FAIL;
+}
+
+/* Called each time libcurl is about to send the request on a connection. A second call
+ * in one attempt is libcurl's silent retry after a reused connection died unanswered;
+ * when the body had not gone out yet, libcurl needs no rewind to do it, so the seek
+ * refusal above does not catch that case: this does, for a request not idempotent. */
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port) {
+    sesh_http_transfer *t = ud;
+    (void)ip;
+    (void)local_ip;
+    (void)port;
+    (void)local_port;
+    if (t->no_rewind && ++t->sends > 1) {
+        t->refused_resend = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
 }
 
 static size_t read_once_body(char *p, size_t size, size_t n, void *ud) {
@@ -668,6 +705,7 @@ static int build_mime(sesh_http_transfer *t, const sesh_http_request *r, sesh_ht
             goto oom;
     }
     curl_easy_setopt(t->easy, CURLOPT_MIMEPOST, t->mime);
+    curl_easy_setopt(t->easy, CURLOPT_UPLOAD_BUFFERSIZE, (long)UPLOAD_BUFFER);
     return 0;
 oom:
     set_error(err, SESH_HTTP_EUSAGE, ENOMEM, "%s: cannot build the multipart body", t->what);
@@ -699,6 +737,11 @@ static int open_output(sesh_http_transfer *t, const char *path, sesh_http_error 
     umask(mask);
     fchmod(fd, 0666 & ~mask);
     t->out = fd;
+    t->out_buf = malloc(DOWNLOAD_BUFFER);
+    if (!t->out_buf) {
+        set_error(err, SESH_HTTP_EFILE, ENOMEM, "out of memory");
+        return -1;
+    }
     curl_easy_setopt(t->easy, CURLOPT_BUFFERSIZE, (long)DOWNLOAD_BUFFER);
     return 0;
 }
@@ -806,7 +849,6 @@ static int setup(sesh_http_transfer *t, const sesh_http_request *r, sesh_http_er
          * which libcurl re-sends by itself on a fresh connection. */
         t->once_body.data = r->body;
         t->once_body.len = r->body_len;
-        t->no_rewind = 1;
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_READFUNCTION, read_once_body);
         curl_easy_setopt(e, CURLOPT_READDATA, t);
@@ -826,13 +868,12 @@ static int setup(sesh_http_transfer *t, const sesh_http_request *r, sesh_http_er
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
     }
-    if (r->body_file && !t->idempotent)
-        t->no_rewind = 1;
-    /* libcurl re-sends without rewinding a body when none of it was sent (an empty body)
-     * and rewinds a multipart body itself: such a request cannot ride a kept-alive
-     * connection safely, so it gets a fresh one. */
-    if (!t->idempotent && !t->no_rewind)
-        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    /* A request that is not idempotent rides the kept-alive connection like any other,
+     * but libcurl may never send it twice: on_seek and on_prereq refuse, and the transfer
+     * fails with a clear error instead (see completed). */
+    t->no_rewind = !t->idempotent;
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
     curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, MAX_CONNECTION_IDLE_S);
     if (strcmp(method, "HEAD") == 0)
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -852,6 +893,7 @@ oom:
 
 static void launch(sesh_http_transfer *t) {
     t->attempts++;
+    t->sends = 0;
     t->state = RUNNING;
     CURLMcode mc = curl_multi_add_handle(multi, t->easy);
     if (mc != CURLM_OK) {
@@ -926,8 +968,12 @@ static void finish(sesh_http_transfer *t) {
         /* No fsync: the rename already guarantees that no reader sees a partial file, and
          * surviving a power cut is not this function's promise; an fsync per download
          * would cost a disk flush (hundreds of ms on a busy disk) for nothing. */
-        int bad = close(t->out) != 0;
-        int e = errno;
+        int bad = flush_output(t) < 0;
+        int e = t->write_errno;
+        if (close(t->out) != 0 && !bad) {
+            bad = 1;
+            e = errno;
+        }
         t->out = -1;
         if (bad || rename(t->tmp_path, t->output_file) != 0) {
             e = bad ? e : errno;
@@ -989,6 +1035,7 @@ static int schedule_retry(sesh_http_transfer *t, double server_wait) {
     if (t->retry.total > 0 && at + delay > t->started + t->retry.total)
         return 0;
     /* Rewind the files first: if that fails, the last answer is still intact. */
+    t->out_len = 0;
     if (t->out >= 0 && (ftruncate(t->out, 0) != 0 || lseek(t->out, 0, SEEK_SET) != 0))
         return 0;
     if (t->upload && fseeko(t->upload, 0, SEEK_SET) != 0)
@@ -1033,9 +1080,9 @@ static void completed(sesh_http_transfer *t, CURLcode rc) {
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
     if (curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
         t->connects += connects;
-    if (rc == CURLE_SEND_FAIL_REWIND && t->no_rewind && !cancel_flag) {
+    if (!cancel_flag && ((rc == CURLE_SEND_FAIL_REWIND && t->no_rewind) || t->refused_resend)) {
         /* A reused connection died after the request went out and before any answer;
-         * libcurl wanted to send it again and we refused (see on_seek). */
+         * libcurl wanted to send it again and we refused (see on_seek, on_prereq). */
         set_error(&t->err, SESH_HTTP_ETRANSPORT, rc,
                   "%s: the connection was lost after the request was sent and before any "
                   "answer; it may or may not have run on the server (not retried)", t->what);
@@ -1143,6 +1190,7 @@ void sesh_http_transfer_free(sesh_http_transfer *t) {
     if (t->upload)
         fclose(t->upload);
     free(t->output_file);
+    free(t->out_buf);
     if (t->easy) {
         if (t->own_easy) {
             curl_easy_cleanup(t->easy);

@@ -179,6 +179,26 @@ describe("sessions.new", function()
     assert.matches("id must be 4 to 128", tostring(e))
   end)
 
+  it("leaves idempotence to the method unless a request says", function()
+    local s = sessions.new{ endpoint = "http://127.0.0.1:9", token = "t", retries = 3 }
+    -- nil: the transport decides by method (a GET may be retried after a reset)
+    assert.is_nil(s:_retry{ op = "download", method = "GET" }.idempotent)
+    assert.is_nil(s:_retry{ op = "execute", method = "POST" }.idempotent)
+    assert.is_true(s:_retry{ op = "upload", method = "POST", idempotent = true }.idempotent)
+    assert.is_false(s:_retry{ op = "x", method = "GET", idempotent = false }.idempotent)
+  end)
+
+  it("never puts the session id into a transport error", function()
+    local s = sessions.new{ endpoint = "http://127.0.0.1:9", token = "t", retries = 1,
+                            id = "secret-session-id-42" }
+    local ok, e = pcall(s.execute, s, "1")
+    assert.is_false(ok)
+    assert.is_nil(tostring(e):find("secret-session-id-42", 1, true))
+    for k, v in pairs(e) do
+      assert.is_nil(tostring(v):find("secret-session-id-42", 1, true), "in field " .. tostring(k))
+    end
+  end)
+
   it("gives each session object a fresh UUID v4 id", function()
     local a = sessions.new{ endpoint = "http://127.0.0.1:9", token = "t" }
     local b = sessions.new{ endpoint = "http://127.0.0.1:9", token = "t" }

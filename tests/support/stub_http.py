@@ -17,6 +17,9 @@ Listens on 127.0.0.1 (a free port) or on a unix socket, over TLS with --tls, pri
   GET  /many-headers?n=N       N headers of 1000 bytes each
   GET  /truncated              Content-Length 100, 10 bytes sent, connection closed
   ANY  /reset?key=K            connection reset (RST) before any answer (hits of K counted)
+  ANY  /drop?key=K             reads the whole request, then closes (FIN) without answering
+  ANY  /idle-close?s=S         200 (kept alive), then closes the idle connection after S s
+  GET  /connections            the number of TCP connections accepted so far
   GET  /slow?s=S               answers after S seconds
   GET  /sleep?s=S              the same, for parallel tests
   GET  /big?mb=N[&s=S]         N MiB of a known pattern, streamed (over about S seconds)
@@ -60,6 +63,7 @@ class Handler(BaseHTTPRequestHandler):
         return "-"
 
     def handle(self):
+        hit("/connections")
         try:
             super().handle()
         except (BrokenPipeError, ConnectionResetError):
@@ -160,6 +164,24 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
             return
+        if path == "/drop":
+            self.read_body()
+            if "key" in q:
+                hit(q["key"])
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if path == "/idle-close":
+            self.read_body()
+            self.send(200, "closing in %s s" % q.get("s", "0.1"))
+            self.wfile.flush()
+            time.sleep(float(q.get("s", "0.1")))
+            self.close_connection = True
+            return
+        if path == "/connections":
+            self.read_body()
+            with hits_lock:
+                return self.send(200, str(hits.get("/connections", 0)))
         if path in ("/slow", "/sleep"):
             self.read_body()
             time.sleep(float(q.get("s", "1")))

@@ -280,16 +280,66 @@ describe("sessions.http", function()
       assert.are.equal("1", c:request{ url = stub.url .. "/count?key=k1" }.body)
     end)
 
-    it("reuses connections for idempotent requests only", function()
+    it("reuses the kept-alive connection for POSTs too", function()
       local peer = function(req)
         req.url = stub.url .. "/echo"
         return cjson.decode(c:request(req).body).peer
       end
       local first = peer{}
       assert.are.equal(first, peer{ method = "PUT" })
-      assert.are_not.equal(first, peer{ method = "POST", body = "x" })
-      local after = peer{}
-      assert.are.equal(after, peer{ method = "POST", body = "x", idempotent = true })
+      assert.are.equal(first, peer{ method = "POST", body = "x" })
+      assert.are.equal(first, peer{ method = "PATCH", body = "x" })
+      assert.are.equal(first, peer{ method = "POST", body = "x", idempotent = true })
+    end)
+
+    it("sends 100 POSTs over one TCP connection", function()
+      local count = function() return tonumber(c:request{ url = stub.url .. "/connections" }.body) end
+      local before, connects = count(), 0
+      for i = 1, 100 do
+        local res = c:request{ method = "POST", url = stub.url .. "/echo", body = "6*7 #" .. i }
+        assert.are.equal("6*7 #" .. i, cjson.decode(res.body).body)
+        connects = connects + res.connects
+      end
+      assert.is_true(count() - before <= 1, "connections opened: " .. (count() - before))
+      assert.is_true(connects <= 1, "res.connects summed: " .. connects)
+    end)
+
+    it("fails clearly, sent once, when a reused connection closes after a POST", function()
+      -- the server reads the whole request, then closes without an answer: libcurl
+      -- would send it again on a fresh connection; it must not, and must say why
+      c:request{ url = stub.url .. "/hello" }
+      local err = raises(c.request, c, { method = "POST", url = stub.url .. "/drop?key=d1",
+                                         body = "print(1)",
+                                         retry = { max = 3, base = 0.01, statuses = { 503 } } })
+      assert.are.equal("transport", err.kind)
+      assert.are.equal(1, err.attempts)
+      assert.matches("may or may not have run", err.message)
+      assert.matches("not retried", err.message)
+      assert.are.equal("1", c:request{ url = stub.url .. "/count?key=d1" }.body)
+      -- the same for a body streamed from a file
+      local path = support.tmpname("drop.txt")
+      local f = assert(io.open(path, "wb")); f:write("print(2)"); f:close()
+      err = raises(c.request, c, { method = "POST", url = stub.url .. "/drop?key=d2",
+                                   body_file = path })
+      os.remove(path)
+      assert.matches("may or may not have run", err.message)
+      assert.are.equal("1", c:request{ url = stub.url .. "/count?key=d2" }.body)
+    end)
+
+    it("re-sends an idempotent request when a reused connection closes unanswered", function()
+      c:request{ url = stub.url .. "/hello" }
+      raises(c.request, c, { method = "PUT", url = stub.url .. "/drop?key=d3", body = "x" })
+      -- libcurl's own retry on a fresh connection, then the drop again: two hits
+      assert.are.equal("2", c:request{ url = stub.url .. "/count?key=d3" }.body)
+    end)
+
+    it("does not fail when the server closed an idle kept-alive connection", function()
+      local res = c:request{ method = "POST", url = stub.url .. "/idle-close?s=0.1", body = "x" }
+      assert.are.equal(200, res.status)
+      os.execute("sleep 0.4")                    -- the server has closed it by now
+      res = c:request{ method = "POST", url = stub.url .. "/echo", body = "6*7" }
+      assert.are.equal("6*7", cjson.decode(res.body).body)
+      assert.are.equal(1, res.connects)          -- a new one, opened without any error
     end)
   end)
 

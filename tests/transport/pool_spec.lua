@@ -37,6 +37,17 @@ for _, transport in ipairs{ "tcp", "unix" } do
       pool:cleanup()
     end)
 
+    it("runs 100 executes on one session over one kept-alive connection", function()
+      local id, connects = "keep-" .. transport, 0
+      for i = 1, 100 do
+        local res, props = pool:execute("6*" .. i, { identifier = id })
+        assert.are.equal(200, res.status, res.body)
+        assert.are.equal(6 * i, props.result)
+        connects = connects + res.connects
+      end
+      assert.is_true(connects <= 1, "connections opened for 100 executes: " .. connects)
+    end)
+
     it("streams an upload from disk and a download to disk, bytes intact", function()
       local src, dst = support.tmpname("pool.up"), support.tmpname("pool.down")
       write_file(src, 40, 3)

@@ -72,6 +72,37 @@ describe("sessions.http streaming", function()
     os.remove(path)
   end)
 
+  -- System calls of this process (/proc/self/io): read and write calls on files count,
+  -- socket sends and receives do not.
+  local function syscalls()
+    local f = assert(io.open("/proc/self/io"))
+    local text = f:read("a")
+    f:close()
+    return tonumber(text:match("syscr: (%d+)")), tonumber(text:match("syscw: (%d+)"))
+  end
+
+  it("writes a download and reads an upload in big pieces, not 16 KiB ones", function()
+    local path = support.tmpname("pieces.bin")
+    local _, w0 = syscalls()
+    local res = c:request{ url = stub.url .. "/big?mb=64", output_file = path, progress = false }
+    local r1, w1 = syscalls()
+    assert.are.equal(200, res.status)
+    assert.are.equal(64 * MB, size(path))
+    -- 64 MiB in 16 KiB writes would be 4096 calls; half-megabyte writes make about 130
+    assert.is_true(w1 - w0 < 512, "write calls for 64 MiB: " .. (w1 - w0))
+    res = c:request{ method = "POST", url = stub.url .. "/save?path=" .. path .. ".copy",
+                     body_file = path, progress = false }
+    local r2 = syscalls()
+    assert.are.equal("67108864 bytes", res.body)
+    assert.is_true(r2 - r1 < 512, "read calls for a 64 MiB body_file: " .. (r2 - r1))
+    res = c:request{ url = stub.url .. "/multipart", max_body = 1024,
+                     multipart = { { name = "file", file = path } }, progress = false }
+    local r3 = syscalls()
+    assert.is_true(r3 - r2 < 512, "read calls for a 64 MiB multipart file: " .. (r3 - r2))
+    assert.is_true(same_files(path, path .. ".copy"))
+    os.remove(path); os.remove(path .. ".copy")
+  end)
+
   it("keeps a non-2xx answer in res.body and does not touch output_file", function()
     local path = support.tmpname("keep.txt")
     local f = assert(io.open(path, "w")); f:write("old"); f:close()
