@@ -8,7 +8,7 @@
 HOST_OBJS    := $(patsubst host/%.c,$(OBJ)/%.o,$(wildcard host/*.c))
 LIBSESH_OBJS := $(OBJ)/libsesh.o $(BINDING_OBJS) $(TRANSPORT_OBJS)
 SESH_ABI     := 0
-SESH_RELEASE := 0.1.0
+SESH_RELEASE := $(VERSION)
 
 all: $(BIN)/sesh $(LIB)/libsesh.a $(LIB)/libsesh.so $(LIB)/lua/5.4/sessions.so \
      $(BUILD)/include/sesh.h
@@ -17,9 +17,11 @@ all: $(BIN)/sesh $(LIB)/libsesh.a $(LIB)/libsesh.so $(LIB)/lua/5.4/sessions.so \
 # back to the prefix it was built for.
 $(OBJ)/libsesh.o: CFLAGS += -DSESH_PREFIX='"$(PREFIX)"'
 
-$(BIN)/sesh: $(HOST_OBJS) $(BINDING_OBJS) $(TRANSPORT_OBJS)
+# The executable takes the binding and transport from sessions.so on first
+# use (host/modules.c), so a start-up loads no libcurl.
+$(BIN)/sesh: $(HOST_OBJS) | $(LIB)/lua/5.4/sessions.so
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(LUA_LIBS) $(CURL_LIBS) -lreadline -lm -ldl
+	$(CC) $(LDFLAGS) -o $@ $(HOST_OBJS) $(CJSON_LIBS) $(LUA_LIBS) -lreadline -lm -ldl
 
 $(LIB)/libsesh.a: $(LIBSESH_OBJS)
 	@mkdir -p $(dir $@)

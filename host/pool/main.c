@@ -29,13 +29,12 @@
 #include <unistd.h>
 
 #define VERSION "0.1"
-#define SANDBOX_UID 65534     /* nobody: whom sandboxes run as when the pool is root */
 
 typedef struct options {
     const char *listen, *socket, *token_file, *state_dir, *python;
     const char *pid_file, *log_file;
     int idle_exit, daemon, ready, cooldown, max_sessions, timeout, network;
-    long long max_upload, max_output;
+    long long max_upload, max_output, max_disk;
 } options;
 
 static void usage(FILE *f)
@@ -54,6 +53,8 @@ static void usage(FILE *f)
           "  --timeout SECONDS     default and largest execution timeout (default 220)\n"
           "  --max-output CHARS    cap of stdout/stderr per execution (default 1048576)\n"
           "  --max-upload BYTES    largest upload; beyond, 413 (default 134217728)\n"
+          "  --max-disk BYTES      disk use of a session's /mnt/data; beyond, its code is stopped\n"
+          "                        (default 1073741824)\n"
           "  --network             give sandboxes the host's network (default: none)\n"
           "  --idle-exit SECONDS   exit after that long with no session (0: never)\n"
           "  --daemon              detach once listening (log: --log-file, or pool.log by the socket)\n"
@@ -78,13 +79,13 @@ static int parse_int(const char *opt, const char *s, long long lo, long long hi,
 static int parse_options(int argc, char **argv, options *o)
 {
     enum { O_LISTEN = 256, O_SOCKET, O_TOKEN, O_STATE, O_PYTHON, O_IDLE, O_DAEMON, O_READY, O_COOL,
-           O_MAXS, O_TIMEOUT, O_MAXOUT, O_MAXUP, O_NET, O_PID, O_LOG, O_HELP };
+           O_MAXS, O_TIMEOUT, O_MAXOUT, O_MAXUP, O_MAXDISK, O_NET, O_PID, O_LOG, O_HELP };
     static const struct option longopts[] = {
         { "listen", 1, 0, O_LISTEN }, { "socket", 1, 0, O_SOCKET }, { "token-file", 1, 0, O_TOKEN },
         { "state-dir", 1, 0, O_STATE }, { "python", 1, 0, O_PYTHON }, { "idle-exit", 1, 0, O_IDLE },
         { "daemon", 0, 0, O_DAEMON }, { "ready-sessions", 1, 0, O_READY }, { "cooldown", 1, 0, O_COOL },
         { "max-sessions", 1, 0, O_MAXS }, { "timeout", 1, 0, O_TIMEOUT }, { "max-output", 1, 0, O_MAXOUT },
-        { "max-upload", 1, 0, O_MAXUP }, { "network", 0, 0, O_NET }, { "pid-file", 1, 0, O_PID },
+        { "max-upload", 1, 0, O_MAXUP }, { "max-disk", 1, 0, O_MAXDISK }, { "network", 0, 0, O_NET }, { "pid-file", 1, 0, O_PID },
         { "log-file", 1, 0, O_LOG }, { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 },
     };
     memset(o, 0, sizeof *o);
@@ -118,6 +119,7 @@ static int parse_options(int argc, char **argv, options *o)
         case O_TIMEOUT: if (parse_int("--timeout", optarg, 1, 86400, &v)) return -1; o->timeout = (int)v; break;
         case O_MAXOUT: if (parse_int("--max-output", optarg, 0, 1LL << 30, &v)) return -1; o->max_output = v; break;
         case O_MAXUP: if (parse_int("--max-upload", optarg, 0, 1LL << 40, &v)) return -1; o->max_upload = v; break;
+        case O_MAXDISK: if (parse_int("--max-disk", optarg, 1 << 20, 1LL << 50, &v)) return -1; o->max_disk = v; break;
         case ':':
             fprintf(stderr, "sesh-pool: %s needs a value (see --help)\n", name);
             return -1;
@@ -446,15 +448,10 @@ static int setup(pool *p, char **err)
     mc.work_dir = p->work_dir;
     mc.sandbox.python = o->python;
     mc.sandbox.network = o->network;
-    mc.owner_uid = (uid_t)-1;
-    mc.owner_gid = (gid_t)-1;
-    if (geteuid() == 0) {
-        /* Root runs sandboxes as nobody; said explicitly, so that the files the
-         * pool writes for a session and the sandbox agree on their owner. */
-        mc.sandbox.uid = SANDBOX_UID;
-        mc.owner_uid = SANDBOX_UID;
-        mc.owner_gid = (gid_t)SANDBOX_UID;
-    }
+    mc.sandbox.disk_limit = (size_t)o->max_disk;
+    /* sandbox.uid stays 0: a root pool gives each sandbox a uid of its own, so
+     * one session's processes and files are never another's (sessions.c hands
+     * each session's files to its sandbox's uid). */
     mc.ready = o->ready;
     mc.cooldown = o->cooldown;
     mc.max_sessions = o->max_sessions;
@@ -513,9 +510,10 @@ static char *startup_line(pool *p)
 {
     return sesh_printf("sesh-pool: listening on %s (token file %s, state dir %s, ready %d, "
                        "max sessions %d, cooldown %d s, timeout %d s, max upload %lld bytes, "
-                       "idle exit %d s, network %s)\n",
+                       "max disk %lld bytes, idle exit %d s, network %s)\n",
                        p->address, p->token_file, p->work_dir, p->o.ready, p->o.max_sessions,
-                       p->o.cooldown, p->o.timeout, p->o.max_upload, p->o.idle_exit,
+                       p->o.cooldown, p->o.timeout, p->o.max_upload,
+                       p->o.max_disk ? p->o.max_disk : 1LL << 30, p->o.idle_exit,
                        p->o.network ? "on" : "off");
 }
 

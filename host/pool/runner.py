@@ -192,6 +192,36 @@ class Runner:
         except Exception as e:      # still a useful interpreter without plots
             print("sesh runner: matplotlib unavailable: %s" % e, file=sys.stderr)
 
+    def warm_up(self):
+        """Runs a throwaway cell before the runner says it is ready.
+
+        IPython starts lazily: its first cell compiles its machinery, builds
+        the display formatters and the inline backend's hooks, some 20 ms.
+        Paid here, in a sandbox nobody waits for yet, the user's first cell
+        costs what any other does. The cell leaves no trace: no history,
+        and the names its value set in the namespace are put back."""
+        ns = self.shell.user_ns
+        before = dict(ns)
+        # The display hook updates _, __, ___ only while they are its own.
+        hook = self.shell.displayhook
+        unders = {u: getattr(hook, u, None) for u in ("_", "__", "___")}
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = CappedStream(0, "<warm-up>")
+        try:
+            self.shell.run_cell("0", store_history=False)
+        finally:
+            sys.stdout, sys.stderr = saved
+        for name in [name for name in ns if name not in before]:
+            del ns[name]
+        ns.update(before)
+        for u, v in unders.items():
+            setattr(hook, u, v)
+        out = ns.get("Out")
+        if isinstance(out, dict):
+            out.clear()
+        self.result_repr = None
+        self.images = []
+
     def on_unraisable(self, args):
         # Python runs signal handlers wherever the interpreter happens to be,
         # also in places whose exceptions it swallows (an at-fork hook such as
@@ -387,6 +417,10 @@ def main():
     runner = Runner()
     signal.signal(signal.SIGINT, runner.on_sigint)
     sys.unraisablehook = runner.on_unraisable
+    try:
+        runner.warm_up()
+    except Exception as e:      # a slower first cell, nothing worse
+        print("sesh runner: warm-up failed: %s" % e, file=sys.stderr)
     write_frame({"op": "ready"})
     while True:
         request = read_frame()

@@ -51,6 +51,7 @@ extern const unsigned long sesh_runner_py_len;
 #define DEFAULT_DISK         (1UL << 30)
 #define DISK_CHECK_MS        500
 #define SANDBOX_NICE         10
+#define BACKGROUND_NICE      19         /* a warm sandbox while it starts */
 #define DEFAULT_TMP_SIZE     (256UL << 20)
 #define DEFAULT_SHM_SIZE     (64UL << 20)
 #define DEFAULT_PROCESSES    128
@@ -78,6 +79,7 @@ struct sesh_sandbox {
     uid_t uid;                 /* host uid of the sandbox's processes */
     int data_fd;               /* the data directory, for measuring it */
     size_t disk_limit;
+    int background;            /* started at BACKGROUND_NICE, not yet lifted */
     int reaped;
     int wait_status;
     atomic_int killed;
@@ -261,6 +263,18 @@ int sesh_sandbox_alive(sesh_sandbox *sb)
     if (!sb || atomic_load(&sb->killed) || sb->chan < 0)
         return 0;
     return !reap(sb, 0);
+}
+
+void sesh_sandbox_foreground(sesh_sandbox *sb)
+{
+    if (!sb || !sb->background)
+        return;
+    sb->background = 0;
+    /* Every thread of the uid, which is this sandbox's alone: processes its
+     * code forked and threads a library started included. */
+    if (setpriority(PRIO_USER, sb->uid, SANDBOX_NICE) < 0) {
+        /* it runs at BACKGROUND_NICE: slower, as safe */
+    }
 }
 
 uid_t sesh_sandbox_uid(sesh_sandbox *sb)
@@ -886,7 +900,8 @@ static char *spawn_bwrap(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int a
         .processes = cfg->max_processes > 0 ? cfg->max_processes : DEFAULT_PROCESSES,
     };
     sesh_spawn_plan plan = {
-        .argv = sesh_bwrap_argv(&o), .envp = sesh_sandbox_env(), .nice = SANDBOX_NICE,
+        .argv = sesh_bwrap_argv(&o), .envp = sesh_sandbox_env(),
+        .nice = sb->background ? BACKGROUND_NICE : SANDBOX_NICE,
         .as_root = as_root, .uid = sb->uid, .gid = (gid_t)sb->uid,
         .data_dir = cfg->data_dir, .stage = HOST_STAGE,
     };
@@ -955,6 +970,9 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err)
     sb->disk_limit = cfg->disk_limit ? cfg->disk_limit : DEFAULT_DISK;
     int as_root = geteuid() == 0;
     sb->uid = !as_root ? getuid() : cfg->uid ? cfg->uid : allocate_uid();
+    /* Lifting a priority takes root, and the uid alone must name the sandbox's
+     * processes and threads (see sesh_sandbox_foreground). */
+    sb->background = cfg->background && as_root && !cfg->uid;
 
     int fds[SESH_SPAWN_FDS];
     for (int i = 0; i < SESH_SPAWN_FDS; i++)

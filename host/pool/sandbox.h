@@ -32,6 +32,11 @@ typedef struct sesh_sandbox_config {
     uid_t uid;                 /* host uid to run as when the pool is root, 0: one of
                                   its own for each sandbox (so limits are not shared) */
     size_t disk_limit;         /* bytes under data_dir, 0: default (see sesh_sandbox_execute) */
+    int background;            /* non-zero: start at the lowest CPU priority, so a warm
+                                  sandbox starting does not slow the sessions at work;
+                                  sesh_sandbox_foreground() lifts it. Only a root pool
+                                  with a uid per sandbox (uid 0) can lift a priority,
+                                  so elsewhere this is ignored. */
 } sesh_sandbox_config;
 
 
@@ -61,6 +66,10 @@ void sesh_sandbox_interrupt(sesh_sandbox *sb);   /* Ctrl-C to the running code *
 void sesh_sandbox_kill(sesh_sandbox *sb);        /* ends every process of the sandbox */
 int sesh_sandbox_alive(sesh_sandbox *sb);
 pid_t sesh_sandbox_pid(sesh_sandbox *sb);         /* the bwrap process, for logs */
+
+/* Gives a sandbox started in the background the CPU priority of every other
+ * (nice 10): for a warm sandbox taken by a session. Cheap; a no-op otherwise. */
+void sesh_sandbox_foreground(sesh_sandbox *sb);
 
 /* The host uid (and gid) the sandbox's processes run as. When the pool runs as
  * root, start gives data_dir and everything in it to this uid; files the pool

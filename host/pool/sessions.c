@@ -25,6 +25,9 @@
 #define MAX_RECORDS     64        /* executions remembered per session */
 #define MAX_ASYNC       256       /* background executions in the whole pool */
 #define RETRY_START_MS  5000      /* pause after a warm sandbox failed to start */
+#define REFILL_DELAY_MS 150       /* after a warm sandbox is taken, before the next starts:
+                                     its first execution should not share the CPUs
+                                     with a start (about a CPU-second) */
 
 typedef struct warm {
     char *name;                   /* directory name under the work dir */
@@ -49,6 +52,7 @@ struct sesh_session {
     pthread_cond_t cv;
     uint64_t next_ticket, serving;
     sesh_sandbox *sb;
+    atomic_uint owner;            /* sesh_session_owner_uid; follows sb */
     sesh_execution *records;
     int nrecords;
     sesh_session *next;
@@ -66,6 +70,7 @@ struct sesh_manager {
     uint64_t empty_since_ms;
     warm *warm;
     int nwarm;
+    uint64_t taken_ms;            /* when a warm sandbox was last taken */
     int nasync;
     atomic_int stopping;
     int keeper_started;
@@ -95,14 +100,6 @@ static int make_dir(sesh_manager *m, char **name_out, int *fd_out, char **err)
         free(name);
         return -1;
     }
-    if (m->cfg.owner_uid != (uid_t)-1 &&
-        fchownat(m->work_fd, name, m->cfg.owner_uid, m->cfg.owner_gid, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (err) *err = sesh_printf("cannot hand a session directory to uid %d: %s",
-                                    (int)m->cfg.owner_uid, strerror(errno));
-        unlinkat(m->work_fd, name, AT_REMOVEDIR);
-        free(name);
-        return -1;
-    }
     int fd = openat(m->work_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         if (err) *err = sesh_printf("cannot open a session directory: %s", strerror(errno));
@@ -123,9 +120,11 @@ static void drop_dir(sesh_manager *m, char *name, int fd)
     free(name);
 }
 
-static sesh_sandbox *start_sandbox(sesh_manager *m, const char *name, char **err)
+/* background: a warm sandbox, started at low priority (see sandbox.h). */
+static sesh_sandbox *start_sandbox(sesh_manager *m, const char *name, int background, char **err)
 {
     sesh_sandbox_config cfg = m->cfg.sandbox;
+    cfg.background = background;
     char *path = sesh_printf("%s/%s", m->work_dir, name);
     cfg.data_dir = path;
     sesh_sandbox *sb = sesh_sandbox_start(&cfg, err);
@@ -187,6 +186,13 @@ static void retire(sesh_manager *m, sesh_session *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Sets s->sb (under s->mu, or before anyone else sees s) and its owner. */
+static void set_sandbox(sesh_session *s, sesh_sandbox *sb)
+{
+    s->sb = sb;
+    atomic_store(&s->owner, sb && geteuid() == 0 ? (unsigned)sesh_sandbox_uid(sb) : (unsigned)-1);
+}
+
 static void touch(sesh_session *s)
 {
     clock_gettime(CLOCK_REALTIME, &s->last_access);
@@ -223,6 +229,7 @@ sesh_sess_status sesh_manager_acquire(sesh_manager *m, const char *identifier, i
     s->m = m;
     s->id = sesh_xstrdup(identifier);
     s->dirfd = -1;
+    set_sandbox(s, NULL);
     sesh_uuid(s->guid);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -232,8 +239,10 @@ sesh_sess_status sesh_manager_acquire(sesh_manager *m, const char *identifier, i
         m->nwarm--;
         s->name = w->name;
         s->dirfd = w->dirfd;
-        s->sb = w->sb;
+        set_sandbox(s, w->sb);
+        sesh_sandbox_foreground(w->sb);
         free(w);
+        m->taken_ms = sesh_now_ms();
         pthread_cond_broadcast(&m->cv); /* the keeper refills */
     } else if (make_dir(m, &s->name, &s->dirfd, err) != 0) {
         pthread_mutex_unlock(&m->mu);
@@ -367,8 +376,9 @@ void sesh_session_infos_free(sesh_session_info *infos, size_t n)
 
 int sesh_session_dirfd(const sesh_session *s) { return s->dirfd; }
 const char *sesh_session_guid(const sesh_session *s) { return s->guid; }
-uid_t sesh_session_owner_uid(const sesh_session *s) { return s->m->cfg.owner_uid; }
-gid_t sesh_session_owner_gid(const sesh_session *s) { return s->m->cfg.owner_gid; }
+uid_t sesh_session_owner_uid(const sesh_session *s) { return (uid_t)atomic_load(&s->owner); }
+gid_t sesh_session_owner_gid(const sesh_session *s) { return (gid_t)atomic_load(&s->owner); }
+
 
 /* ---- executions ---- */
 
@@ -425,7 +435,7 @@ static void detach_sandbox(sesh_session *s)
 {
     pthread_mutex_lock(&s->mu);
     sesh_sandbox *sb = s->sb;
-    s->sb = NULL;
+    set_sandbox(s, NULL);
     pthread_mutex_unlock(&s->mu);
     sesh_sandbox_free(sb);
 }
@@ -443,7 +453,7 @@ static void run_turn(sesh_session *s, json_t *request, int timeout_ms, sesh_run 
     if (!s->sb) {
         uint64_t t0 = sesh_now_ms();
         char *err = NULL;
-        sesh_sandbox *sb = start_sandbox(m, s->name, &err);
+        sesh_sandbox *sb = start_sandbox(m, s->name, 0, &err);
         if (!sb && !atomic_load(&m->stopping)) {
             /* Namespaces or processes can be short for a moment (EAGAIN): once more. */
             sesh_log("session %.8s: a sandbox did not start (%s); trying again", s->guid,
@@ -452,7 +462,7 @@ static void run_turn(sesh_session *s, json_t *request, int timeout_ms, sesh_run 
             err = NULL;
             usleep(300 * 1000);
             run->allocation_retries = 1;
-            sb = start_sandbox(m, s->name, &err);
+            sb = start_sandbox(m, s->name, 0, &err);
         }
         run->alloc_ms = sesh_now_ms() - t0;
         if (!sb) {
@@ -462,7 +472,7 @@ static void run_turn(sesh_session *s, json_t *request, int timeout_ms, sesh_run 
         }
         free(err);
         pthread_mutex_lock(&s->mu);
-        s->sb = sb;
+        set_sandbox(s, sb);
         int dead = s->gone || atomic_load(&m->stopping);
         pthread_mutex_unlock(&s->mu);
         if (dead) {                         /* removed while it started */
@@ -659,11 +669,22 @@ static void *keeper_main(void *arg)
     uint64_t pause_until = 0;
     pthread_mutex_lock(&m->mu);
     while (!atomic_load(&m->stopping)) {
-        int need = m->nwarm < m->cfg.ready && sesh_now_ms() >= pause_until;
+        uint64_t now = sesh_now_ms(), wait_ms = 1000;
+        uint64_t refill_at = m->taken_ms + REFILL_DELAY_MS;
+        int need = m->nwarm < m->cfg.ready && now >= pause_until;
+        if (need && now < refill_at) {
+            need = 0;
+            wait_ms = refill_at - now;
+        }
         if (!need) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += 1;
+            until.tv_sec += (time_t)(wait_ms / 1000);
+            until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
             pthread_cond_timedwait(&m->cv, &m->mu, &until);
         }
         pthread_mutex_unlock(&m->mu);
@@ -673,7 +694,7 @@ static void *keeper_main(void *arg)
             int fd = -1;
             sesh_sandbox *sb = NULL;
             if (make_dir(m, &name, &fd, &err) == 0) {
-                sb = start_sandbox(m, name, &err);
+                sb = start_sandbox(m, name, 1, &err);
                 if (!sb) { drop_dir(m, name, fd); name = NULL; fd = -1; }
             }
             if (!sb) {
@@ -751,7 +772,7 @@ json_t *sesh_manager_metadata(sesh_manager *m, char **err)
             char *name = NULL;
             int fd = -1;
             if (make_dir(m, &name, &fd, err) == 0) {
-                sesh_sandbox *sb = start_sandbox(m, name, err);
+                sesh_sandbox *sb = start_sandbox(m, name, 0, err);
                 if (sb) {
                     m->metadata = ask_metadata(sb, err);
                     sesh_sandbox_free(sb);

@@ -28,8 +28,6 @@ typedef struct sesh_session sesh_session;
 typedef struct sesh_manager_config {
     const char *work_dir;          /* existing private directory for session directories */
     sesh_sandbox_config sandbox;   /* template; data_dir is filled per session */
-    uid_t owner_uid;               /* owner of session directories and uploads; -1: the pool's */
-    gid_t owner_gid;
     int ready;                     /* warm sandboxes kept ready */
     int cooldown;                  /* seconds idle before a session is removed */
     int max_sessions;
@@ -99,6 +97,10 @@ void sesh_session_info_get(sesh_session *s, sesh_session_info *info);
 
 int sesh_session_dirfd(const sesh_session *s);
 const char *sesh_session_guid(const sesh_session *s);
+/* Whom the pool gives files it writes for the session (uploads): in a root
+ * pool the uid of the session's sandbox, so its code can change them; -1
+ * (leave them the pool's) when the pool is not root or no sandbox runs yet,
+ * in which case the next sandbox's start gives it the whole directory. */
 uid_t sesh_session_owner_uid(const sesh_session *s);
 gid_t sesh_session_owner_gid(const sesh_session *s);
 

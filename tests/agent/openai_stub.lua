@@ -23,9 +23,7 @@ local function tmpfile(suffix)
   return ("%s/openai-stub-%d-%d-%s"):format(tmpdir(), os.time(), counter, suffix)
 end
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local quote = require("support.util").quote
 
 local Stub = {}
 Stub.__index = Stub

@@ -4,11 +4,11 @@
 --   local r = cli.run{ "-e", "print(1)" }            -- { out, err, code }
 --   cli.run({ "-" }, { stdin = "print(2)", env = { LUA_INIT = "x=1" } })
 
+local util = require "support.util"
+
 local cli = {}
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = util.quote
 cli.quote = shell_quote
 
 local function absolute(path)
@@ -37,13 +37,7 @@ function cli.write(path, text)
   return path
 end
 
-function cli.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+cli.read = util.read
 
 --- Runs sesh with args; opts.stdin (text), opts.env (extra variables, false
 --- to unset), opts.cwd, opts.program (another executable). Returns

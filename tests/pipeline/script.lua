@@ -1,22 +1,14 @@
 -- Helpers for specs that run a workflow script in the real host and check
 -- what it wrote: run a command, make a temp dir, read files, check PNGs.
 
+local util = require "support.util"
+
 local M = {}
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local quote = util.quote
 M.quote = quote
-
-M.SESH = (os.getenv("SESH_BUILD") or "build") .. "/bin/sesh"
-
-function M.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+M.SESH = util.SESH
+M.read = util.read
 
 local counter = 0
 --- A fresh directory under the suite's temp dir.

@@ -7,7 +7,7 @@ local P = require "support.pool"
 local SESH = (os.getenv("SESH_BUILD") or "build") .. "/bin/sesh"
 local started = {}     -- pids of pools these specs caused, stopped at the end
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = require("support.util").quote
 
 -- Runs a Lua snippet in a fresh sesh with XDG_RUNTIME_DIR=run; returns output, ok.
 local function sesh(run, code, env)

@@ -7,7 +7,7 @@ local S = require "support.azure_stub"
 local SESH = (os.getenv("SESH_BUILD") or "build") .. "/bin/sesh"
 local MB = 1024 * 1024
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = require("support.util").quote
 
 local function now()
   local p = io.popen("date +%s.%N")

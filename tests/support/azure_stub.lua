@@ -11,6 +11,7 @@
 --   stub:stop()
 local json = require "sessions.json"
 local http = require "sessions.http"
+local util = require "support.util"
 
 local M = {}
 local PYTHON = os.getenv("PYTHON") or "/usr/bin/python3"
@@ -83,7 +84,7 @@ function M.fake_az(t)
   local dir = M.tmpdir("az")
   local path = dir .. "/az"
   local f = assert(io.open(path, "w"))
-  local function q(s) return "'" .. tostring(s or ""):gsub("'", "'\\''") .. "'" end
+  local function q(s) return util.quote(s or "") end
   f:write("#!/bin/sh\n",
           "echo \"$*\" >> ", q(dir .. "/calls"), "\n",
           "printf '%s' ", q(t.stdout), "\n",
@@ -94,12 +95,6 @@ function M.fake_az(t)
   return path, dir
 end
 
-function M.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+M.read = util.read
 
 return M

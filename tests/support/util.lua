@@ -1,0 +1,32 @@
+-- Small helpers every spec and stand-in needs: shell quoting, whole-file
+-- reads and writes, the sesh under test.
+--
+--   local util = require "support.util"
+--   os.execute("rm -rf " .. util.quote(dir));  util.read(path) -> string | nil
+local util = {}
+
+util.SESH = (os.getenv("SESH_BUILD") or "build") .. "/bin/sesh"
+
+-- A word for /bin/sh, whatever it holds.
+function util.quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- The whole file, or nil when it cannot be opened.
+function util.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Writes text to path (binary, truncating) and returns path.
+function util.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+return util
