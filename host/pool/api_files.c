@@ -165,6 +165,7 @@ void sesh_op_file_delete(sesh_api *api, sesh_call *call, sesh_reply *reply)
         return;
     }
     sesh_files_status st = sesh_files_delete(sesh_session_dirfd(call->session), rel, &err);
+    sesh_session_files_changed(call->session);
     free(rel);
     if (st != SESH_FILES_OK) {
         files_error(reply, st, "name", err);
@@ -249,6 +250,7 @@ void sesh_op_upload_finish(sesh_api *api, sesh_call *call, sesh_reply *reply)
     sesh_file_info info;
     memset(&info, 0, sizeof info);
     sesh_files_status st = sesh_upload_commit(up, &info, &err);
+    sesh_session_files_changed(call->session);
     if (st != SESH_FILES_OK) {
         files_error(reply, st, "file", err);
         return;

@@ -37,6 +37,7 @@ CHANNEL = 3
 MAX_REQUEST = 64 << 20          # the pool's own cap on code is far below this
 MAX_STREAM = 16 << 20           # a cell never keeps more than this of a stream
 PRIMITIVES = (bool, int, float, str, type(None))
+RESULT_TYPES = ("text/plain", "image/png")     # what a cell's value may become
 
 
 # -- framing -----------------------------------------------------------------
@@ -144,6 +145,11 @@ class Runner:
             def write_output_prompt(self):
                 pass
 
+            def compute_format_data(self, result):
+                # Only the types the reply can carry: the other ten
+                # formatters cost half of a trivial cell.
+                return self.shell.display_formatter.format(result, include=RESULT_TYPES)
+
             def write_format_data(self, format_dict, md_dict=None):
                 runner.result_repr = format_dict.get("text/plain")
                 image = format_dict.get("image/png")
@@ -184,6 +190,7 @@ class Runner:
         shell._showtraceback = show_traceback
         self.in_cell = False
         self.processes_before = set()
+        self.census = ProcessCensus()
         self.swept = False
         self.images = []
         self.result_repr = None
@@ -258,7 +265,7 @@ class Runner:
         out, err = CappedStream(limit, "<stdout>"), CappedStream(limit, "<stderr>")
         self.images = []
         self.result_repr = None
-        self.processes_before = sandbox_processes()
+        self.processes_before = self.census.before_cell()
         self.swept = False
         saved = sys.stdout, sys.stderr
         signal.signal(signal.SIGINT, self.on_sigint)
@@ -330,6 +337,9 @@ class Runner:
 def image_result(data):
     if isinstance(data, (bytes, bytearray)):
         data = base64.b64encode(data).decode("ascii")
+    else:
+        # IPython's display data wraps base64 at 76 columns; clients want it whole.
+        data = "".join(data.split())
     return {"type": "image", "format": "png", "base64_data": data}
 
 
@@ -365,9 +375,55 @@ def in_forked_child():
 CHANNEL_OWNER = True
 
 
-def sandbox_processes():
+def list_processes():
     """The pids of the sandbox (its own pid namespace, so a handful)."""
     return {int(p) for p in os.listdir("/proc") if p.isdigit()}
+
+
+class ProcessCensus:
+    """The sandbox's processes before a cell, for the sweep after an interrupt.
+
+    Listing /proc costs more than a trivial cell, so the last listing is
+    kept with the namespace's last allocated pid: while that has not moved,
+    no process was born since, and the listing is still complete; of its
+    pids only those still alive are kept (a dead one's pid, reused by the
+    next cell's child, must count as new)."""
+
+    def __init__(self):
+        try:
+            self.fd = os.open("/proc/sys/kernel/ns_last_pid", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self.fd = -1
+        self.last = None
+        self.pids = set()
+
+    def last_pid(self):
+        if self.fd < 0:
+            return None
+        try:
+            return int(os.pread(self.fd, 32, 0))
+        except (OSError, ValueError):
+            return None
+
+    def before_cell(self):
+        last = self.last_pid()
+        if last is None or last != self.last:
+            self.pids = list_processes()    # after reading last: nothing missed
+            self.last = last
+        else:
+            me = os.getpid()
+            self.pids = {p for p in self.pids if p in (1, me) or alive(p)}
+        return self.pids
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
 
 
 def stop_new_processes(before):
@@ -386,7 +442,7 @@ def stop_new_processes(before):
             os.kill(-1, signal.SIGSTOP)
         except OSError:
             return
-        new = sandbox_processes() - before - {1, me} - set(killed)
+        new = list_processes() - before - {1, me} - set(killed)
         if not new:
             break
         for pid in new:

@@ -51,7 +51,8 @@ extern const unsigned long sesh_runner_py_len;
 #define DEFAULT_DISK         (1UL << 30)
 #define DISK_CHECK_MS        500
 #define SANDBOX_NICE         10
-#define BACKGROUND_NICE      19         /* a warm sandbox while it starts */
+#define BACKGROUND_NICE      15         /* a warm sandbox while it starts: below the
+                                           sessions at work, not starved by them */
 #define DEFAULT_TMP_SIZE     (256UL << 20)
 #define DEFAULT_SHM_SIZE     (64UL << 20)
 #define DEFAULT_PROCESSES    128
@@ -79,6 +80,10 @@ struct sesh_sandbox {
     uid_t uid;                 /* host uid of the sandbox's processes */
     int data_fd;               /* the data directory, for measuring it */
     size_t disk_limit;
+    atomic_uint disk_gen;      /* bumped when the pool changes files in data_dir */
+    unsigned long long disk_last;  /* bytes measured at the end of the last execution, */
+    unsigned disk_last_gen;    /* at this disk_gen, */
+    int disk_last_ok;          /* if that measure closed the execution */
     int background;            /* started at BACKGROUND_NICE, not yet lifted */
     int reaped;
     int wait_status;
@@ -539,6 +544,7 @@ static char *disk_trouble(sesh_sandbox *sb, unsigned long long before)
 {
     sesh_disk_usage u;
     sesh_disk_measure(sb->data_fd, &u);
+    sb->disk_last = u.bytes;
     if (u.too_deep)
         return format("/mnt/data has directories nested deeper than %d levels",
                       SESH_DISK_MAX_DEPTH);
@@ -550,11 +556,38 @@ static char *disk_trouble(sesh_sandbox *sb, unsigned long long before)
     return NULL;
 }
 
-static unsigned long long disk_bytes(sesh_sandbox *sb)
+/* What data_dir held before an execution, for disk_trouble's "is it
+ * growing". Any value within the limit gives the same verdict (over the limit
+ * at all is then growth), so the last execution's closing measure will do
+ * when it was within the limit and the pool changed no file since; else it
+ * is measured. (Processes a cell left running may write between executions:
+ * growth the next cell is then stopped for, as it should be.) */
+static unsigned long long disk_bytes_before(sesh_sandbox *sb)
 {
-    sesh_disk_usage u;
-    sesh_disk_measure(sb->data_fd, &u);
-    return u.bytes;
+    if (!sb->disk_last_ok || sb->disk_last > sb->disk_limit ||
+        atomic_load(&sb->disk_gen) != sb->disk_last_gen) {
+        sesh_disk_usage u;
+        sesh_disk_measure(sb->data_fd, &u);
+        return u.bytes;
+    }
+    return sb->disk_last;
+}
+
+/* The closing measure of an execution, kept for the next one's start. */
+static char *disk_trouble_at_end(sesh_sandbox *sb, unsigned long long before)
+{
+    unsigned gen = atomic_load(&sb->disk_gen);    /* before measuring: a change
+                                                     during the walk stays seen */
+    char *why = disk_trouble(sb, before);
+    sb->disk_last_gen = gen;
+    sb->disk_last_ok = 1;
+    return why;
+}
+
+void sesh_sandbox_files_changed(sesh_sandbox *sb)
+{
+    if (sb)
+        atomic_fetch_add(&sb->disk_gen, 1);
 }
 
 /* The reply of code stopped for its disk use: a failure that says why. */
@@ -689,7 +722,8 @@ sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int time
     waiting w = { .deadline = timeout_ms > 0 ? now + timeout_ms : -1,
                   .next_interrupt = -1, .next_disk_check = -1 };
     if (execute && sb->data_fd >= 0) {
-        w.disk_before = disk_bytes(sb);
+        w.disk_before = disk_bytes_before(sb);
+        sb->disk_last_ok = 0;          /* until this execution's closing measure */
         w.next_disk_check = now + DISK_CHECK_MS;
     }
 
@@ -721,7 +755,7 @@ sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int time
         return lost(sb, err, why ? why : death_note(sb));
     }
     if (execute && sb->data_fd >= 0 && !w.disk_stop)
-        w.disk_stop = disk_trouble(sb, w.disk_before);
+        w.disk_stop = disk_trouble_at_end(sb, w.disk_before);
     if (w.disk_stop) {
         mark_disk_failure(v, w.disk_stop);
         free(w.disk_stop);
@@ -882,6 +916,17 @@ static char *open_descriptors(sesh_sandbox *sb, int fds[SESH_SPAWN_FDS])
     return why;
 }
 
+/* The private /tmp's size. By default below the disk allowance, which also
+ * caps any one file (RLIMIT_FSIZE): a full /tmp then says ENOSPC, as a full
+ * disk does, not EFBIG. */
+static size_t tmp_size(const sesh_sandbox_config *cfg, size_t disk_limit)
+{
+    if (cfg->tmp_size)
+        return cfg->tmp_size;
+    size_t most = disk_limit / 4 * 3;
+    return DEFAULT_TMP_SIZE < most ? DEFAULT_TMP_SIZE : most;
+}
+
 static char *spawn_bwrap(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int as_root,
                          const int fds[SESH_SPAWN_FDS])
 {
@@ -889,7 +934,7 @@ static char *spawn_bwrap(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int a
         .python = cfg->python && *cfg->python ? cfg->python : DEFAULT_PYTHON,
         .network = cfg->network,
         .data_src = as_root ? HOST_STAGE : cfg->data_dir,
-        .tmp_size = cfg->tmp_size ? cfg->tmp_size : DEFAULT_TMP_SIZE,
+        .tmp_size = tmp_size(cfg, sb->disk_limit),
         .shm_size = DEFAULT_SHM_SIZE,
         /* RLIMIT_NPROC counts a uid's processes in its user namespace and in
          * every namespace above, against the limit each namespace's creator

@@ -58,9 +58,16 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err);
  * validated reply object. On SESH_RUN_LOST, *reply is NULL and *err says why.
  * Disk use: while the code runs, data_dir is measured every half second; when
  * it grows past disk_limit the code is interrupted as at a timeout and the
- * reply (status Failure) says so in stderr. The outcome is then SESH_RUN_OK. */
+ * reply (status Failure) says so in stderr. The outcome is then SESH_RUN_OK.
+ * It is measured again after every execution, however short; what it held
+ * before is the last measure, unless sesh_sandbox_files_changed() said the
+ * pool changed it since. */
 sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int timeout_ms,
                                      json_t **reply, char **err);
+
+/* The pool added or removed files in data_dir (uploads, deletes): the next
+ * execution measures data_dir before it starts. Any thread. */
+void sesh_sandbox_files_changed(sesh_sandbox *sb);
 
 void sesh_sandbox_interrupt(sesh_sandbox *sb);   /* Ctrl-C to the running code */
 void sesh_sandbox_kill(sesh_sandbox *sb);        /* ends every process of the sandbox */

@@ -375,6 +375,13 @@ void sesh_session_infos_free(sesh_session_info *infos, size_t n)
 }
 
 int sesh_session_dirfd(const sesh_session *s) { return s->dirfd; }
+
+void sesh_session_files_changed(sesh_session *s)
+{
+    pthread_mutex_lock(&s->mu);
+    sesh_sandbox_files_changed(s->sb);
+    pthread_mutex_unlock(&s->mu);
+}
 const char *sesh_session_guid(const sesh_session *s) { return s->guid; }
 uid_t sesh_session_owner_uid(const sesh_session *s) { return (uid_t)atomic_load(&s->owner); }
 gid_t sesh_session_owner_gid(const sesh_session *s) { return (gid_t)atomic_load(&s->owner); }

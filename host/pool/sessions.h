@@ -96,6 +96,8 @@ void sesh_session_infos_free(sesh_session_info *infos, size_t n);
 void sesh_session_info_get(sesh_session *s, sesh_session_info *info);
 
 int sesh_session_dirfd(const sesh_session *s);
+/* The pool added or removed files of the session (see sesh_sandbox_files_changed). */
+void sesh_session_files_changed(sesh_session *s);
 const char *sesh_session_guid(const sesh_session *s);
 /* Whom the pool gives files it writes for the session (uploads): in a root
  * pool the uid of the session's sandbox, so its code can change them; -1

@@ -67,6 +67,7 @@ plt.title('t')
     assert.are.equal("Success", p.status)
     assert.are.equal("image", p.result.type)
     assert.are.equal("png", p.result.format)
+    assert.matches("^[A-Za-z0-9+/]+=*$", p.result.base64_data)   -- one unbroken base64 text
     local core = require "sessions.core"
     local png = core.b64decode(p.result.base64_data)
     assert.are.equal("\137PNG\r\n\26\n", png:sub(1, 8))
