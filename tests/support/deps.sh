@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages sesh needs that are missing (make deps).
 # Each one is here for a reason given in README.md, "Dependencies".
+#   sh tests/support/deps.sh              the packages below
+#   sh tests/support/deps.sh PKG...       those instead (make bench's own)
 set -u
 
 PACKAGES="
@@ -10,6 +12,8 @@ libcurl4-openssl-dev libreadline-dev libmicrohttpd-dev libjansson-dev
 bubblewrap libseccomp-dev openssl valgrind
 python3 python3-ipython python3-numpy python3-pandas python3-matplotlib python3-sklearn
 "
+
+[ "$#" -gt 0 ] && PACKAGES="$*"
 
 missing=""
 for p in $PACKAGES; do
