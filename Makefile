@@ -63,7 +63,7 @@ deps:
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	$(BIN)/sesh scripts/quickstart.lua
+	$(BIN)/sesh scripts/quickstart.lua $(BUILD)
 
 test: deps
 	@$(MAKE) --no-print-directory all
