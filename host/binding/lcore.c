@@ -6,6 +6,7 @@
  *   core.b64decode(s) -> string | nil, reason   (whitespace ignored, padding optional)
  *   core.png_info(bytes) -> width, height | nil, reason
  *   core.uuid4() -> "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" (from getrandom)
+ *   core.json_decode(...): sessions.json's fast path (ljson.c)
  */
 #include "binding/binding.h"
 
@@ -146,6 +147,7 @@ static const luaL_Reg core_functions[] = {
     {"b64decode", l_b64decode},
     {"png_info", l_png_info},
     {"uuid4", l_uuid4},
+    {"json_decode", sesh_core_json_decode},
     {NULL, NULL}
 };
 

@@ -88,6 +88,7 @@ typedef struct sesh_call {
     const char *operation_id;
     const char *content_type;
     int64_t content_length;     /* -1: unknown */
+    sesh_watch *client;         /* the client, as the server watches it (NULL: not watched) */
 
     /* filled while the request runs */
     json_t *json;               /* the parsed JSON body */

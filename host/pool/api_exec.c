@@ -165,6 +165,9 @@ static json_t *outcome(const sesh_run *run)
         snprintf(note, sizeof note, "[sesh-pool: execution timed out after %d s and was interrupted; "
                  "the session and its state are kept]", run->timeout_ms / 1000);
         append_note(o, "stderr", note, 0);
+    } else if (run->status == SESH_RUN_ABANDONED) {
+        append_note(o, "stderr", "[sesh-pool: the client went away before the end, so the "
+                    "execution was interrupted; the session and its state are kept]", 0);
     } else if (run->status == SESH_RUN_LOST) {
         char *note = sesh_printf("[sesh-pool: the session's Python was lost (%s); its state "
                                  "(variables, imports) is gone, files in /mnt/data are kept, and the "
@@ -189,6 +192,10 @@ static json_t *error_of(const sesh_run *run)
         snprintf(buf, sizeof buf, "the execution timed out after %d s and was interrupted; the session's state is kept",
                  run->timeout_ms / 1000);
         msg = buf;
+    } else if (run->status == SESH_RUN_ABANDONED) {
+        code = "ExecutionAbandoned";
+        msg = "the client went away before the end, so the execution was interrupted; the session's "
+              "state is kept";
     } else if (run->status == SESH_RUN_LOST) {
         code = "SessionStateLost";
         msg = "the session's Python was lost and its state with it; files in /mnt/data are kept";
@@ -329,7 +336,8 @@ void sesh_op_execute(sesh_api *api, sesh_call *call, const char *body, size_t le
     }
 
     sesh_run run;
-    sesh_sess_status st = sesh_session_execute(call->session, rq, timeout_ms, call->gen == 2 ? id : NULL, &run);
+    sesh_sess_status st = sesh_session_execute(call->session, rq, timeout_ms, call->gen == 2 ? id : NULL,
+                                               call->client, &run);
     json_decref(rq);
     if (st != SESH_SESS_OK) {
         sesh_api_session_error(api, reply, st, NULL);

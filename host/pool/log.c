@@ -15,7 +15,10 @@ void sesh_log(const char *fmt, ...)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     sesh_format_time(when, now, 3);
-    int n = snprintf(line, sizeof line, "%s sesh-pool[%d]: ", when, (int)getpid());
+    static pid_t pid;           /* asked once: --daemon forks before any log line */
+    if (!pid)
+        pid = getpid();
+    int n = snprintf(line, sizeof line, "%s sesh-pool[%d]: ", when, (int)pid);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

@@ -28,6 +28,7 @@ import json
 import math
 import numbers
 import os
+import re
 import signal
 import struct
 import sys
@@ -146,6 +147,11 @@ class Runner:
                 pass
 
             def compute_format_data(self, result):
+                # A plain number, string or flag is its repr, as IPython's
+                # pretty printer would write it, without its machinery: that
+                # is most of a trivial cell's time.
+                if type(result) in PRIMITIVES:
+                    return {"text/plain": repr(result)}, {}
                 # Only the types the reply can carry: the other ten
                 # formatters cost half of a trivial cell.
                 return self.shell.display_formatter.format(result, include=RESULT_TYPES)
@@ -158,6 +164,14 @@ class Runner:
 
             def finish_displayhook(self):
                 pass
+
+            def quiet(self):
+                # Only a ';' can silence a cell; tokenizing to find it costs a
+                # tenth of a trivial cell.
+                hist = self.shell.history_manager.input_hist_parsed
+                if hist and ";" not in hist[-1]:
+                    return False
+                return super().quiet()
 
         class Publisher(DisplayPublisher):
             """display(...) and the inline backend's figures."""
@@ -176,6 +190,25 @@ class Runner:
             def enable_gui(self, gui=None):
                 pass            # no event loop here: figures go out as images
 
+            def transform_cell(self, raw_cell):
+                # IPython's transforms (magics, !shell, help, prompts,
+                # automagic) cost a third of a trivial cell and leave plain
+                # Python as it is: plain Python skips them.
+                if runner.plain.matches(raw_cell):
+                    return raw_cell if raw_cell.endswith("\n") else raw_cell + "\n"
+                return super().transform_cell(raw_cell)
+
+            def should_run_async(self, raw_cell, *, transformed_cell=None,
+                                 preprocessing_exc_tuple=None):
+                # Top-level await needs one of these words; without them the
+                # cell need not be compiled once more to find out.
+                if transformed_cell is not None and "await" not in transformed_cell \
+                        and "async" not in transformed_cell:
+                    return False
+                return super().should_run_async(
+                    raw_cell, transformed_cell=transformed_cell,
+                    preprocessing_exc_tuple=preprocessing_exc_tuple)
+
         config = Config()
         config.HistoryManager.enabled = False
         config.InteractiveShell.colors = "NoColor"
@@ -188,6 +221,7 @@ class Runner:
             print(shell.InteractiveTB.stb2text(stb), file=sys.stderr)
 
         shell._showtraceback = show_traceback
+        self.plain = PlainPython(shell)
         self.in_cell = False
         self.processes_before = set()
         self.census = ProcessCensus()
@@ -332,6 +366,54 @@ class Runner:
             return repr(value)
         except Exception as e:
             return "<repr failed: %s: %s>" % (type(e).__name__, e)
+
+
+class PlainPython:
+    """Tells a cell that IPython's input transforms would leave as it is.
+
+    It answers yes only when sure: no character any IPython syntax needs
+    (% ! ? and an Emacs mode line), no prompt to strip, no indented or empty
+    start, no line opening with an autocall escape, and, for a single line,
+    a first word that is no magic (automagic) and no object IPython calls by
+    itself (a macro, exit). Anything else goes through IPython's transforms,
+    as do all cells once the user has changed those transforms."""
+
+    SYNTAX = re.compile(r"[%!?]|-\*-")
+    PROMPTS = (">>>", "...", "In [")
+    ESCAPES = re.compile(r"^[ \t]*[,;/]", re.MULTILINE)
+    FIRST_WORD = re.compile(r"[A-Za-z_]\w*")
+
+    def __init__(self, shell):
+        from IPython.core.autocall import IPyAutocall
+        from IPython.core.macro import Macro
+        self.shell = shell
+        self.special = (IPyAutocall, Macro)
+        self.stock = self.transforms()
+
+    def transforms(self):
+        shell = self.shell
+        manager = shell.input_transformer_manager
+        return (tuple(manager.cleanup_transforms), tuple(manager.line_transforms),
+                tuple(manager.token_transformers), tuple(shell.input_transformers_post),
+                tuple(shell.prefilter_manager.transformers))
+
+    def matches(self, cell):
+        if not cell or cell[0].isspace() or cell.startswith(self.PROMPTS):
+            return False
+        if self.SYNTAX.search(cell) or self.ESCAPES.search(cell):
+            return False
+        if self.transforms() != self.stock:
+            return False
+        if "\n" not in cell.rstrip("\n"):
+            if self.shell.autocall:
+                return False
+            word = self.FIRST_WORD.match(cell)
+            if word:
+                name = word.group()
+                if self.shell.find_line_magic(name) is not None or \
+                        isinstance(self.shell.user_ns.get(name), self.special):
+                    return False
+        return True
 
 
 def image_result(data):

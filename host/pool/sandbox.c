@@ -313,16 +313,22 @@ void sesh_sandbox_free(sesh_sandbox *sb)
 
 /* ---- frames ---- */
 
-typedef enum { IO_OK, IO_EOF, IO_TIMEOUT, IO_ERROR } io_result;
+typedef enum {
+    IO_OK, IO_EOF, IO_TIMEOUT, IO_ERROR,
+    IO_AGAIN,       /* nothing to read yet */
+    IO_GONE         /* the watched descriptor hung up: nobody waits for the reply */
+} io_result;
 
 /* Waits until chan is ready for `events` or the deadline passes, draining
- * the console meanwhile. deadline < 0: no deadline. */
-static io_result wait_chan(sesh_sandbox *sb, short events, long long deadline)
+ * the console meanwhile. deadline < 0: no deadline. watch (NULL: none): the
+ * wait ends with IO_GONE when nobody waits for the reply any more. */
+static io_result wait_chan(sesh_sandbox *sb, short events, long long deadline, sesh_watch *watch)
 {
     for (;;) {
-        struct pollfd p[2] = {
+        struct pollfd p[3] = {
             { .fd = sb->chan, .events = events },
             { .fd = sb->console, .events = POLLIN },
+            { .fd = watch ? watch->fd : -1, .events = watch ? watch->events : 0 },
         };
         int timeout = -1;
         if (deadline >= 0) {
@@ -331,7 +337,9 @@ static io_result wait_chan(sesh_sandbox *sb, short events, long long deadline)
                 return IO_TIMEOUT;
             timeout = left > INT32_MAX ? INT32_MAX : (int)left;
         }
-        int n = poll(p, sb->console >= 0 ? 2 : 1, timeout);
+        if (sb->console < 0)
+            p[1].fd = -1;               /* poll skips negative descriptors */
+        int n = poll(p, 3, timeout);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -339,6 +347,8 @@ static io_result wait_chan(sesh_sandbox *sb, short events, long long deadline)
         }
         if (sb->console >= 0 && p[1].revents)
             drain_console(sb);
+        if (p[2].revents && !watch->still_waiting(watch, p[2].revents))
+            return IO_GONE;
         if (p[0].revents & events)
             return IO_OK;
         if (p[0].revents & (POLLHUP | POLLERR | POLLNVAL))
@@ -358,7 +368,7 @@ static io_result send_all(sesh_sandbox *sb, const char *buf, size_t len, long lo
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            io_result r = wait_chan(sb, POLLOUT, deadline);
+            io_result r = wait_chan(sb, POLLOUT, deadline, NULL);
             if (r != IO_OK)
                 return r;
             continue;
@@ -368,20 +378,25 @@ static io_result send_all(sesh_sandbox *sb, const char *buf, size_t len, long lo
     return IO_OK;
 }
 
+/* Header and body leave in one write: the runner then wakes once per request. */
 static io_result send_frame(sesh_sandbox *sb, json_t *obj, long long deadline, char **err)
 {
     char *body = json_dumps(obj, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!body) {
+    size_t len = body ? strlen(body) : 0;
+    unsigned char *frame = body ? malloc(4 + len) : NULL;
+    if (!frame) {
+        free(body);
         *err = strdup("cannot encode the request");
         return IO_ERROR;
     }
-    size_t len = strlen(body);
-    unsigned char head[4] = { (unsigned char)(len >> 24), (unsigned char)(len >> 16),
-                              (unsigned char)(len >> 8), (unsigned char)len };
-    io_result r = send_all(sb, (const char *)head, 4, deadline);
-    if (r == IO_OK)
-        r = send_all(sb, body, len, deadline);
+    frame[0] = (unsigned char)(len >> 24);
+    frame[1] = (unsigned char)(len >> 16);
+    frame[2] = (unsigned char)(len >> 8);
+    frame[3] = (unsigned char)len;
+    memcpy(frame + 4, body, len);
     free(body);
+    io_result r = send_all(sb, (const char *)frame, 4 + len, deadline);
+    free(frame);
     return r;
 }
 
@@ -394,8 +409,63 @@ typedef struct {
     size_t len, have;
 } frame_reader;
 
-static io_result read_frame(sesh_sandbox *sb, frame_reader *f, long long deadline, char **err)
+/* The header tells the body's length; a body over the limit is refused. */
+static io_result start_body(frame_reader *f, char **err)
 {
+    f->len = (size_t)f->head[0] << 24 | (size_t)f->head[1] << 16 |
+             (size_t)f->head[2] << 8 | f->head[3];
+    if (f->len > MAX_REPLY) {
+        *err = format("the runner's reply of %zu bytes is over the limit of %u bytes",
+                      f->len, MAX_REPLY);
+        return IO_ERROR;
+    }
+    f->body = malloc(f->len + 1);
+    if (!f->body) {
+        *err = format("out of memory for a reply of %zu bytes", f->len);
+        return IO_ERROR;
+    }
+    return IO_OK;
+}
+
+/* A small reply (most are) comes in one read, header and body together. The
+ * runner speaks only when asked, so bytes past the frame are a broken runner. */
+static io_result read_small_frame(sesh_sandbox *sb, frame_reader *f, char **err)
+{
+    char buf[8192];
+    ssize_t n;
+    while ((n = recv(sb->chan, buf, sizeof buf, 0)) < 0 && errno == EINTR)
+        ;
+    if (n == 0)
+        return IO_EOF;
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? IO_AGAIN : IO_EOF;
+    size_t got = (size_t)n, head = got < 4 ? got : 4;
+    memcpy(f->head, buf, head);
+    f->have_head = head;
+    if (head < 4)
+        return IO_OK;
+    io_result r = start_body(f, err);
+    if (r != IO_OK)
+        return r;
+    if (got - 4 > f->len) {
+        *err = format("the runner sent %zu bytes after its reply", got - 4 - f->len);
+        return IO_ERROR;
+    }
+    memcpy(f->body, buf + 4, got - 4);
+    f->have = got - 4;
+    return IO_OK;
+}
+
+static io_result read_frame(sesh_sandbox *sb, frame_reader *f, long long deadline,
+                            sesh_watch *watch, char **err)
+{
+    while (f->have_head == 0) {
+        io_result r = read_small_frame(sb, f, err);
+        if (r == IO_AGAIN)
+            r = wait_chan(sb, POLLIN, deadline, watch);
+        if (r != IO_OK)
+            return r;
+    }
     while (f->have_head < 4) {
         size_t want = 4 - f->have_head;
         ssize_t n = recv(sb->chan, f->head + f->have_head, want, 0);
@@ -403,22 +473,13 @@ static io_result read_frame(sesh_sandbox *sb, frame_reader *f, long long deadlin
         if (n == 0) return IO_EOF;
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) return IO_EOF;
-        io_result r = wait_chan(sb, POLLIN, deadline);
+        io_result r = wait_chan(sb, POLLIN, deadline, watch);
         if (r != IO_OK) return r;
     }
     if (!f->body) {
-        f->len = (size_t)f->head[0] << 24 | (size_t)f->head[1] << 16 |
-                 (size_t)f->head[2] << 8 | f->head[3];
-        if (f->len > MAX_REPLY) {
-            *err = format("the runner's reply of %zu bytes is over the limit of %u bytes",
-                          f->len, MAX_REPLY);
-            return IO_ERROR;
-        }
-        f->body = malloc(f->len + 1);
-        if (!f->body) {
-            *err = format("out of memory for a reply of %zu bytes", f->len);
-            return IO_ERROR;
-        }
+        io_result r = start_body(f, err);
+        if (r != IO_OK)
+            return r;
     }
     while (f->have < f->len) {
         size_t want = f->len - f->have;
@@ -427,7 +488,7 @@ static io_result read_frame(sesh_sandbox *sb, frame_reader *f, long long deadlin
         if (n == 0) return IO_EOF;
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) return IO_EOF;
-        io_result r = wait_chan(sb, POLLIN, deadline);
+        io_result r = wait_chan(sb, POLLIN, deadline, watch);
         if (r != IO_OK) return r;
     }
     return IO_OK;
@@ -649,6 +710,8 @@ typedef struct {
     long long next_disk_check; /* -1: not watching */
     unsigned long long disk_before;
     int timed_out;
+    sesh_watch *watch;         /* who waits for the reply; NULL: not watched (any more) */
+    int abandoned;             /* it hung up: the code was interrupted for that */
     char *disk_stop;           /* why the disk watch stopped the code */
 } waiting;
 
@@ -696,7 +759,7 @@ static int on_wake(sesh_sandbox *sb, waiting *w)
 }
 
 sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int timeout_ms,
-                                     json_t **reply, char **err)
+                                     sesh_watch *watch, json_t **reply, char **err)
 {
     *reply = NULL;
     *err = NULL;
@@ -720,7 +783,7 @@ sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int time
     int execute = strcmp(op, "execute") == 0;
     long long now = now_ms();
     waiting w = { .deadline = timeout_ms > 0 ? now + timeout_ms : -1,
-                  .next_interrupt = -1, .next_disk_check = -1 };
+                  .next_interrupt = -1, .next_disk_check = -1, .watch = watch };
     if (execute && sb->data_fd >= 0) {
         w.disk_before = disk_bytes_before(sb);
         sb->disk_last_ok = 0;          /* until this execution's closing measure */
@@ -735,12 +798,21 @@ sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int time
         return lost(sb, err, why ? why : death_note(sb));
 
     frame_reader f = { .have_head = 0 };
-    while ((r = read_frame(sb, &f, next_wake(&w), &why)) == IO_TIMEOUT) {
+    while ((r = read_frame(sb, &f, next_wake(&w), w.watch, &why)) == IO_TIMEOUT ||
+           r == IO_GONE) {
+        if (r == IO_GONE) {             /* nobody waits for what the code computes */
+            w.watch = NULL;
+            w.abandoned = 1;
+            if (w.next_interrupt < 0)
+                start_interrupt(sb, &w, now_ms());
+            continue;
+        }
         if (on_wake(sb, &w) < 0) {
             free(f.body);
             why = format("the code did not stop within %d ms of the interrupt %s; the "
                          "sandbox was killed", INTERRUPT_GRACE_MS,
-                         w.disk_stop ? w.disk_stop : "at the timeout");
+                         w.disk_stop ? w.disk_stop : w.abandoned ?
+                         "when its client went away" : "at the timeout");
             free(w.disk_stop);
             return lost(sb, err, why);
         }
@@ -761,7 +833,7 @@ sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int time
         free(w.disk_stop);
     }
     *reply = v;
-    return w.timed_out ? SESH_RUN_TIMED_OUT : SESH_RUN_OK;
+    return w.timed_out ? SESH_RUN_TIMED_OUT : w.abandoned ? SESH_RUN_ABANDONED : SESH_RUN_OK;
 }
 
 /* ---- start ---- */
@@ -841,7 +913,7 @@ static pid_t find_interpreter(pid_t init)
 static int wait_ready(sesh_sandbox *sb, long long deadline, char **why)
 {
     frame_reader f = { .have_head = 0 };
-    io_result r = read_frame(sb, &f, deadline, why);
+    io_result r = read_frame(sb, &f, deadline, NULL, why);
     if (r == IO_TIMEOUT) {
         free(f.body);
         *why = format("the runner was not ready within %d ms", START_TIMEOUT_MS);

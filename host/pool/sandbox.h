@@ -44,8 +44,20 @@ typedef struct sesh_sandbox_config {
 typedef enum {
     SESH_RUN_OK = 0,           /* the runner answered (the code may still have failed) */
     SESH_RUN_TIMED_OUT,        /* interrupted at the timeout; state kept; reply holds what ran */
-    SESH_RUN_LOST              /* the interpreter died or was killed; state is gone */
+    SESH_RUN_LOST,             /* the interpreter died or was killed; state is gone */
+    SESH_RUN_ABANDONED         /* interrupted when its client went away; state kept */
 } sesh_run_status;
+
+/* Whoever waits for an execution's reply, as a descriptor to poll while the
+ * code runs: when poll reports any of `events` (or an error or hang-up),
+ * still_waiting(watch, revents) says whether anybody still waits, and may
+ * change fd (-1: stop watching) and events for what it wants to see next. */
+typedef struct sesh_watch {
+    int fd;
+    short events;
+    int (*still_waiting)(struct sesh_watch *watch, short revents);
+    void *data;
+} sesh_watch;
 
 /* Starts a sandbox and waits until the runner inside is ready. NULL on
  * failure, with a malloc'd message in *err. */
@@ -54,16 +66,19 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err);
 /* Runs one request (a JSON object, see runner.py) and waits for the reply, at
  * most timeout_ms; at expiry the code is interrupted as by Ctrl-C, and if the
  * interpreter does not stop within a grace period it is killed.
- * On SESH_RUN_OK and SESH_RUN_TIMED_OUT, *reply is a new reference to the
- * validated reply object. On SESH_RUN_LOST, *reply is NULL and *err says why.
+ * On SESH_RUN_OK, SESH_RUN_TIMED_OUT and SESH_RUN_ABANDONED, *reply is a new
+ * reference to the validated reply object. On SESH_RUN_LOST, *reply is NULL and *err says why.
  * Disk use: while the code runs, data_dir is measured every half second; when
  * it grows past disk_limit the code is interrupted as at a timeout and the
  * reply (status Failure) says so in stderr. The outcome is then SESH_RUN_OK.
  * It is measured again after every execution, however short; what it held
  * before is the last measure, unless sesh_sandbox_files_changed() said the
- * pool changed it since. */
+ * pool changed it since.
+ * watch (NULL: none) stands for the client waiting for the reply: when it
+ * says nobody waits any more, the code is interrupted as at a timeout, and
+ * the outcome is SESH_RUN_ABANDONED. */
 sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int timeout_ms,
-                                     json_t **reply, char **err);
+                                     sesh_watch *watch, json_t **reply, char **err);
 
 /* The pool added or removed files in data_dir (uploads, deletes): the next
  * execution measures data_dir before it starts. Any thread. */

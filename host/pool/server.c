@@ -6,11 +6,13 @@
 #include "pool/util.h"
 
 #include <microhttpd.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #if MHD_VERSION < 0x00097002
 typedef int MHD_Result;
@@ -41,7 +43,30 @@ typedef struct request {
     int body_too_large;
     struct MHD_PostProcessor *pp;
     int status;                 /* sent, for the log */
+    int http11;                 /* may be sent an interim (1xx) answer */
+    sesh_watch client;          /* the connection, while code runs for it */
 } request;
+
+/* Whether the client of a request that runs code still waits for the answer.
+ * Its end of the connection closing (a FIN) may be a half-close, which HTTP
+ * allows, or the client gone: an interim 102 Processing, which an HTTP/1.1
+ * client must accept, tells them apart, since a closed socket answers it with
+ * a reset. Nothing may be sent to an HTTP/1.0 client: its code runs on. */
+static int client_still_waiting(sesh_watch *w, short revents)
+{
+    static const char probe[] = "HTTP/1.1 102 Processing\r\n\r\n";
+    const request *rq = w->data;
+    if (revents & (POLLHUP | POLLERR | POLLNVAL))
+        return 0;
+    if (revents & POLLRDHUP) {
+        w->events = 0;                  /* from now on a reset or a hang-up only */
+        if (!rq->http11)
+            w->fd = -1;
+        else if (send(w->fd, probe, sizeof probe - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            return 0;
+    }
+    return 1;
+}
 
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *con)
 {
@@ -144,6 +169,12 @@ static void begin(request *rq, struct MHD_Connection *con, const char *method)
     call->content_type = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     call->content_length = cl ? strtoll(cl, NULL, 10) : -1;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci) {
+        rq->client = (sesh_watch){ .fd = ci->connect_fd, .events = POLLRDHUP,
+                                   .still_waiting = client_still_waiting, .data = rq };
+        call->client = &rq->client;
+    }
     if (sesh_api_begin(srv->api, call, &rq->reply) != 0) {
         rq->failed = 1;
         return;
@@ -192,6 +223,7 @@ static MHD_RESULT handle(void *cls, struct MHD_Connection *con, const char *url,
     if (!rq) return MHD_NO;                    /* no URI logger call: cannot happen */
     if (!rq->started) {
         rq->started = 1;
+        rq->http11 = version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
         begin(rq, con, method);
         /* A large body refused at once is not read: answer now (a client
          * that sent Expect: 100-continue never sends it). A small one is

@@ -448,7 +448,7 @@ static void detach_sandbox(sesh_session *s)
 }
 
 /* Runs with the session's turn held. */
-static void run_turn(sesh_session *s, json_t *request, int timeout_ms, sesh_run *run)
+static void run_turn(sesh_session *s, json_t *request, int timeout_ms, sesh_watch *watch, sesh_run *run)
 {
     sesh_manager *m = s->m;
     if (s->sb && !sesh_sandbox_alive(s->sb)) {
@@ -493,7 +493,7 @@ static void run_turn(sesh_session *s, json_t *request, int timeout_ms, sesh_run 
     uint64_t t0 = sesh_now_ms();
     json_t *reply = NULL;
     char *err = NULL;
-    run->status = sesh_sandbox_execute(s->sb, request, timeout_ms, &reply, &err);
+    run->status = sesh_sandbox_execute(s->sb, request, timeout_ms, watch, &reply, &err);
     run->run_ms = sesh_now_ms() - t0;
     run->reply = reply;
     if (run->status == SESH_RUN_LOST) {
@@ -506,6 +506,8 @@ static void run_turn(sesh_session *s, json_t *request, int timeout_ms, sesh_run 
         free(err);
         if (run->status == SESH_RUN_TIMED_OUT)
             sesh_log("session %.8s: execution interrupted at its timeout of %d ms", s->guid, timeout_ms);
+        else if (run->status == SESH_RUN_ABANDONED)
+            sesh_log("session %.8s: execution interrupted: its client went away", s->guid);
     }
 }
 
@@ -521,7 +523,7 @@ static sesh_sess_status take_ticket(sesh_session *s, const char *exec_id, int as
 
 /* Waits for the ticket's turn, runs, and passes the turn on. */
 static sesh_sess_status run_ticket(sesh_session *s, uint64_t ticket, json_t *request, int timeout_ms,
-                                   const char *exec_id, uint64_t t0, sesh_run *run)
+                                   const char *exec_id, sesh_watch *watch, uint64_t t0, sesh_run *run)
 {
     sesh_manager *m = s->m;
     pthread_mutex_lock(&s->mu);
@@ -535,7 +537,7 @@ static sesh_sess_status run_ticket(sesh_session *s, uint64_t ticket, json_t *req
     else if (gone) st = SESH_SESS_NOT_FOUND;
 
     run->wait_ms = sesh_now_ms() - t0;
-    if (st == SESH_SESS_OK) run_turn(s, request, timeout_ms, run);
+    if (st == SESH_SESS_OK) run_turn(s, request, timeout_ms, watch, run);
     run->total_ms = sesh_now_ms() - t0;
 
     pthread_mutex_lock(&s->mu);
@@ -553,7 +555,7 @@ static sesh_sess_status run_ticket(sesh_session *s, uint64_t ticket, json_t *req
 }
 
 sesh_sess_status sesh_session_execute(sesh_session *s, json_t *request, int timeout_ms,
-                                      const char *exec_id, sesh_run *run)
+                                      const char *exec_id, sesh_watch *watch, sesh_run *run)
 {
     uint64_t t0 = sesh_now_ms(), ticket;
     memset(run, 0, sizeof *run);
@@ -562,7 +564,7 @@ sesh_sess_status sesh_session_execute(sesh_session *s, json_t *request, int time
     sesh_sess_status st = take_ticket(s, exec_id, 0, &ticket);
     pthread_mutex_unlock(&s->mu);
     if (st != SESH_SESS_OK) return st;
-    return run_ticket(s, ticket, request, timeout_ms, exec_id, t0, run);
+    return run_ticket(s, ticket, request, timeout_ms, exec_id, watch, t0, run);
 }
 
 typedef struct async_job {
@@ -580,7 +582,8 @@ static void *async_main(void *arg)
     sesh_run run;
     memset(&run, 0, sizeof run);
     run.timeout_ms = job->timeout_ms;
-    if (run_ticket(job->s, job->ticket, job->request, job->timeout_ms, job->id, job->t0, &run) == SESH_SESS_OK)
+    if (run_ticket(job->s, job->ticket, job->request, job->timeout_ms, job->id, NULL, job->t0,
+                   &run) == SESH_SESS_OK)
         sesh_run_clear(&run);
     sesh_session_release(job->s);
     json_decref(job->request);
@@ -735,7 +738,7 @@ static json_t *ask_metadata(sesh_sandbox *sb, char **err)
     json_t *req = json_pack("{s:s}", "op", "metadata");
     json_t *reply = NULL;
     char *why = NULL;
-    sesh_run_status st = sesh_sandbox_execute(sb, req, 60000, &reply, &why);
+    sesh_run_status st = sesh_sandbox_execute(sb, req, 60000, NULL, &reply, &why);
     json_decref(req);
     if (st != SESH_RUN_OK || !json_is_object(reply)) {
         if (err) *err = sesh_printf("the runner did not describe itself: %s", why ? why : "no reply");

@@ -107,9 +107,10 @@ uid_t sesh_session_owner_uid(const sesh_session *s);
 gid_t sesh_session_owner_gid(const sesh_session *s);
 
 /* Runs a runner request in the session, in arrival order. With exec_id the
- * execution is recorded for later lookup. *run is filled on OK. */
+ * execution is recorded for later lookup. watch: the waiting client, or NULL
+ * (see sesh_sandbox_execute). *run is filled on OK. */
 sesh_sess_status sesh_session_execute(sesh_session *s, json_t *request, int timeout_ms,
-                                      const char *exec_id, sesh_run *run);
+                                      const char *exec_id, sesh_watch *watch, sesh_run *run);
 
 /* Queues the same in the background and returns at once. */
 sesh_sess_status sesh_session_execute_async(sesh_session *s, json_t *request, int timeout_ms,

@@ -71,7 +71,6 @@ struct sesh_http_transfer {
     curl_mime *mime;
     memory_reader *readers;          /* one per in-memory part */
     FILE *upload;                    /* body_file */
-    memory_reader once_body;         /* body of a non-idempotent request (see setup) */
     int no_rewind;                   /* not idempotent: libcurl must never re-send it */
     int sends;                       /* times libcurl began sending it, this attempt */
     int refused_resend;              /* on_prereq stopped libcurl's silent re-send */
@@ -306,14 +305,15 @@ void sesh_http_guard_begin(void) {
     if (guard_depth++ > 0)
         return;
     cancel_flag = 0;
-    sigaction(SIGINT, NULL, &previous_sigint);
-    if (previous_sigint.sa_handler == SIG_IGN)
-        return;                     /* a background job stays deaf to Ctrl-C */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;      /* no SA_RESTART: poll must wake up */
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
+    /* Swapped in one call (this runs for every request); a background job
+     * that ignored Ctrl-C gets its SIG_IGN back and stays deaf to it. */
+    sigaction(SIGINT, &sa, &previous_sigint);
+    if (previous_sigint.sa_handler == SIG_IGN)
+        sigaction(SIGINT, &previous_sigint, NULL);
 }
 
 void sesh_http_guard_end(void) {
@@ -508,8 +508,8 @@ static int on_seek(void *ud, curl_off_t offset, int origin) {
 
 /* Called each time libcurl is about to send the request on a connection. A second call
  * in one attempt is libcurl's silent retry after a reused connection died unanswered;
- * when the body had not gone out yet, libcurl needs no rewind to do it, so the seek
- * refusal above does not catch that case: this does, for a request not idempotent. */
+ * an in-memory body (CURLOPT_POSTFIELDS) needs no seek to go again, so the refusal
+ * above does not catch that case: this does, for a request not idempotent. */
 static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port) {
     sesh_http_transfer *t = ud;
     (void)ip;
@@ -523,20 +523,13 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_por
     return CURL_PREREQFUNC_OK;
 }
 
-static size_t read_once_body(char *p, size_t size, size_t n, void *ud) {
-    sesh_http_transfer *t = ud;
-    memory_reader *m = &t->once_body;
-    size_t k = m->len - m->pos < size * n ? m->len - m->pos : size * n;
-    memcpy(p, m->data + m->pos, k);
-    m->pos += k;
-    return k;
-}
-
-static int seek_once_body(void *ud, curl_off_t offset, int origin) {
-    (void)ud;
-    (void)offset;
-    (void)origin;
-    return CURL_SEEKFUNC_CANTSEEK;   /* see on_seek */
+/* Whether progress bars have somewhere to go by default. Asked once: a terminal does
+ * not come or go under a running program, and this is on every request's path. */
+static int stderr_is_terminal(void) {
+    static int answer = -1;
+    if (answer < 0)
+        answer = isatty(STDERR_FILENO);
+    return answer;
 }
 
 /* One bar on stderr for every transfer that asked for progress: a single transfer
@@ -844,18 +837,10 @@ static int setup(sesh_http_transfer *t, const sesh_http_request *r, sesh_http_er
         goto oom;
 
     t->idempotent = r->idempotent >= 0 ? r->idempotent : idempotent_method(method);
-    if (r->has_body && !t->idempotent && r->body_len > 0) {
-        /* Through a read callback that cannot rewind (see on_seek), not CURLOPT_POSTFIELDS,
-         * which libcurl re-sends by itself on a fresh connection. */
-        t->once_body.data = r->body;
-        t->once_body.len = r->body_len;
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_READFUNCTION, read_once_body);
-        curl_easy_setopt(e, CURLOPT_READDATA, t);
-        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, seek_once_body);
-        curl_easy_setopt(e, CURLOPT_SEEKDATA, t);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-    } else if (r->has_body) {
+    if (r->has_body) {
+        /* In memory, libcurl sends headers and a small body in one write, so the
+         * server wakes once. It would re-send it by itself on a fresh connection,
+         * but on_prereq refuses that for a request that is not idempotent. */
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body_len ? r->body : "");
     } else if (r->body_file) {
@@ -936,7 +921,7 @@ sesh_http_transfer *sesh_http_start(sesh_http_client *c, const sesh_http_request
     }
     t->retry.statuses = t->statuses;
     t->max_body = r->max_body ? r->max_body : SESH_HTTP_MAX_BODY_DEFAULT;
-    t->progress = r->progress < 0 ? isatty(STDERR_FILENO) : r->progress;
+    t->progress = r->progress < 0 ? stderr_is_terminal() : r->progress;
     if (!t->easy || setup(t, r, err) < 0) {
         if (!t->easy)
             set_error(err, SESH_HTTP_ETRANSPORT, 0, "libcurl: cannot create a handle");
@@ -1040,7 +1025,6 @@ static int schedule_retry(sesh_http_transfer *t, double server_wait) {
         return 0;
     if (t->upload && fseeko(t->upload, 0, SEEK_SET) != 0)
         return 0;
-    t->once_body.pos = 0;
     t->next_at = at + delay;
     t->state = WAITING;
     clear_headers(t);

@@ -39,6 +39,10 @@ end
 local escapes = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
 
 local function decode_string(text, pos)   -- pos is just after the opening quote
+  local stop = find(text, '["\\]', pos)
+  if stop and byte(text, stop) == 34 then     -- no escape: most strings
+    return sub(text, pos, stop - 1), stop + 1
+  end
   local parts, n = {}, 0
   while true do
     local stop = find(text, '["\\]', pos)
@@ -150,8 +154,24 @@ function decode_value(text, pos, opts)
   return decode_number(text, pos)
 end
 
+-- The same decoder in C (sessions.core) takes standard JSON; for anything else
+-- it declines and this one decides, with its messages.
+local ok_core, core = pcall(require, "sessions.core")
+local fast_decode = ok_core and type(core) == "table" and core.json_decode or nil
+
 function json.decode(text, opts)
   if type(text) ~= "string" then error("invalid JSON: expected text, got " .. type(text), 0) end
+  opts = opts or {}
+  if fast_decode then
+    local ok, v = fast_decode(text, opts.ordered and ORDER or nil, json.null, EMPTY_ARRAY)
+    if ok then return v end
+  end
+  return json.decode_lua(text, opts)
+end
+
+-- The decoder in Lua alone: what the C one must agree with, and the judge
+-- of what it declines.
+function json.decode_lua(text, opts)
   local v, pos = decode_value(text, 1, opts or {})
   pos = skip(text, pos)
   if pos <= #text then fail(text, pos, "trailing characters after the value") end

@@ -1,6 +1,7 @@
 -- Limits and recoveries: warm pool, timeouts, lost interpreters, output and
 -- upload caps, --max-sessions, --cooldown.
 local support = require "support.pool"
+local util = require "support.util"
 local V2 = "2025-10-02-preview"
 
 local function health(pool)
@@ -48,6 +49,66 @@ describe("sesh-pool limits", function()
     assert.matches("KeyboardInterrupt", p.stderr)
     local _, q = pool:execute("kept", { identifier = "lim-timeout" })
     assert.are.equal(5, q.result)
+  end)
+
+  it("interrupts the code of a client that went away, and keeps the session's state", function()
+    local id = "lim-gone"
+    local function run(code, o)
+      o = o or {}
+      return pool:request{ method = "POST", path = "executions", identifier = id, api_version = V2,
+                           json = { code = code, codeInputType = "Inline", executionType = "Synchronous",
+                                    timeoutInSeconds = 3 },
+                           headers = o.headers, timeout = o.timeout }
+    end
+    assert.are.equal("Succeeded", run("kept = 1").json.status)
+    -- the client gives up after half a second, long before the pool's 3 s timeout
+    local ok = pcall(run, "import time\ntime.sleep(60)\nkept = 2",
+                     { timeout = 0.5, headers = { ["operation-id"] = "gone-1" } })
+    assert.is_false(ok)
+    local r
+    for _ = 1, 50 do
+      r = pool:request{ path = "executions/gone-1", identifier = id, api_version = V2 }
+      if r.json and r.json.status ~= "Running" then break end
+      support.sleep(0.1)
+    end
+    assert.are.equal("Failed", r.json.status)
+    assert.are.equal("ExecutionAbandoned", r.json.error.error.code)
+    assert.matches("client went away", r.json.result.stderr)
+    assert.matches("KeyboardInterrupt", r.json.result.stderr)
+    assert.are.equal(1, run("kept").json.result.executionResult)
+    local log = pool:log()
+    assert.matches("execution interrupted: its client went away", log)
+    assert.is_nil(log:match("lim%-gone[^\n]*timeout"))
+  end)
+
+  it("runs the code of a client that only half-closed its side, and answers it", function()
+    -- HTTP lets a client shut its sending side once the request is out; a 102
+    -- Processing tells such a client from one that is gone, and it gets its answer
+    local host, port = pool.endpoint:match("http://([^:]+):(%d+)")
+    local prog = util.write(pool.dir .. "/half.py", [[
+import socket, sys
+host, port, token = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+body = b'{"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": "import time\\ntime.sleep(0.5)\\n6 * 7"}}'
+head = ("POST /code/execute?api-version=2024-02-02-preview&identifier=lim-half HTTP/1.1\r\nHost: x\r\n"
+        "Authorization: Bearer %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        "Content-Length: %d\r\n\r\n" % (token, len(body))).encode()
+s = socket.create_connection((host, port))
+s.sendall(head + body)
+s.shutdown(socket.SHUT_WR)
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+sys.stdout.write(data.decode())
+]])
+    local p = io.popen(("%s %s %s %s %s"):format(os.getenv("PYTHON") or "/usr/bin/python3", prog,
+                                                 host, port, pool.token))
+    local answer = p:read("a")
+    p:close()
+    assert.matches("^HTTP/1%.1 102 Processing\r\n\r\nHTTP/1%.1 200 OK", answer)
+    assert.matches('"result":42', answer)
   end)
 
   it("takes a shorter timeoutInSeconds and caps a longer one", function()

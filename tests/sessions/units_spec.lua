@@ -51,6 +51,50 @@ describe("json", function()
     assert.is_false((pcall(json.decode, '')))
   end)
 
+  it("decodes in C what the Lua decoder decodes, key order included", function()
+    local core = require "sessions.core"
+    local texts = {
+      '{"$id":"1","properties":{"$id":"2","status":"Success","stdout":"","stderr":"","result":42}}',
+      '{"b": 1, "a": [1, 2.5, -0, -0.0, 1e3, 1E-2, 9223372036854775807, 9223372036854775808, ' ..
+        '-9223372036854775808, 123456789012345678901234567890], "c": {}, "d": [], "e": [[]]}',
+      '["\\u00e9\\ud83d\\ude00\\n\\"\\\\\\/\\b\\f\\r\\t", "\\u0000", "\\udc00", "\\ud800x"]',
+      '{"k": 1, "j": 2, "k": 3}',
+      ' \t\r\n {"deep": [[[[{"x": [null, true, false]}]]]]} \n',
+      '"a string alone"', '12', '-3.25', 'null', 'true', '"\xff\xfe raw bytes"',
+    }
+    local seen = 0
+    local function same(a, b, path)
+      assert.equal(type(a), type(b), path)
+      if type(a) == "number" then
+        assert.equal(math.type(a), math.type(b), path)
+        assert.is_true(a == b or (a ~= a and b ~= b), path)
+      elseif type(a) == "table" then
+        assert.equal(getmetatable(a), getmetatable(b), path)
+        assert.same(json.keys_of(a), json.keys_of(b), path)
+        for k, v in pairs(a) do same(v, b[k], path .. "." .. tostring(k)) end
+        for k in pairs(b) do assert.is_not_nil(a[k], path .. "." .. tostring(k)) end
+      else
+        assert.equal(a, b, path)
+      end
+    end
+    for _, text in ipairs(texts) do
+      assert.is_true((core.json_decode(text, nil, json.null, getmetatable(json.decode("[]")))), text)
+      seen = seen + 1
+      same(json.decode_lua(text, { ordered = true }), json.decode(text, { ordered = true }), text)
+      same(json.decode_lua(text), json.decode(text), text)
+    end
+    assert.equal(#texts, seen)
+    -- what it declines, the Lua decoder judges: same values, same messages
+    for _, text in ipairs{ '{"a": NaN}', '[Infinity, -Infinity]', '{"a": 1} x', '{"a": ', '', '[1.]',
+                           '{"a" 1}', '"\\q"', ('['):rep(300) .. ('1'):rep(1) .. (']'):rep(300) } do
+      assert.is_false((core.json_decode(text, nil, json.null, {})), text)
+      local ok1, v1 = pcall(json.decode_lua, text)
+      local ok2, v2 = pcall(json.decode, text)
+      assert.equal(ok1, ok2, text)
+      if ok1 then same(v1, v2, text) else assert.equal(v1, v2, text) end
+    end
+  end)
+
   it("writes what Python's json.dumps(indent=2) writes", function()
     local text = '{"result": {"type": "image", "format": "png", "n": [1, 2.5, 1e-05, 1e+16, ' ..
                  '123456.789, 0.1, -0.0, 1e15, 3.0], "empty": {}, "none": [], "x": null}, ' ..
