@@ -8,6 +8,11 @@ figures behave as in a notebook.
 Protocol, on descriptor 3 (a socket to the pool): each message is a frame of a
 4-byte big-endian length and a UTF-8 JSON object.
 
+  pool -> runner, first:  {"op": "start", "plots": "eager"|"deferred"}
+      eager: matplotlib and its inline backend are loaded before "ready", so
+      the first plot is as quick as any (a warm sandbox nobody waits for yet);
+      deferred: the first code that plots loads them, as in Jupyter, and the
+      runner is ready in half the time (somebody waits for this sandbox).
   runner -> pool, once started:  {"op": "ready"}
   {"op": "execute", "code": "...", "max_output": 4096, "jupyter": false}
       -> {"status": "Success"|"Failure", "stdout": "...", "stderr": "...",
@@ -131,8 +136,13 @@ class CappedStream(io.TextIOBase):
 
 # -- the shell -----------------------------------------------------------------
 
+# matplotlib picks this backend whenever it is first imported, eagerly here or
+# by the user's code later; loading it wires figures to the cell's display.
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
 class Runner:
-    def __init__(self):
+    def __init__(self, plots="eager"):
         from traitlets.config import Config
         from IPython.core.displayhook import DisplayHook
         from IPython.core.displaypub import DisplayPublisher
@@ -228,10 +238,12 @@ class Runner:
         self.swept = False
         self.images = []
         self.result_repr = None
-        try:
-            shell.enable_matplotlib("inline")
-        except Exception as e:      # still a useful interpreter without plots
-            print("sesh runner: matplotlib unavailable: %s" % e, file=sys.stderr)
+        os.environ["MPLBACKEND"] = INLINE_BACKEND
+        if plots == "eager":
+            try:
+                shell.enable_matplotlib("inline")
+            except Exception as e:      # still a useful interpreter without plots
+                print("sesh runner: matplotlib unavailable: %s" % e, file=sys.stderr)
 
     def warm_up(self):
         """Runs a throwaway cell before the runner says it is ready.
@@ -552,7 +564,10 @@ def main():
         os.chdir("/mnt/data")
     except OSError:
         pass
-    runner = Runner()
+    start = read_frame()
+    if not isinstance(start, dict) or start.get("op") != "start":
+        return                      # not the pool speaking: nothing to serve
+    runner = Runner(plots=start.get("plots", "eager"))
     signal.signal(signal.SIGINT, runner.on_sigint)
     sys.unraisablehook = runner.on_unraisable
     try:

@@ -1050,6 +1050,20 @@ static char *spawn_bwrap(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int a
     return why;
 }
 
+/* The runner's first frame: how to start (see runner.py). It waits in the
+ * channel until the runner reads it. */
+static char *send_start(sesh_sandbox *sb, const sesh_sandbox_config *cfg)
+{
+    json_t *start = json_pack("{s:s, s:s}", "op", "start",
+                              "plots", cfg->defer_plots ? "deferred" : "eager");
+    char *why = NULL;
+    io_result r = start ? send_frame(sb, start, now_ms() + START_TIMEOUT_MS, &why) : IO_ERROR;
+    json_decref(start);
+    if (r != IO_OK && !why)
+        why = strdup("cannot send the runner its start");
+    return r == IO_OK ? NULL : why;
+}
+
 /* From bwrap's start to the runner's "ready". */
 static char *wait_started(sesh_sandbox *sb)
 {
@@ -1101,6 +1115,8 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err)
         why = spawn_bwrap(sb, cfg, as_root, fds);
     for (int i = 0; i < SESH_SPAWN_FDS; i++)
         close_fd(&fds[i]);          /* the child's now, or nobody's */
+    if (!why)
+        why = send_start(sb, cfg);
     if (!why)
         why = wait_started(sb);
     if (!why)

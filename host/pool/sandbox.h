@@ -37,6 +37,9 @@ typedef struct sesh_sandbox_config {
                                   sesh_sandbox_foreground() lifts it. Only a root pool
                                   with a uid per sandbox (uid 0) can lift a priority,
                                   so elsewhere this is ignored. */
+    int defer_plots;           /* non-zero: somebody waits for this sandbox, so the
+                                  runner leaves matplotlib to the first code that
+                                  plots and is ready in about half the time */
 } sesh_sandbox_config;
 
 

@@ -120,11 +120,13 @@ static void drop_dir(sesh_manager *m, char *name, int fd)
     free(name);
 }
 
-/* background: a warm sandbox, started at low priority (see sandbox.h). */
+/* background: a warm sandbox, started at low priority (see sandbox.h), with
+ * everything loaded; else somebody waits for it, and it is ready sooner. */
 static sesh_sandbox *start_sandbox(sesh_manager *m, const char *name, int background, char **err)
 {
     sesh_sandbox_config cfg = m->cfg.sandbox;
     cfg.background = background;
+    cfg.defer_plots = !background;
     char *path = sesh_printf("%s/%s", m->work_dir, name);
     cfg.data_dir = path;
     sesh_sandbox *sb = sesh_sandbox_start(&cfg, err);

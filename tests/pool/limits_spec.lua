@@ -8,7 +8,7 @@ local function health(pool)
   return pool:request{ path = "health", auth = false, identifier = false, api_version = false }
 end
 
-local function wait_ready(pool, n)
+local function health_ready(pool, n)
   for _ = 1, 300 do
     local h = health(pool)
     if h.json and h.json.readySessions >= n then return true end
@@ -32,12 +32,12 @@ describe("sesh-pool limits", function()
   end)
 
   it("allocates new sessions from the warm pool and refills it", function()
-    assert.is_true(wait_ready(pool, 1), "no ready sandbox")
+    assert.is_true(health_ready(pool, 1), "no ready sandbox")
     local res, p = pool:execute("6 * 7", { identifier = "lim-warm" })
     assert.are.equal(42, p.result)
     assert.are.equal("True", res.headers["x-ms-new-allocation"])
     assert.are.equal("0", res.headers["x-ms-allocation-time"])     -- nothing was started for it
-    assert.is_true(wait_ready(pool, 1), "the warm pool was not refilled")
+    assert.is_true(health_ready(pool, 1), "the warm pool was not refilled")
   end)
 
   it("interrupts code at the timeout and keeps the session's state", function()
@@ -184,6 +184,45 @@ threading.Thread(target=lambda: (time.sleep(0.3), os._exit(3))).start()
     local list = pool:request{ path = "files", identifier = "lim-upload" }
     assert.are.equal(1, #list.json.value)
     assert.are.equal("fits.bin", list.json.value[1].properties.filename)
+  end)
+end)
+
+describe("sesh-pool sandboxes started on demand", function()
+  -- With no warm sandbox, a session's own sandbox defers matplotlib to the first
+  -- code that plots (it is ready sooner); figures must come out as in a warm one.
+  local cold, warm
+  setup(function()
+    cold = support.start{ args = { "--ready-sessions", "0" } }
+    warm = support.start{ args = { "--ready-sessions", "1" } }
+  end)
+  teardown(function()
+    for _, p in ipairs{ cold, warm } do p:stop(); p:cleanup() end
+  end)
+
+  local PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [3, 1, 2])\nplt.title('t')"
+  local SETTINGS = "import matplotlib as m; (m.get_backend(), m.rcParams['figure.figsize'][0], " ..
+                   "m.rcParams['figure.dpi'], m.is_interactive())"
+
+  local function figure(pool, id)
+    local _, p = pool:execute(PLOT, { identifier = id, timeout = 120 })
+    assert.are.equal("Success", p.status, p.stderr)
+    assert.are.equal("image", p.result.type)
+    local png = require("sessions.core").b64decode(p.result.base64_data)
+    return { require("sessions.core").png_info(png) }, pool:execute(SETTINGS, { identifier = id }).json
+  end
+
+  it("plots the same figure, with the same settings, as a warm sandbox", function()
+    assert.is_true(health_ready(warm, 1), "no warm sandbox")
+    local r0 = cold:execute("1", { identifier = "cold-plot" })
+    assert.are.equal("True", r0.headers["x-ms-new-allocation"])
+    assert.are_not.equal("0", r0.headers["x-ms-allocation-time"])   -- started for it
+    local cold_size, cold_settings = figure(cold, "cold-plot")
+    local warm_size, warm_settings = figure(warm, "warm-plot")
+    assert.are.same(warm_size, cold_size)
+    assert.are.same(warm_settings.properties.result, cold_settings.properties.result)
+    assert.matches("matplotlib_inline", cold_settings.properties.result)
+    -- and a second figure in the same cold session, after the first one loaded it all
+    assert.are.same(warm_size, (figure(cold, "cold-plot")))
   end)
 end)
 
