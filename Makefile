@@ -10,7 +10,8 @@ CC        ?= cc
 PYTHON    ?= /usr/bin/python3
 OPT       ?= -O2
 SANITIZE  ?=
-VERSION   := 0.1.0
+# One version, written in the public header; everything else takes it from there.
+VERSION   := $(shell sed -n 's/^\#define SESH_VERSION "\([^"]*\)".*/\1/p' host/sesh.h)
 
 PKGS      := lua5.4 libcurl libmicrohttpd libseccomp jansson
 CFLAGS    ?= $(OPT) -g

@@ -40,7 +40,7 @@
 extern "C" {
 #endif
 
-#define SESH_VERSION "0.1.0"
+#define SESH_VERSION "0.1.0"     /* the one place of the version: the Makefile reads it */
 
 typedef struct sesh sesh;
 

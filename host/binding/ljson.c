@@ -250,6 +250,16 @@ static int literal(decoder *d, const char *word, size_t n)
     return 1;
 }
 
+/* An object or an array, one level deeper, at d->p (on its opening bracket). */
+static int decode_nested(decoder *d, int (*decode)(decoder *))
+{
+    d->p++;
+    d->depth++;
+    int ok = decode(d);
+    d->depth--;
+    return ok;
+}
+
 static int decode_value(decoder *d)
 {
     skip_space(d);
@@ -257,20 +267,10 @@ static int decode_value(decoder *d)
         return 0;
     luaL_checkstack(d->L, 6, "JSON nesting");
     switch (*d->p) {
-    case '{': {
-        d->p++;
-        d->depth++;
-        int ok = decode_object(d);
-        d->depth--;
-        return ok;
-    }
-    case '[': {
-        d->p++;
-        d->depth++;
-        int ok = decode_array(d);
-        d->depth--;
-        return ok;
-    }
+    case '{':
+        return decode_nested(d, decode_object);
+    case '[':
+        return decode_nested(d, decode_array);
     case '"':
         d->p++;
         return decode_string(d);

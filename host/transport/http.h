@@ -15,8 +15,8 @@
 
 #include <stddef.h>
 
-#ifndef SESH_VERSION
-#define SESH_VERSION "0.1.0"
+#ifndef SESH_VERSION               /* the Makefile passes sesh.h's */
+#error "SESH_VERSION is not defined: build with the Makefile"
 #endif
 
 #define SESH_HTTP_USER_AGENT "sesh/" SESH_VERSION " (Language=Lua)"

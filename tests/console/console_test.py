@@ -419,6 +419,11 @@ def ctrl_c_during_a_long_python_sleep():
         assert took < 10, "Ctrl-C took %.1fs" % took
         c.line("'lua still works'")
         c.expect(r"\nlua still works\n")
+        # the pool saw the client go and stopped the sleep: the session answers
+        # long before the 60 s are over, with the state of before
+        c.prompt()
+        c.line("%time.sleep(0) or 'session free'")
+        c.expect(r"session free", timeout=15)
     finally:
         c.close()
 

@@ -14,7 +14,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -90,7 +92,7 @@ static run_result run_opts(sesh_sandbox *sb, const char *code, int timeout_ms, i
     run_result r = { 0 };
     json_t *req = json_pack("{s:s, s:s, s:i, s:b}", "op", "execute", "code", code,
                             "max_output", max_output, "jupyter", jupyter);
-    r.status = sesh_sandbox_execute(sb, req, timeout_ms, &r.reply, &r.err);
+    r.status = sesh_sandbox_execute(sb, req, timeout_ms, NULL, &r.reply, &r.err);
     json_decref(req);
     return r;
 }
@@ -666,6 +668,63 @@ static void test_interrupt(const char *data_dir)
     sesh_sandbox_free(sb);
 }
 
+/* The client, as the server watches it: gone at the first hang-up. */
+static int client_waits(sesh_watch *w, short revents)
+{
+    (void)w;
+    return !(revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* A client that goes away while its code runs: the code is interrupted as at a
+ * timeout (its state kept); one that stays gets its answer. */
+static void test_abandoned(const char *data_dir)
+{
+    if (!selected("abandoned"))
+        return;
+    sesh_sandbox *sb = start(data_dir, NULL);
+    if (!sb) {
+        check(0, "abandoned: start", "no sandbox");
+        return;
+    }
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+        check(0, "abandoned: socketpair", "%s", strerror(errno));
+        sesh_sandbox_free(sb);
+        return;
+    }
+    sesh_watch watch = { .fd = pair[0], .events = POLLRDHUP, .still_waiting = client_waits };
+    json_t *req = json_pack("{s:s, s:s}", "op", "execute", "code", "kept = 1");
+    run_result r = { 0 };
+    r.status = sesh_sandbox_execute(sb, req, 30000, &watch, &r.reply, &r.err);
+    json_decref(req);
+    check(r.status == SESH_RUN_OK, "abandoned: a client that stays gets its answer", "%s",
+          describe(&r));
+    done(&r);
+
+    pid_t pid = fork();
+    if (pid == 0) {                 /* the client gives up after 300 ms */
+        usleep(300 * 1000);
+        _exit(0);
+    }
+    close(pair[1]);                 /* the child holds the only other end */
+    long long t = now_ms();
+    req = json_pack("{s:s, s:s}", "op", "execute", "code",
+                    "import time\nprint('started')\ntime.sleep(60)\nkept = 2");
+    r = (run_result){ 0 };
+    r.status = sesh_sandbox_execute(sb, req, 30000, &watch, &r.reply, &r.err);
+    long long took = now_ms() - t;
+    json_decref(req);
+    waitpid(pid, NULL, 0);
+    check(r.status == SESH_RUN_ABANDONED && strstr(field(&r, "stderr"), "KeyboardInterrupt") &&
+          strcmp(field(&r, "stdout"), "started\n") == 0 && took < 5000,
+          "abandoned: code interrupted when its client went away", "%s (%lld ms)", describe(&r),
+          took);
+    done(&r);
+    close(pair[0]);
+    expect_stdout(sb, "abandoned: state kept", "print(kept)", "1\n");
+    sesh_sandbox_free(sb);
+}
+
 static void test_death(const char *data_dir)
 {
     static const struct { const char *name, *code, *expect; } deaths[] = {
@@ -713,7 +772,7 @@ static void test_metadata(sesh_sandbox *sb)
     json_t *req = json_pack("{s:s}", "op", "metadata");
     json_t *reply = NULL;
     char *err = NULL;
-    sesh_run_status st = sesh_sandbox_execute(sb, req, 30000, &reply, &err);
+    sesh_run_status st = sesh_sandbox_execute(sb, req, 30000, NULL, &reply, &err);
     json_decref(req);
     json_t *pkgs = json_object_get(reply, "packages");
     int numpy = 0;
@@ -770,6 +829,7 @@ int main(int argc, char **argv)
     test_shared_uid();
     test_disk(dir3);
     test_interrupt(dir3);
+    test_abandoned(dir3);
     test_death(dir3);
     expect_stdout(b, "after all: the other sandbox still works", "print('fine')", "fine\n");
     sesh_sandbox_free(a);

@@ -95,6 +95,43 @@ describe("json", function()
     end
   end)
 
+  it("agrees with the Lua decoder on mangled texts, or declines them", function()
+    -- bytes flipped, cut, doubled in real answers: the C decoder must never crash,
+    -- and whatever it takes the Lua decoder must take the same way
+    local core = require "sessions.core"
+    local seeds = {
+      '{"$id":"1","properties":{"$id":"2","status":"Success","stdout":"a\\nb","stderr":"","result":{"type":"image","format":"png","base64_data":"iVBORw0KGgo="},"executionTimeInMilliseconds":12}}',
+      '{"value":[{"name":"a b.csv","size":12,"lastModifiedAt":"2026-11-29T07:00:00Z","type":"file"}],"nextLink":null}',
+      '[1, -2.5e-3, "\\u00e9\\ud83d\\ude00", true, false, null, [], {}, [[{"k": [0]}]]]',
+    }
+    local alphabet = '{}[]":,.-+eE0123456789 \\untrfalsu\n\t'
+    math.randomseed(7)
+    local taken = 0
+    for i = 1, 3000 do
+      local t = seeds[i % #seeds + 1]
+      for _ = 1, math.random(1, 4) do
+        local at = math.random(1, #t)
+        local op = math.random(3)
+        if op == 1 then       -- replace a byte
+          local k = math.random(#alphabet)
+          t = t:sub(1, at - 1) .. alphabet:sub(k, k) .. t:sub(at + 1)
+        elseif op == 2 then   -- cut
+          t = t:sub(1, at)
+        else                  -- double a piece
+          t = t:sub(1, at) .. t:sub(math.max(1, at - 5), at) .. t:sub(at + 1)
+        end
+      end
+      local ok, v = core.json_decode(t, nil, json.null, {})
+      if ok then
+        taken = taken + 1
+        local lok, lv = pcall(json.decode_lua, t)
+        assert.is_true(lok, t)
+        assert.are.same(lv, v, t)
+      end
+    end
+    assert.is_true(taken > 100, "too few mangled texts were valid: " .. taken)
+  end)
+
   it("writes what Python's json.dumps(indent=2) writes", function()
     local text = '{"result": {"type": "image", "format": "png", "n": [1, 2.5, 1e-05, 1e+16, ' ..
                  '123456.789, 0.1, -0.0, 1e15, 3.0], "empty": {}, "none": [], "x": null}, ' ..
