@@ -217,10 +217,12 @@ def op_download(endpoint, token, ident, size, reps, out):
 
 
 def op_idle(endpoint, token, k):
-    """Opens k sessions, each with a variable set, says so on stdout, and
-    keeps them until stdin closes (the driver measures the pool meanwhile)."""
+    """Opens k sessions, each with a variable set and matplotlib loaded (the
+    state the driver's alternative holds: a session started for a waiting
+    client loads it only when asked), says so on stdout, and keeps them until
+    stdin closes (the driver measures the pool meanwhile)."""
     sessions = [Session(endpoint, token) for _ in range(int(k))]
-    run_parallel(sessions, lambda s: s.execute("x = 1"))
+    run_parallel(sessions, lambda s: s.execute("x = 1\nimport matplotlib.pyplot"))
     print(json.dumps({"ready": int(k)}), flush=True)
     sys.stdin.read()
     for s in sessions:
