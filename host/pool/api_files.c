@@ -24,8 +24,6 @@ static void files_error(sesh_reply *reply, sesh_files_status st, const char *tar
     free(msg);
 }
 
-static uid_t owner_uid(const sesh_call *call) { return sesh_session_owner_uid(call->session); }
-static gid_t owner_gid(const sesh_call *call) { return sesh_session_owner_gid(call->session); }
 
 /* The second generation's optional `path` (a directory), cleaned. */
 static int base_dir(sesh_call *call, char **dir, sesh_reply *reply)
@@ -213,8 +211,12 @@ int sesh_op_upload_data(sesh_api *api, sesh_call *call, const char *filename,
         char *rel;
         if (target_name(call, filename, &rel, reply) != 0) return -1;
         char *err = NULL;
+        uid_t uid;
+        gid_t gid;
+        sesh_session_files_begin(call->session, &uid, &gid);
         sesh_files_status st = sesh_upload_begin(sesh_session_dirfd(call->session), rel, api->cfg.max_upload,
-                                                 owner_uid(call), owner_gid(call), &call->upload, &err);
+                                                 uid, gid, &call->upload, &err);
+        sesh_session_files_end(call->session);
         if (st != SESH_FILES_OK) {
             free(rel);
             files_error(reply, st, "file", err);
@@ -249,7 +251,11 @@ void sesh_op_upload_finish(sesh_api *api, sesh_call *call, sesh_reply *reply)
     call->upload = NULL;
     sesh_file_info info;
     memset(&info, 0, sizeof info);
-    sesh_files_status st = sesh_upload_commit(up, &info, &err);
+    uid_t uid;
+    gid_t gid;
+    sesh_session_files_begin(call->session, &uid, &gid);
+    sesh_files_status st = sesh_upload_commit(up, uid, gid, &info, &err);
+    sesh_session_files_end(call->session);
     sesh_session_files_changed(call->session);
     if (st != SESH_FILES_OK) {
         files_error(reply, st, "file", err);

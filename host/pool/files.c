@@ -400,8 +400,6 @@ struct sesh_upload {
     int dirfd, fd;
     char *tmp, *base, *dir;
     uint64_t size, max;
-    uid_t uid;
-    gid_t gid;
 };
 
 /* Opens (creating as needed) each directory of rel below root. */
@@ -448,8 +446,6 @@ sesh_files_status sesh_upload_begin(int root, const char *rel, uint64_t max, uid
     sesh_upload *up = sesh_xcalloc(1, sizeof *up);
     up->fd = up->dirfd = -1;
     up->max = max;
-    up->uid = uid;
-    up->gid = gid;
     split_path(rel, &up->dir, &up->base);
     sesh_files_status st = open_dirs(root, up->dir, uid, gid, &up->dirfd, err);
     if (st != SESH_FILES_OK) {
@@ -494,11 +490,12 @@ sesh_files_status sesh_upload_write(sesh_upload *up, const void *data, size_t n,
 
 uint64_t sesh_upload_size(const sesh_upload *up) { return up->size; }
 
-sesh_files_status sesh_upload_commit(sesh_upload *up, sesh_file_info *info, char **err)
+sesh_files_status sesh_upload_commit(sesh_upload *up, uid_t uid, gid_t gid, sesh_file_info *info,
+                                     char **err)
 {
     sesh_files_status st = SESH_FILES_OK;
     struct stat sb;
-    if (up->uid != (uid_t)-1 && fchown(up->fd, up->uid, up->gid) != 0) {
+    if (uid != (uid_t)-1 && fchown(up->fd, uid, gid) != 0) {
         if (err) *err = sesh_printf("cannot hand the file to the session: %s", strerror(errno));
         st = SESH_FILES_IO;
     } else if (fstat(up->fd, &sb) != 0 || close(up->fd) != 0) {

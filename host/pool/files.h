@@ -63,12 +63,14 @@ sesh_files_status sesh_files_delete(int root, const char *rel, char **err);
 /* Streaming upload: begin creates the parent directories and a hidden
  * temporary file; write appends (refusing beyond max bytes); commit renames
  * it over the final name; abort removes it. Owner (uid, gid) is applied when
- * the pool runs as root; -1 leaves it. */
+ * the pool runs as root, to what begin creates and to the file at commit
+ * (the owner may have changed in between); -1 leaves it. */
 typedef struct sesh_upload sesh_upload;
 sesh_files_status sesh_upload_begin(int root, const char *rel, uint64_t max, uid_t uid, gid_t gid,
                                     sesh_upload **up, char **err);
 sesh_files_status sesh_upload_write(sesh_upload *up, const void *data, size_t n, char **err);
-sesh_files_status sesh_upload_commit(sesh_upload *up, sesh_file_info *info, char **err);
+sesh_files_status sesh_upload_commit(sesh_upload *up, uid_t uid, gid_t gid, sesh_file_info *info,
+                                     char **err);
 void sesh_upload_abort(sesh_upload *up);
 uint64_t sesh_upload_size(const sesh_upload *up);
 

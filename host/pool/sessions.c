@@ -11,6 +11,7 @@
 #include "pool/sessions.h"
 #include "pool/files.h"
 #include "pool/log.h"
+#include "pool/sandbox_disk.h"
 #include "pool/util.h"
 
 #include <errno.h>
@@ -52,7 +53,9 @@ struct sesh_session {
     pthread_cond_t cv;
     uint64_t next_ticket, serving;
     sesh_sandbox *sb;
-    atomic_uint owner;            /* sesh_session_owner_uid; follows sb */
+    atomic_uint owner;            /* whom files are given to; follows sb */
+    pthread_rwlock_t files_lock;  /* uploads (read) against a new sandbox's hand-over */
+    atomic_uint handed;           /* uploads' files made or handed over, under files_lock */
     sesh_execution *records;
     int nrecords;
     sesh_session *next;
@@ -173,6 +176,7 @@ static void destroy(sesh_session *s)
     free_records(s->records);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_rwlock_destroy(&s->files_lock);
     free(s->path);
     free(s->id);
     free(s);
@@ -235,6 +239,7 @@ sesh_sess_status sesh_manager_acquire(sesh_manager *m, const char *identifier, i
     sesh_uuid(s->guid);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_rwlock_init(&s->files_lock, NULL);
     if (m->warm) {                      /* a ready sandbox: the fast path */
         warm *w = m->warm;
         m->warm = w->next;
@@ -250,6 +255,7 @@ sesh_sess_status sesh_manager_acquire(sesh_manager *m, const char *identifier, i
         pthread_mutex_unlock(&m->mu);
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
+        pthread_rwlock_destroy(&s->files_lock);
         free(s->id);
         free(s);
         return SESH_SESS_FAILED;
@@ -385,8 +391,31 @@ void sesh_session_files_changed(sesh_session *s)
     pthread_mutex_unlock(&s->mu);
 }
 const char *sesh_session_guid(const sesh_session *s) { return s->guid; }
-uid_t sesh_session_owner_uid(const sesh_session *s) { return (uid_t)atomic_load(&s->owner); }
-gid_t sesh_session_owner_gid(const sesh_session *s) { return (gid_t)atomic_load(&s->owner); }
+void sesh_session_files_begin(sesh_session *s, uid_t *uid, gid_t *gid)
+{
+    pthread_rwlock_rdlock(&s->files_lock);
+    atomic_fetch_add(&s->handed, 1);
+    *uid = (uid_t)atomic_load(&s->owner);
+    *gid = (gid_t)*uid;
+}
+
+void sesh_session_files_end(sesh_session *s)
+{
+    pthread_rwlock_unlock(&s->files_lock);
+}
+
+/* A root pool's new sandbox gave the session's files to its uid when it
+ * started, but an upload may have made or handed over a file for the old
+ * owner since: then the tree is given once more, with uploads held off. */
+static void hand_over_files(sesh_session *s, sesh_sandbox *sb, unsigned handed_before)
+{
+    if (geteuid() != 0)
+        return;
+    pthread_rwlock_wrlock(&s->files_lock);
+    if (atomic_load(&s->handed) != handed_before)
+        sesh_disk_give(s->dirfd, sesh_sandbox_uid(sb));
+    pthread_rwlock_unlock(&s->files_lock);
+}
 
 
 /* ---- executions ---- */
@@ -462,6 +491,7 @@ static void run_turn(sesh_session *s, json_t *request, int timeout_ms, sesh_watc
     if (!s->sb) {
         uint64_t t0 = sesh_now_ms();
         char *err = NULL;
+        unsigned handed = atomic_load(&s->handed);
         sesh_sandbox *sb = start_sandbox(m, s->name, 0, &err);
         if (!sb && !atomic_load(&m->stopping)) {
             /* Namespaces or processes can be short for a moment (EAGAIN): once more. */
@@ -484,6 +514,7 @@ static void run_turn(sesh_session *s, json_t *request, int timeout_ms, sesh_watc
         set_sandbox(s, sb);
         int dead = s->gone || atomic_load(&m->stopping);
         pthread_mutex_unlock(&s->mu);
+        hand_over_files(s, sb, handed);
         if (dead) {                         /* removed while it started */
             detach_sandbox(s);
             run->error = sesh_xstrdup("the session was removed");

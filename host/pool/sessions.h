@@ -99,12 +99,15 @@ int sesh_session_dirfd(const sesh_session *s);
 /* The pool added or removed files of the session (see sesh_sandbox_files_changed). */
 void sesh_session_files_changed(sesh_session *s);
 const char *sesh_session_guid(const sesh_session *s);
-/* Whom the pool gives files it writes for the session (uploads): in a root
- * pool the uid of the session's sandbox, so its code can change them; -1
- * (leave them the pool's) when the pool is not root or no sandbox runs yet,
- * in which case the next sandbox's start gives it the whole directory. */
-uid_t sesh_session_owner_uid(const sesh_session *s);
-gid_t sesh_session_owner_gid(const sesh_session *s);
+/* Around each moment an upload makes or hands over a file (creating its
+ * directories and temporary file; the final fchown and rename): whom to give
+ * it to. In a root pool the uid of the session's sandbox, so its code can
+ * change the file; -1 (leave it the pool's) when the pool is not root or no
+ * sandbox runs yet, in which case the next sandbox's start gives it the whole
+ * directory. A sandbox that takes over meanwhile waits for _end, then gives
+ * it what was made for its predecessor. Keep the section short. */
+void sesh_session_files_begin(sesh_session *s, uid_t *uid, gid_t *gid);
+void sesh_session_files_end(sesh_session *s);
 
 /* Runs a runner request in the session, in arrival order. With exec_id the
  * execution is recorded for later lookup. watch: the waiting client, or NULL

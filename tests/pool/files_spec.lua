@@ -1,6 +1,7 @@
 -- Session files against hostile sessions: symlinks out of /mnt/data, FIFOs,
 -- odd permissions; replacement and conflicts; privacy between sessions.
 local support = require "support.pool"
+local util = require "support.util"
 local V2 = "2025-10-02-preview"
 
 describe("sesh-pool files", function()
@@ -84,6 +85,57 @@ describe("sesh-pool files", function()
 with open('/mnt/data/sub/owned.txt', 'a') as f: f.write('def')
 open('/mnt/data/sub/owned.txt').read()]]))
     assert.are.equal("ok", run("files-owner", "import os; os.remove('/mnt/data/sub/owned.txt'); os.rmdir('/mnt/data/sub'); 'ok'"))
+  end)
+
+  it("gives an upload to the sandbox that runs when it ends, not the one that ran when it began", function()
+    -- the session's Python is replaced while a slow upload is on its way (a root
+    -- pool runs each sandbox as a uid of its own): the file must be the new one's
+    local host, port = pool.endpoint:match("http://([^:]+):(%d+)")
+    local go, out = pool.dir .. "/slow.go", pool.dir .. "/slow.out"
+    local prog = util.write(pool.dir .. "/slow_upload.py", [[
+import os, socket, sys, time
+host, port, token, go = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+data = b"x" * 300000
+head = (b'--sesh-boundary\r\nContent-Disposition: form-data; name="file"; filename="slow.txt"\r\n'
+        b'Content-Type: text/plain\r\n\r\n')
+tail = b"\r\n--sesh-boundary--\r\n"
+body = head + data + tail
+s = socket.create_connection((host, port))
+s.sendall(("POST /files/upload?api-version=2024-02-02-preview&identifier=files-handover HTTP/1.1\r\n"
+           "Host: x\r\nAuthorization: Bearer %s\r\nContent-Type: multipart/form-data; boundary=sesh-boundary\r\n"
+           "Content-Length: %d\r\nConnection: close\r\n\r\n" % (token, len(body))).encode())
+s.sendall(body[:200000])
+while not os.path.exists(go):
+    time.sleep(0.05)
+s.sendall(body[200000:])
+answer = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    answer += chunk
+sys.stdout.write(answer.decode())
+]])
+    run("files-handover", "'first sandbox'")
+    os.execute(("%s %s %s %s %s %s > %s 2>&1 &"):format(os.getenv("PYTHON") or "/usr/bin/python3",
+      prog, host, port, pool.token, support.quote(go), support.quote(out)))
+    support.sleep(1)                                   -- the upload has begun
+    pool:execute("import os; os._exit(1)", { identifier = "files-handover" })
+    run("files-handover", "'second sandbox'")
+    util.write(go, "")
+    local answer
+    for _ = 1, 100 do
+      answer = support.read(out) or ""
+      if answer:find("}", 1, true) then break end
+      support.sleep(0.1)
+    end
+    assert.matches("^HTTP/1%.1 200", answer)
+    -- inside, a file of another host uid shows as the overflow uid, not as ours
+    assert.are.equal("True 300001", run("files-handover", [[
+import os
+st = os.stat('/mnt/data/slow.txt')
+with open('/mnt/data/slow.txt', 'a') as f: f.write('!')
+'%s %d' % (st.st_uid == os.getuid(), os.path.getsize('/mnt/data/slow.txt'))]]))
   end)
 
   it("round-trips names with spaces and non-ASCII letters", function()
