@@ -11,8 +11,9 @@ Protocol, on descriptor 3 (a socket to the pool): each message is a frame of a
   pool -> runner, first:  {"op": "start", "plots": "eager"|"deferred"}
       eager: matplotlib and its inline backend are loaded before "ready", so
       the first plot is as quick as any (a warm sandbox nobody waits for yet);
-      deferred: the first code that plots loads them, as in Jupyter, and the
-      runner is ready in half the time (somebody waits for this sandbox).
+      deferred: the first code that imports matplotlib gets the inline backend
+      (as Jupyter's MPLBACKEND gives it), and the runner is ready in half the
+      time (somebody waits for this sandbox).
   runner -> pool, once started:  {"op": "ready"}
   {"op": "execute", "code": "...", "max_output": 4096, "jupyter": false}
       -> {"status": "Success"|"Failure", "stdout": "...", "stderr": "...",
@@ -136,9 +137,38 @@ class CappedStream(io.TextIOBase):
 
 # -- the shell -----------------------------------------------------------------
 
-# matplotlib picks this backend whenever it is first imported, eagerly here or
-# by the user's code later; loading it wires figures to the cell's display.
+# The backend that wires figures to the cell's display once it is loaded.
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
+class InlineBackendOnImport:
+    """Makes the inline backend matplotlib's own when the user's code first
+    imports it (a deferred start), as Jupyter's MPLBACKEND does, but only in
+    this process: the sandbox's MPLBACKEND=Agg stays what child processes see."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "matplotlib":
+            return None
+        sys.meta_path.remove(self)          # once, and not for the lookup below
+        import importlib.util
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_with_inline_backend(module):
+            saved = os.environ.get("MPLBACKEND")
+            os.environ["MPLBACKEND"] = INLINE_BACKEND     # read by matplotlib's import
+            try:
+                exec_module(module)
+            finally:
+                if saved is None:
+                    os.environ.pop("MPLBACKEND", None)
+                else:
+                    os.environ["MPLBACKEND"] = saved
+
+        spec.loader.exec_module = exec_with_inline_backend
+        return spec
 
 
 class Runner:
@@ -238,12 +268,13 @@ class Runner:
         self.swept = False
         self.images = []
         self.result_repr = None
-        os.environ["MPLBACKEND"] = INLINE_BACKEND
         if plots == "eager":
             try:
                 shell.enable_matplotlib("inline")
             except Exception as e:      # still a useful interpreter without plots
                 print("sesh runner: matplotlib unavailable: %s" % e, file=sys.stderr)
+        elif "matplotlib" not in sys.modules:
+            sys.meta_path.insert(0, InlineBackendOnImport())
 
     def warm_up(self):
         """Runs a throwaway cell before the runner says it is ready.

@@ -49,7 +49,9 @@ extern const unsigned long sesh_runner_py_len;
 #define DEFAULT_MEMORY       (4UL << 30)
 #define DEFAULT_FILE_SIZE    (1UL << 30)
 #define DEFAULT_DISK         (1UL << 30)
-#define DISK_CHECK_MS        500
+#define DISK_CHECK_MIN_MS    50         /* the disk watch measures as often as this */
+#define DISK_CHECK_MAX_MS    500        /* and at least this often, */
+#define DISK_CHECK_SHARE     20         /* walking 1/20 of the time at most */
 #define SANDBOX_NICE         10
 #define BACKGROUND_NICE      15         /* a warm sandbox while it starts: below the
                                            sessions at work, not starved by them */
@@ -84,6 +86,7 @@ struct sesh_sandbox {
     unsigned long long disk_last;  /* bytes measured at the end of the last execution, */
     unsigned disk_last_gen;    /* at this disk_gen, */
     int disk_last_ok;          /* if that measure closed the execution */
+    long long disk_walk_us;    /* what the last measure took */
     int background;            /* started at BACKGROUND_NICE, not yet lifted */
     int reaped;
     int wait_status;
@@ -604,7 +607,11 @@ static char *check_metadata_reply(json_t *reply)
 static char *disk_trouble(sesh_sandbox *sb, unsigned long long before)
 {
     sesh_disk_usage u;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
     sesh_disk_measure(sb->data_fd, &u);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    sb->disk_walk_us = (b.tv_sec - a.tv_sec) * 1000000LL + (b.tv_nsec - a.tv_nsec) / 1000;
     sb->disk_last = u.bytes;
     if (u.too_deep)
         return format("/mnt/data has directories nested deeper than %d levels",
@@ -615,6 +622,19 @@ static char *disk_trouble(sesh_sandbox *sb, unsigned long long before)
         return format("/mnt/data holds %llu bytes, over the session's limit of %zu bytes",
                       u.bytes, sb->disk_limit);
     return NULL;
+}
+
+/* When to measure again while code runs: often while a walk of data_dir is
+ * cheap, so code filling it fast is stopped soon past the limit; seldom when
+ * it holds so many files that walking would take the machine's time. */
+static long long next_disk_check(const sesh_sandbox *sb, long long now)
+{
+    long long ms = sb->disk_walk_us * DISK_CHECK_SHARE / 1000;
+    if (ms < DISK_CHECK_MIN_MS)
+        ms = DISK_CHECK_MIN_MS;
+    if (ms > DISK_CHECK_MAX_MS)
+        ms = DISK_CHECK_MAX_MS;
+    return now + ms;
 }
 
 /* What data_dir held before an execution, for disk_trouble's "is it
@@ -745,7 +765,7 @@ static int on_wake(sesh_sandbox *sb, waiting *w)
     }
     if (w->next_disk_check >= 0 && now >= w->next_disk_check) {
         w->disk_stop = disk_trouble(sb, w->disk_before);
-        w->next_disk_check = w->disk_stop ? -1 : now + DISK_CHECK_MS;
+        w->next_disk_check = w->disk_stop ? -1 : next_disk_check(sb, now);
         if (w->disk_stop && w->next_interrupt < 0)
             start_interrupt(sb, w, now);
     }
@@ -787,7 +807,7 @@ sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int time
     if (execute && sb->data_fd >= 0) {
         w.disk_before = disk_bytes_before(sb);
         sb->disk_last_ok = 0;          /* until this execution's closing measure */
-        w.next_disk_check = now + DISK_CHECK_MS;
+        w.next_disk_check = next_disk_check(sb, now);
     }
 
     char *why = NULL;

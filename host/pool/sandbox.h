@@ -71,7 +71,8 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err);
  * interpreter does not stop within a grace period it is killed.
  * On SESH_RUN_OK, SESH_RUN_TIMED_OUT and SESH_RUN_ABANDONED, *reply is a new
  * reference to the validated reply object. On SESH_RUN_LOST, *reply is NULL and *err says why.
- * Disk use: while the code runs, data_dir is measured every half second; when
+ * Disk use: while the code runs, data_dir is measured every 50 ms (up to every
+ * half second when a measure is long: a twentieth of the time at most); when
  * it grows past disk_limit the code is interrupted as at a timeout and the
  * reply (status Failure) says so in stderr. The outcome is then SESH_RUN_OK.
  * It is measured again after every execution, however short; what it held

@@ -200,8 +200,11 @@ describe("sesh-pool sandboxes started on demand", function()
   end)
 
   local PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [3, 1, 2])\nplt.title('t')"
-  local SETTINGS = "import matplotlib as m; (m.get_backend(), m.rcParams['figure.figsize'][0], " ..
-                   "m.rcParams['figure.dpi'], m.is_interactive())"
+  local SETTINGS = "import matplotlib as m, os, subprocess, sys; (m.get_backend(), " ..
+                   "m.rcParams['figure.figsize'][0], m.rcParams['figure.dpi'], m.is_interactive(), " ..
+                   "os.environ.get('MPLBACKEND'), subprocess.run([sys.executable, '-c', " ..
+                   "'import matplotlib; print(matplotlib.get_backend())'], capture_output=True, " ..
+                   "text=True).stdout.strip())"
 
   local function figure(pool, id)
     local _, p = pool:execute(PLOT, { identifier = id, timeout = 120 })
@@ -221,6 +224,7 @@ describe("sesh-pool sandboxes started on demand", function()
     assert.are.same(warm_size, cold_size)
     assert.are.same(warm_settings.properties.result, cold_settings.properties.result)
     assert.matches("matplotlib_inline", cold_settings.properties.result)
+    assert.matches("'Agg', 'agg'%)$", cold_settings.properties.result)   -- children keep Agg
     -- and a second figure in the same cold session, after the first one loaded it all
     assert.are.same(warm_size, (figure(cold, "cold-plot")))
   end)
