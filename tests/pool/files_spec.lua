@@ -92,33 +92,16 @@ open('/mnt/data/sub/owned.txt').read()]]))
     -- pool runs each sandbox as a uid of its own): the file must be the new one's
     local host, port = pool.endpoint:match("http://([^:]+):(%d+)")
     local go, out = pool.dir .. "/slow.go", pool.dir .. "/slow.out"
-    local prog = util.write(pool.dir .. "/slow_upload.py", [[
-import os, socket, sys, time
-host, port, token, go = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-data = b"x" * 300000
-head = (b'--sesh-boundary\r\nContent-Disposition: form-data; name="file"; filename="slow.txt"\r\n'
-        b'Content-Type: text/plain\r\n\r\n')
-tail = b"\r\n--sesh-boundary--\r\n"
-body = head + data + tail
-s = socket.create_connection((host, port))
-s.sendall(("POST /files/upload?api-version=2024-02-02-preview&identifier=files-handover HTTP/1.1\r\n"
-           "Host: x\r\nAuthorization: Bearer %s\r\nContent-Type: multipart/form-data; boundary=sesh-boundary\r\n"
-           "Content-Length: %d\r\nConnection: close\r\n\r\n" % (token, len(body))).encode())
-s.sendall(body[:200000])
-while not os.path.exists(go):
-    time.sleep(0.05)
-s.sendall(body[200000:])
-answer = b""
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    answer += chunk
-sys.stdout.write(answer.decode())
-]])
+    local body = '--sesh-boundary\r\nContent-Disposition: form-data; name="file"; filename="slow.txt"\r\n' ..
+                 'Content-Type: text/plain\r\n\r\n' .. ("x"):rep(300000) .. '\r\n--sesh-boundary--\r\n'
+    local head = ("POST /files/upload?api-version=2024-02-02-preview&identifier=files-handover HTTP/1.1\r\n" ..
+      "Host: x\r\nAuthorization: Bearer %s\r\nContent-Type: multipart/form-data; boundary=sesh-boundary\r\n" ..
+      "Content-Length: %d\r\nConnection: close\r\n\r\n"):format(pool.token, #body)
+    local request = util.write(pool.dir .. "/slow.http", head .. body)
     run("files-handover", "'first sandbox'")
-    os.execute(("%s %s %s %s %s %s > %s 2>&1 &"):format(os.getenv("PYTHON") or "/usr/bin/python3",
-      prog, host, port, pool.token, support.quote(go), support.quote(out)))
+    os.execute(("%s tests/support/raw_http.py %s %s %s --pause-at %d --until %s > %s 2>&1 &"):format(
+      os.getenv("PYTHON") or "/usr/bin/python3", host, port, support.quote(request), #head + 200000,
+      support.quote(go), support.quote(out)))
     support.sleep(1)                                   -- the upload has begun
     pool:execute("import os; os._exit(1)", { identifier = "files-handover" })
     run("files-handover", "'second sandbox'")

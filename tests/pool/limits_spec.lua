@@ -85,26 +85,14 @@ describe("sesh-pool limits", function()
     -- HTTP lets a client shut its sending side once the request is out; a 102
     -- Processing tells such a client from one that is gone, and it gets its answer
     local host, port = pool.endpoint:match("http://([^:]+):(%d+)")
-    local prog = util.write(pool.dir .. "/half.py", [[
-import socket, sys
-host, port, token = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-body = b'{"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": "import time\\ntime.sleep(0.5)\\n6 * 7"}}'
-head = ("POST /code/execute?api-version=2024-02-02-preview&identifier=lim-half HTTP/1.1\r\nHost: x\r\n"
-        "Authorization: Bearer %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
-        "Content-Length: %d\r\n\r\n" % (token, len(body))).encode()
-s = socket.create_connection((host, port))
-s.sendall(head + body)
-s.shutdown(socket.SHUT_WR)
-data = b""
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    data += chunk
-sys.stdout.write(data.decode())
-]])
-    local p = io.popen(("%s %s %s %s %s"):format(os.getenv("PYTHON") or "/usr/bin/python3", prog,
-                                                 host, port, pool.token))
+    local body = '{"properties": {"codeInputType": "inline", "executionType": "synchronous", ' ..
+                 '"code": "import time\\ntime.sleep(0.5)\\n6 * 7"}}'
+    local request = util.write(pool.dir .. "/half.http", ("POST /code/execute?api-version=" ..
+      "2024-02-02-preview&identifier=lim-half HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n" ..
+      "Content-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s")
+      :format(pool.token, #body, body))
+    local p = io.popen(("%s tests/support/raw_http.py %s %s %s --half-close"):format(
+      os.getenv("PYTHON") or "/usr/bin/python3", host, port, request))
     local answer = p:read("a")
     p:close()
     assert.matches("^HTTP/1%.1 102 Processing\r\n\r\nHTTP/1%.1 200 OK", answer)

@@ -80,6 +80,19 @@ static sesh_sandbox *start(const char *data_dir, const sesh_sandbox_config *extr
     return sb;
 }
 
+/* start() for one test, whose failure it reports as "NAME: start". */
+static sesh_sandbox *start_for(const char *name, const char *data_dir,
+                               const sesh_sandbox_config *extra)
+{
+    sesh_sandbox *sb = start(data_dir, extra);
+    if (!sb) {
+        char what[64];
+        snprintf(what, sizeof what, "%s: start", name);
+        check(0, what, "no sandbox");
+    }
+    return sb;
+}
+
 typedef struct {
     sesh_run_status status;
     json_t *reply;
@@ -589,11 +602,9 @@ static void test_disk(const char *data_dir)
     if (!selected("disk"))
         return;
     sesh_sandbox_config cfg = { .disk_limit = 64 << 20 };
-    sesh_sandbox *sb = start(data_dir, &cfg);
-    if (!sb) {
-        check(0, "disk: start", "no sandbox");
+    sesh_sandbox *sb = start_for("disk", data_dir, &cfg);
+    if (!sb)
         return;
-    }
     run_result r = run(sb, "with open('big', 'wb') as f:\n    f.write(b'x' * (100 << 20))");
     check(r.status == SESH_RUN_OK && strcmp(status_of(&r), "Failure") == 0 &&
           strstr(field(&r, "stderr"), "File too large"),
@@ -618,11 +629,9 @@ static void test_interrupt(const char *data_dir)
 {
     if (!selected("timeout"))
         return;
-    sesh_sandbox *sb = start(data_dir, NULL);
-    if (!sb) {
-        check(0, "timeout: start", "no sandbox");
+    sesh_sandbox *sb = start_for("timeout", data_dir, NULL);
+    if (!sb)
         return;
-    }
     run_result r = run(sb, "kept = 'still here'");
     done(&r);
     long long t = now_ms();
@@ -681,11 +690,9 @@ static void test_abandoned(const char *data_dir)
 {
     if (!selected("abandoned"))
         return;
-    sesh_sandbox *sb = start(data_dir, NULL);
-    if (!sb) {
-        check(0, "abandoned: start", "no sandbox");
+    sesh_sandbox *sb = start_for("abandoned", data_dir, NULL);
+    if (!sb)
         return;
-    }
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
         check(0, "abandoned: socketpair", "%s", strerror(errno));
