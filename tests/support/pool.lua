@@ -13,6 +13,7 @@
 -- so the same specs run against a sanitizer build.
 local http = require "sessions.http"
 local cjson = require "cjson"
+local util = require "support.util"
 
 local M = {}
 local Pool = {}
@@ -33,20 +34,10 @@ local function sh(cmd)
   return out
 end
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local quote, read = util.quote, util.read
 
 local function exists(path)    -- any kind of file, sockets included
-  return os.execute("test -e " .. ("'" .. path:gsub("'", "'\\''") .. "'")) == true
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
+  return os.execute("test -e " .. quote(path)) == true
 end
 
 local function sleep(s) os.execute("sleep " .. s) end
