@@ -177,6 +177,7 @@ int sesh_api_begin(sesh_api *api, sesh_call *call, sesh_reply *reply)
             return -1;
         }
         if (sesh_api_session(api, call, 1, reply) != 0) return -1;
+        if (sesh_op_upload_room(api, call, reply) != 0) return -1;
     }
     return 0;
 }

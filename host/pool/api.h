@@ -96,6 +96,7 @@ typedef struct sesh_call {
     int session_created;
     uint64_t t_start_ms;
     sesh_upload *upload;
+    uint64_t upload_taken;      /* bytes of the session's disk limit the upload took */
     char *upload_name;          /* cleaned remote name of the upload */
     int upload_seen;            /* a part named `file` arrived */
     int upload_done;            /* that part ended (a later `file` part is ignored) */
@@ -107,6 +108,7 @@ typedef struct sesh_api_config {
     int timeout_cap;            /* seconds: default and largest timeout of an execution */
     size_t max_output;          /* characters per stream, cap and first-generation default */
     uint64_t max_upload;        /* bytes */
+    uint64_t min_free_disk;     /* bytes kept free on the sessions' file system (--min-free-disk) */
 } sesh_api_config;
 
 typedef struct sesh_api sesh_api;

@@ -4,6 +4,7 @@
  * The safety of names and paths is files.c's; the shapes are here.
  */
 #include "pool/api_ops.h"
+#include "pool/sandbox_disk.h"
 #include "pool/util.h"
 
 #include <stdlib.h>
@@ -162,7 +163,9 @@ void sesh_op_file_delete(sesh_api *api, sesh_call *call, sesh_reply *reply)
         free(rel);
         return;
     }
-    sesh_files_status st = sesh_files_delete(sesh_session_dirfd(call->session), rel, &err);
+    uint64_t freed = 0;
+    sesh_files_status st = sesh_files_delete(sesh_session_dirfd(call->session), rel, &freed, &err);
+    sesh_quota_freed(sesh_session_quota(call->session), freed);
     sesh_session_files_changed(call->session);
     free(rel);
     if (st != SESH_FILES_OK) {
@@ -193,6 +196,71 @@ void sesh_op_download(sesh_api *api, sesh_call *call, sesh_reply *reply)
     reply->fd_size = size;
     reply->fd_type = sesh_files_content_type(rel);
     free(rel);
+}
+
+/* ---- the disk an upload may use ----
+ * Two limits: the session's (--max-disk, quota.h), counting what its
+ * /mnt/data holds and every upload of it in flight; and the host's
+ * (--min-free-disk), the free space the sessions' file system keeps. Both
+ * are checked before an upload writes (with the size the body announces) and
+ * for each piece it writes, so a refused upload leaves nothing behind. */
+
+#define MULTIPART_FRAMING 65536     /* bytes of a body that may be framing, not file */
+
+/* 0 when n more bytes may be written (taken from the session's quota when
+ * `take`), else -1 with the error in reply. done: bytes the upload wrote. */
+static int disk_room(sesh_api *api, sesh_call *call, uint64_t n, int take, uint64_t done,
+                     sesh_reply *reply)
+{
+    int dirfd = sesh_session_dirfd(call->session);
+    sesh_quota *q = sesh_session_quota(call->session);
+    sesh_quota_view v;
+    sesh_quota_status st = take ? sesh_quota_take(q, dirfd, n, &v) : sesh_quota_check(q, dirfd, n, &v);
+    if (st == SESH_QUOTA_UNKNOWN) {
+        sesh_reply_error(reply, 413, "SessionDiskLimitExceeded", "file",
+                         "/mnt/data holds more than %d files, or directories nested deeper than %d "
+                         "levels, so the session's disk limit (--max-disk) cannot be checked: "
+                         "uploads are refused until files are deleted",
+                         SESH_DISK_MAX_ENTRIES, SESH_DISK_MAX_DEPTH);
+        return -1;
+    }
+    if (st == SESH_QUOTA_OVER) {
+        sesh_reply_error(reply, 413, "SessionDiskLimitExceeded", "file",
+                         "the upload does not fit in the session's disk limit of %llu bytes "
+                         "(--max-disk): /mnt/data holds %llu bytes and uploads in progress %llu, "
+                         "and this one %s %llu bytes; delete files to make room",
+                         (unsigned long long)v.limit, (unsigned long long)v.held,
+                         (unsigned long long)v.in_flight, done ? "was stopped after" : "announces",
+                         (unsigned long long)(done ? done : n));
+        return -1;
+    }
+    uint64_t floor = api->cfg.min_free_disk;
+    unsigned long long avail = floor ? sesh_disk_available(dirfd) : 0;
+    if (floor && (avail < floor || n > avail - floor)) {
+        if (take) sesh_quota_done(q, n, 0, 0);
+        sesh_reply_error(reply, 507, "InsufficientStorage", "file",
+                         "the pool's disk has %llu bytes free and keeps at least %llu free for the "
+                         "host (--min-free-disk): the upload%s was refused; retry later, or delete files",
+                         avail, (unsigned long long)floor, done ? " was stopped and" : "");
+        return -1;
+    }
+    return 0;
+}
+
+int sesh_op_upload_room(sesh_api *api, sesh_call *call, sesh_reply *reply)
+{
+    uint64_t announced = call->content_length > MULTIPART_FRAMING
+        ? (uint64_t)call->content_length - MULTIPART_FRAMING : 0;
+    return disk_room(api, call, announced, 0, 0, reply);
+}
+
+/* The upload in flight is dropped: its file goes, its bytes are given back. */
+static void upload_drop(sesh_call *call)
+{
+    sesh_upload_abort(call->upload);
+    call->upload = NULL;
+    sesh_quota_done(sesh_session_quota(call->session), call->upload_taken, 0, 0);
+    call->upload_taken = 0;
 }
 
 int sesh_op_upload_data(sesh_api *api, sesh_call *call, const char *filename,
@@ -228,11 +296,15 @@ int sesh_op_upload_data(sesh_api *api, sesh_call *call, const char *filename,
         return 0;
     }
     if (size == 0) return 0;
+    if (disk_room(api, call, size, 1, call->upload_taken, reply) != 0) {
+        upload_drop(call);
+        return -1;
+    }
+    call->upload_taken += size;
     char *err = NULL;
     sesh_files_status st = sesh_upload_write(call->upload, data, size, &err);
     if (st != SESH_FILES_OK) {
-        sesh_upload_abort(call->upload);
-        call->upload = NULL;
+        upload_drop(call);
         files_error(reply, st, "file", err);
         return -1;
     }
@@ -253,9 +325,13 @@ void sesh_op_upload_finish(sesh_api *api, sesh_call *call, sesh_reply *reply)
     memset(&info, 0, sizeof info);
     uid_t uid;
     gid_t gid;
+    uint64_t replaced = 0;
     sesh_session_files_begin(call->session, &uid, &gid);
-    sesh_files_status st = sesh_upload_commit(up, uid, gid, &info, &err);
+    sesh_files_status st = sesh_upload_commit(up, uid, gid, &info, &replaced, &err);
     sesh_session_files_end(call->session);
+    sesh_quota_done(sesh_session_quota(call->session), call->upload_taken,
+                    st == SESH_FILES_OK ? info.disk_bytes : 0, replaced);
+    call->upload_taken = 0;
     sesh_session_files_changed(call->session);
     if (st != SESH_FILES_OK) {
         files_error(reply, st, "file", err);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #define MAX_LIST_DEPTH   32
 #define MAX_REMOVE_DEPTH 4096
 #define UPLOAD_PREFIX    ".sesh-upload-"
+#define UPLOAD_HEX       16        /* random hex digits after it */
 
 #define MAX_LINKS 40                /* symlinks followed in one lookup, like the kernel */
 
@@ -188,6 +190,71 @@ sesh_files_status sesh_files_clean_name(const char *in, int allow_empty, char **
     return SESH_FILES_OK;
 }
 
+sesh_files_status sesh_files_check_new_name(const char *rel, char **err)
+{
+    if (!sesh_utf8_valid(rel, strlen(rel)))
+        return fail(SESH_FILES_BAD_NAME, err, "%s",
+                    "the file name is not UTF-8 text: the API could not list it");
+    for (const char *p = rel; *p;) {
+        if (strncmp(p, UPLOAD_PREFIX, sizeof UPLOAD_PREFIX - 1) == 0)
+            return fail(SESH_FILES_BAD_NAME, err,
+                        "file name '%.200s': names starting with '" UPLOAD_PREFIX "' are the "
+                        "pool's own (uploads in progress)", rel);
+        const char *slash = strchr(p, '/');
+        if (!slash) break;
+        p = slash + 1;
+    }
+    return SESH_FILES_OK;
+}
+
+/* ---- the temporary files of uploads in progress ----
+ * Listings skip exactly these (by name: 16 random hex digits, unique in the
+ * pool), so a file the session's code names like them is still listed. */
+
+static pthread_mutex_t temps_lock = PTHREAD_MUTEX_INITIALIZER;
+static char (*temps)[sizeof UPLOAD_PREFIX + UPLOAD_HEX];
+static size_t ntemps, temps_cap;
+
+static void temp_add(const char *name)
+{
+    pthread_mutex_lock(&temps_lock);
+    if (ntemps == temps_cap) {
+        temps_cap = temps_cap ? temps_cap * 2 : 16;
+        temps = sesh_xrealloc(temps, temps_cap * sizeof *temps);
+    }
+    snprintf(temps[ntemps++], sizeof *temps, "%s", name);
+    pthread_mutex_unlock(&temps_lock);
+}
+
+static void temp_remove(const char *name)
+{
+    pthread_mutex_lock(&temps_lock);
+    for (size_t i = 0; i < ntemps; i++)
+        if (strcmp(temps[i], name) == 0) {
+            memcpy(temps[i], temps[--ntemps], sizeof *temps);
+            break;
+        }
+    if (ntemps == 0) {              /* nothing in flight: nothing kept */
+        free(temps);
+        temps = NULL;
+        temps_cap = 0;
+    }
+    pthread_mutex_unlock(&temps_lock);
+}
+
+static int temp_in_flight(const char *name)
+{
+    if (strncmp(name, UPLOAD_PREFIX, sizeof UPLOAD_PREFIX - 1) != 0 ||
+        strlen(name) != sizeof UPLOAD_PREFIX - 1 + UPLOAD_HEX)
+        return 0;
+    int found = 0;
+    pthread_mutex_lock(&temps_lock);
+    for (size_t i = 0; i < ntemps && !found; i++)
+        found = strcmp(temps[i], name) == 0;
+    pthread_mutex_unlock(&temps_lock);
+    return found;
+}
+
 char *sesh_files_join(const char *dir, const char *name)
 {
     if (!dir || !*dir) return sesh_xstrdup(name);
@@ -214,6 +281,7 @@ static void fill_info(sesh_file_info *info, const char *name, const char *direct
     info->directory = sesh_xstrdup(directory);
     info->is_dir = S_ISDIR(st->st_mode);
     info->size = (uint64_t)st->st_size;
+    info->disk_bytes = (uint64_t)st->st_blocks * 512;
     info->mtime = st->st_mtim;
 }
 
@@ -302,7 +370,7 @@ static void list_dir(int root, const char *base, int dirfd, const char *prefix, 
         const char *name = names[i];
         struct stat st;
         if (out->n >= MAX_LIST_ITEMS) break;
-        if (strncmp(name, UPLOAD_PREFIX, sizeof UPLOAD_PREFIX - 1) == 0) continue;
+        if (temp_in_flight(name)) continue;
         if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
         int is_link = S_ISLNK(st.st_mode);
         if (is_link) {
@@ -371,8 +439,15 @@ sesh_files_status sesh_files_open_read(int root, const char *rel, int *fdp, uint
     return SESH_FILES_OK;
 }
 
-sesh_files_status sesh_files_delete(int root, const char *rel, char **err)
+/* The blocks that go when this name goes: none while other links remain. */
+static uint64_t blocks_freed(const struct stat *st)
 {
+    return S_ISDIR(st->st_mode) || st->st_nlink <= 1 ? (uint64_t)st->st_blocks * 512 : 0;
+}
+
+sesh_files_status sesh_files_delete(int root, const char *rel, uint64_t *freed, char **err)
+{
+    if (freed) *freed = 0;
     char *dir, *base;
     split_path(rel, &dir, &base);
     sesh_files_status st = SESH_FILES_OK;
@@ -388,6 +463,8 @@ sesh_files_status sesh_files_delete(int root, const char *rel, char **err)
                 st = fail(SESH_FILES_CONFLICT, err, "directory '%s' is not empty", rel);
             else
                 st = lookup_error(errno, rel, err);
+        } else if (freed) {
+            *freed = blocks_freed(&sb);
         }
         close(pfd);
     }
@@ -443,18 +520,21 @@ sesh_files_status sesh_upload_begin(int root, const char *rel, uint64_t max, uid
                                     sesh_upload **upp, char **err)
 {
     *upp = NULL;
+    sesh_files_status st = sesh_files_check_new_name(rel, err);
+    if (st != SESH_FILES_OK) return st;
     sesh_upload *up = sesh_xcalloc(1, sizeof *up);
     up->fd = up->dirfd = -1;
     up->max = max;
     split_path(rel, &up->dir, &up->base);
-    sesh_files_status st = open_dirs(root, up->dir, uid, gid, &up->dirfd, err);
+    st = open_dirs(root, up->dir, uid, gid, &up->dirfd, err);
     if (st != SESH_FILES_OK) {
         sesh_upload_abort(up);
         return st;
     }
-    char hex[17];
-    sesh_random_hex(hex, 8);
+    char hex[UPLOAD_HEX + 1];
+    sesh_random_hex(hex, UPLOAD_HEX / 2);
     up->tmp = sesh_printf(UPLOAD_PREFIX "%s", hex);
+    temp_add(up->tmp);              /* before it exists: no listing shows it */
     up->fd = openat(up->dirfd, up->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (up->fd < 0) {
         if (err) *err = sesh_printf("cannot create '%s': %s", rel, strerror(errno));
@@ -491,10 +571,11 @@ sesh_files_status sesh_upload_write(sesh_upload *up, const void *data, size_t n,
 uint64_t sesh_upload_size(const sesh_upload *up) { return up->size; }
 
 sesh_files_status sesh_upload_commit(sesh_upload *up, uid_t uid, gid_t gid, sesh_file_info *info,
-                                     char **err)
+                                     uint64_t *replaced, char **err)
 {
     sesh_files_status st = SESH_FILES_OK;
-    struct stat sb;
+    struct stat sb, old;
+    if (replaced) *replaced = 0;
     if (uid != (uid_t)-1 && fchown(up->fd, uid, gid) != 0) {
         if (err) *err = sesh_printf("cannot hand the file to the session: %s", strerror(errno));
         st = SESH_FILES_IO;
@@ -503,15 +584,18 @@ sesh_files_status sesh_upload_commit(sesh_upload *up, uid_t uid, gid_t gid, sesh
         st = SESH_FILES_IO;
     } else {
         up->fd = -1;
+        int had = fstatat(up->dirfd, up->base, &old, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(old.st_mode);
         if (renameat(up->dirfd, up->tmp, up->dirfd, up->base) != 0) {
             int e = errno;
             st = (e == EISDIR || e == ENOTEMPTY || e == EEXIST)
                 ? fail(SESH_FILES_CONFLICT, err, "'%s' is a directory", up->base)
                 : lookup_error(e, up->base, err);
         } else {
+            temp_remove(up->tmp);
             free(up->tmp);
             up->tmp = NULL;      /* nothing left to remove */
             if (info) fill_info(info, up->base, up->dir, &sb);
+            if (replaced && had) *replaced = blocks_freed(&old);
         }
     }
     sesh_upload_abort(up);
@@ -523,6 +607,7 @@ void sesh_upload_abort(sesh_upload *up)
     if (!up) return;
     if (up->fd >= 0) close(up->fd);
     if (up->tmp && up->dirfd >= 0) unlinkat(up->dirfd, up->tmp, 0);
+    if (up->tmp) temp_remove(up->tmp);
     if (up->dirfd >= 0) close(up->dirfd);
     free(up->tmp);
     free(up->base);

@@ -4,6 +4,7 @@
  * server.c (HTTP), api*.c (the API), sessions.c (sessions), sandbox.c.
  */
 #include "pool/api.h"
+#include "pool/datadir.h"
 #include "pool/files.h"
 #include "pool/log.h"
 #include "pool/server.h"
@@ -25,6 +26,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -35,6 +37,8 @@ typedef struct options {
     const char *pid_file, *log_file;
     int idle_exit, daemon, ready, cooldown, max_sessions, timeout, network;
     long long max_upload, max_output, max_disk;
+    long long min_free_disk;    /* bytes, or -percent of the file system (resolved in setup) */
+    int min_free_default;       /* not given: 5%, at most 1 GiB */
 } options;
 
 static void usage(FILE *f)
@@ -54,7 +58,10 @@ static void usage(FILE *f)
           "  --max-output CHARS    cap of stdout/stderr per execution (default 1048576)\n"
           "  --max-upload BYTES    largest upload; beyond, 413 (default 134217728)\n"
           "  --max-disk BYTES      disk use of a session's /mnt/data; beyond, its code is stopped\n"
-          "                        (default 1073741824)\n"
+          "                        and uploads are refused with 413 (default 1073741824)\n"
+          "  --min-free-disk BYTES|N%  free space the state directory's file system keeps:\n"
+          "                        below it uploads are refused with 507 and code that writes is\n"
+          "                        stopped (default: 5% of the file system, at most 1073741824)\n"
           "  --network             give sandboxes the host's network (default: none)\n"
           "  --idle-exit SECONDS   exit after that long with no session (0: never)\n"
           "  --daemon              detach once listening (log: --log-file, or pool.log by the socket)\n"
@@ -76,17 +83,34 @@ static int parse_int(const char *opt, const char *s, long long lo, long long hi,
     return 0;
 }
 
+/* --min-free-disk: bytes, or "N%" of the file system (kept as -N). */
+static int parse_min_free(const char *s, long long *out)
+{
+    size_t n = strlen(s);
+    if (n > 1 && s[n - 1] == '%') {
+        char *num = strndup(s, n - 1);
+        long long pct;
+        int rc = num ? parse_int("--min-free-disk (percent)", num, 0, 90, &pct) : -1;
+        free(num);
+        if (rc == 0) *out = -pct;
+        return rc;
+    }
+    return parse_int("--min-free-disk", s, 0, 1LL << 50, out);
+}
+
 static int parse_options(int argc, char **argv, options *o)
 {
     enum { O_LISTEN = 256, O_SOCKET, O_TOKEN, O_STATE, O_PYTHON, O_IDLE, O_DAEMON, O_READY, O_COOL,
-           O_MAXS, O_TIMEOUT, O_MAXOUT, O_MAXUP, O_MAXDISK, O_NET, O_PID, O_LOG, O_HELP };
+           O_MAXS, O_TIMEOUT, O_MAXOUT, O_MAXUP, O_MAXDISK, O_NET, O_PID, O_LOG, O_HELP,
+           O_MINFREE };
     static const struct option longopts[] = {
         { "listen", 1, 0, O_LISTEN }, { "socket", 1, 0, O_SOCKET }, { "token-file", 1, 0, O_TOKEN },
         { "state-dir", 1, 0, O_STATE }, { "python", 1, 0, O_PYTHON }, { "idle-exit", 1, 0, O_IDLE },
         { "daemon", 0, 0, O_DAEMON }, { "ready-sessions", 1, 0, O_READY }, { "cooldown", 1, 0, O_COOL },
         { "max-sessions", 1, 0, O_MAXS }, { "timeout", 1, 0, O_TIMEOUT }, { "max-output", 1, 0, O_MAXOUT },
         { "max-upload", 1, 0, O_MAXUP }, { "max-disk", 1, 0, O_MAXDISK }, { "network", 0, 0, O_NET }, { "pid-file", 1, 0, O_PID },
-        { "log-file", 1, 0, O_LOG }, { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 },
+        { "log-file", 1, 0, O_LOG }, { "help", 0, 0, O_HELP }, { "min-free-disk", 1, 0, O_MINFREE },
+        { 0, 0, 0, 0 },
     };
     memset(o, 0, sizeof *o);
     o->ready = 1;
@@ -95,6 +119,9 @@ static int parse_options(int argc, char **argv, options *o)
     o->timeout = 220;
     o->max_output = 1 << 20;
     o->max_upload = 128LL << 20;
+    o->max_disk = 1LL << 30;
+    o->min_free_disk = -5;
+    o->min_free_default = 1;
     o->python = "/usr/bin/python3";
     int c;
     long long v;
@@ -120,6 +147,7 @@ static int parse_options(int argc, char **argv, options *o)
         case O_MAXOUT: if (parse_int("--max-output", optarg, 0, 1LL << 30, &v)) return -1; o->max_output = v; break;
         case O_MAXUP: if (parse_int("--max-upload", optarg, 0, 1LL << 40, &v)) return -1; o->max_upload = v; break;
         case O_MAXDISK: if (parse_int("--max-disk", optarg, 1 << 20, 1LL << 50, &v)) return -1; o->max_disk = v; break;
+        case O_MINFREE: if (parse_min_free(optarg, &o->min_free_disk)) return -1; o->min_free_default = 0; break;
         case ':':
             fprintf(stderr, "sesh-pool: %s needs a value (see --help)\n", name);
             return -1;
@@ -388,6 +416,19 @@ static char *make_work_dir(const char *state_dir, char **err)
     return dir;
 }
 
+/* --min-free-disk in bytes: a percent of the file system the session
+ * directories live on, and by default at most 1 GiB (enough for the host
+ * to go on; a larger share of a large disk would only refuse uploads). */
+static long long min_free_bytes(const options *o, const char *work_dir)
+{
+    if (o->min_free_disk >= 0) return o->min_free_disk;
+    struct statvfs v;
+    if (statvfs(work_dir, &v) != 0) return 0;
+    long long share = (long long)((unsigned long long)v.f_blocks * v.f_frsize / 100 *
+                                  (unsigned long long)-o->min_free_disk);
+    return o->min_free_default && share > (1LL << 30) ? 1LL << 30 : share;
+}
+
 /* ---- life ---- */
 
 typedef struct pool {
@@ -398,6 +439,8 @@ typedef struct pool {
     char *address;
     int listen_fd;
     char *work_dir;
+    long long min_free;         /* --min-free-disk, in bytes */
+    char *datadir_note;         /* how sessions see their directories, for the log */
     char *pid_file;
     sesh_manager *m;
     sesh_api *api;
@@ -443,12 +486,16 @@ static int setup(pool *p, char **err)
     }
     p->token = load_token(p->token_file, err);
     if (!p->token) return -1;
+    /* Before any thread: it may enter namespaces of the pool's own. */
+    p->datadir_note = sesh_datadir_setup(p->work_dir);
+    p->min_free = min_free_bytes(o, p->work_dir);
 
     sesh_manager_config mc = { 0 };
     mc.work_dir = p->work_dir;
     mc.sandbox.python = o->python;
     mc.sandbox.network = o->network;
     mc.sandbox.disk_limit = (size_t)o->max_disk;
+    mc.sandbox.min_free_disk = (size_t)p->min_free;
     /* sandbox.uid stays 0: a root pool gives each sandbox a uid of its own, so
      * one session's processes and files are never another's (sessions.c hands
      * each session's files to its sandbox's uid). */
@@ -460,7 +507,7 @@ static int setup(pool *p, char **err)
     if (!p->m) return -1;
 
     sesh_api_config ac = { .timeout_cap = o->timeout, .max_output = (size_t)o->max_output,
-                           .max_upload = (uint64_t)o->max_upload };
+                           .max_upload = (uint64_t)o->max_upload, .min_free_disk = (uint64_t)p->min_free };
     p->api = sesh_api_new(p->m, &ac);
     sesh_server_config sc = { .listen_fd = p->listen_fd, .token = p->token,
                               .max_connections = 512, .idle_timeout = 60 };
@@ -504,17 +551,17 @@ static void teardown(pool *p)
     free(p->address);
     free(p->work_dir);
     free(p->pid_file);
+    free(p->datadir_note);
 }
 
 static char *startup_line(pool *p)
 {
     return sesh_printf("sesh-pool: listening on %s (token file %s, state dir %s, ready %d, "
                        "max sessions %d, cooldown %d s, timeout %d s, max upload %lld bytes, "
-                       "max disk %lld bytes, idle exit %d s, network %s)\n",
+                       "max disk %lld bytes, min free disk %lld bytes, idle exit %d s, network %s)\n",
                        p->address, p->token_file, p->work_dir, p->o.ready, p->o.max_sessions,
-                       p->o.cooldown, p->o.timeout, p->o.max_upload,
-                       p->o.max_disk ? p->o.max_disk : 1LL << 30, p->o.idle_exit,
-                       p->o.network ? "on" : "off");
+                       p->o.cooldown, p->o.timeout, p->o.max_upload, p->o.max_disk, p->min_free,
+                       p->o.idle_exit, p->o.network ? "on" : "off");
 }
 
 /* Detaches: the parent waits until the child listens (or fails), prints
@@ -635,6 +682,7 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
     sesh_log("%.*s", (int)strlen(line) - 1, line + strlen("sesh-pool: "));
+    sesh_log("%s", p.datadir_note);
     free(line);
 
     for (;;) {

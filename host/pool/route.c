@@ -26,6 +26,7 @@ static const struct { const char *name; int gen; } versions[] = {
 typedef struct segs {
     char **v;
     int n;
+    int nul;                    /* a part decoded to a NUL (%00) */
 } segs;
 
 static void segs_free(segs *s)
@@ -37,7 +38,7 @@ static void segs_free(segs *s)
 /* Splits the raw path on '/', dropping empty parts, decoding each one. */
 static segs split(const char *raw, size_t len)
 {
-    segs s = { sesh_xcalloc(len / 2 + 2, sizeof(char *)), 0 };
+    segs s = { sesh_xcalloc(len / 2 + 2, sizeof(char *)), 0, 0 };
     size_t i = 0;
     while (i < len) {
         while (i < len && raw[i] == '/') i++;
@@ -46,7 +47,7 @@ static segs split(const char *raw, size_t len)
         if (j > i) {
             char *part = strndup(raw + i, j - i);
             if (!part) abort();
-            sesh_percent_decode(part, 0);
+            if (sesh_percent_decode_text(part, 0) != 0) s.nul = 1;
             s.v[s.n++] = part;
         }
         i = j;
@@ -152,8 +153,11 @@ static void set_param(char **slot, char *value)
     *slot = value;
 }
 
-/* Splits the query; returns the api-version given (malloc'd) or NULL. */
-static char *parse_query(sesh_call *call, const char *q)
+/* Splits the query; returns the api-version given (malloc'd) or NULL.
+ * A name or value that decodes to a NUL (%00) would end early as a C string
+ * and name something else (identifier=abcd%00x is not session abcd): *nul
+ * gets the first such parameter's name, and the request is refused. */
+static char *parse_query(sesh_call *call, const char *q, char **nul)
 {
     char *version = NULL;
     char *copy = sesh_xstrdup(q), *save = NULL;
@@ -161,11 +165,16 @@ static char *parse_query(sesh_call *call, const char *q)
         char *eq = strchr(kv, '=');
         char *value = eq ? eq + 1 : kv + strlen(kv);
         if (eq) *eq = '\0';
-        sesh_percent_decode(kv, 1);
+        int bad = sesh_percent_decode_text(kv, 1) != 0;
         /* No identifier holds a space, so a '+' in one is a '+'. */
         int plus_is_space = strcmp(kv, "identifier") != 0;
         char *v = sesh_xstrdup(value);
-        sesh_percent_decode(v, plus_is_space);
+        bad |= sesh_percent_decode_text(v, plus_is_space) != 0;
+        if (bad) {
+            if (!*nul) *nul = sesh_xstrdup(kv);
+            free(v);
+            continue;
+        }
         if (strcmp(kv, "identifier") == 0) set_param(&call->identifier, v);
         else if (strcasecmp(kv, "api-version") == 0) set_param(&version, v);
         else if (strcmp(kv, "path") == 0) set_param(&call->query_path, v);
@@ -175,6 +184,22 @@ static char *parse_query(sesh_call *call, const char *q)
     }
     free(copy);
     return version;
+}
+
+/* A %00 in the path (param NULL) or in a query parameter: never part of a
+ * name, identifier or id, so refused whatever the operation. */
+static void refuse_nul(sesh_reply *reply, const char *param)
+{
+    if (!param)
+        sesh_reply_error(reply, 400, "InvalidPath", NULL,
+                         "the request path holds an encoded NUL character (%%00), which no file "
+                         "name, execution id or other part of a path may hold");
+    else if (strcmp(param, "identifier") == 0)
+        sesh_reply_error(reply, 400, "InvalidIdentifier", "identifier",
+                         "the session identifier holds an encoded NUL character (%%00)");
+    else
+        sesh_reply_error(reply, 400, "InvalidParameter", param,
+                         "the query parameter '%.64s' holds an encoded NUL character (%%00)", param);
 }
 
 int sesh_call_parse(sesh_call *call, const char *method, const char *raw_uri, sesh_reply *reply)
@@ -192,9 +217,16 @@ int sesh_call_parse(sesh_call *call, const char *method, const char *raw_uri, se
                          urilen, SESH_MAX_URI);
         return -1;
     }
-    char *version = qmark ? parse_query(call, qmark + 1) : NULL;
+    char *nul = NULL;
+    char *version = qmark ? parse_query(call, qmark + 1, &nul) : NULL;
     segs s = split(raw_uri, pathlen);
     int at = 0, rc = -1;
+
+    if (nul || s.nul) {
+        refuse_nul(reply, s.nul ? NULL : nul);
+        free(nul);
+        goto done;
+    }
 
     /* The Azure prefix: /subscriptions/{s}/resourceGroups/{g}/sessionPools/{p} */
     if (s.n >= 6 && strcasecmp(s.v[0], "subscriptions") == 0 &&
@@ -282,7 +314,9 @@ void sesh_call_free(sesh_call *call)
     free(call->recursive);
     free(call->skip);
     json_decref(call->json);
-    sesh_upload_abort(call->upload);
+    sesh_upload_abort(call->upload);           /* a request that ended mid-upload */
+    if (call->upload_taken && call->session)
+        sesh_quota_done(sesh_session_quota(call->session), call->upload_taken, 0, 0);
     sesh_session_release(call->session);
     free(call->upload_name);
     sesh_file_info_free(&call->upload_info);

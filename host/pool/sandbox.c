@@ -34,8 +34,10 @@
 #include <sys/mman.h>
 #include <sys/pidfd.h>
 #include <sys/resource.h>
+#include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,7 +66,7 @@ extern const unsigned long sesh_runner_py_len;
 #define INTERRUPT_REPEAT_MS  400        /* a KeyboardInterrupt can be lost: Ctrl-C again */
 #define MAX_REPLY            (64u << 20)
 #define TAIL_SIZE            2048
-#define HOST_STAGE           "/mnt"     /* where a root pool shows bwrap the data dir */
+#define HOST_STAGE           "/mnt"     /* where a pool that may mount shows bwrap the data dir */
 
 /* A process, by pidfd where the kernel has them (fd -1 otherwise). */
 typedef struct {
@@ -82,6 +84,7 @@ struct sesh_sandbox {
     uid_t uid;                 /* host uid of the sandbox's processes */
     int data_fd;               /* the data directory, for measuring it */
     size_t disk_limit;
+    size_t min_free_disk;      /* the floor of free space on data_dir's file system */
     atomic_uint disk_gen;      /* bumped when the pool changes files in data_dir */
     unsigned long long disk_last;  /* bytes measured at the end of the last execution, */
     unsigned disk_last_gen;    /* at this disk_gen, */
@@ -621,6 +624,11 @@ static char *disk_trouble(sesh_sandbox *sb, unsigned long long before)
     if (u.bytes > sb->disk_limit && u.bytes > before)
         return format("/mnt/data holds %llu bytes, over the session's limit of %zu bytes",
                       u.bytes, sb->disk_limit);
+    unsigned long long free_bytes;
+    if (sb->min_free_disk && u.bytes > before &&
+        (free_bytes = sesh_disk_available(sb->data_fd)) < sb->min_free_disk)
+        return format("the pool's disk has %llu bytes free, below the floor of %zu bytes it "
+                      "keeps for the host", free_bytes, sb->min_free_disk);
     return NULL;
 }
 
@@ -1019,13 +1027,27 @@ static size_t tmp_size(const sesh_sandbox_config *cfg, size_t disk_limit)
     return DEFAULT_TMP_SIZE < most ? DEFAULT_TMP_SIZE : most;
 }
 
+/* May this process mount (root, or a pool in a user namespace of its own,
+ * see datadir.h)? Then bwrap is shown data_dir at HOST_STAGE, and its
+ * command line, which the sandbox's init shows in /proc/1/cmdline, names
+ * no path of the host. */
+static int may_mount(void)
+{
+    struct __user_cap_header_struct head = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+    if (syscall(SYS_capget, &head, caps) != 0)
+        return geteuid() == 0;
+    return (caps[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective & CAP_TO_MASK(CAP_SYS_ADMIN)) != 0;
+}
+
 static char *spawn_bwrap(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int as_root,
                          const int fds[SESH_SPAWN_FDS])
 {
+    int stage = as_root || may_mount();
     sesh_bwrap_options o = {
         .python = cfg->python && *cfg->python ? cfg->python : DEFAULT_PYTHON,
         .network = cfg->network,
-        .data_src = as_root ? HOST_STAGE : cfg->data_dir,
+        .data_src = stage ? HOST_STAGE : cfg->data_dir,
         .tmp_size = tmp_size(cfg, sb->disk_limit),
         .shm_size = DEFAULT_SHM_SIZE,
         /* RLIMIT_NPROC counts a uid's processes in its user namespace and in
@@ -1040,7 +1062,7 @@ static char *spawn_bwrap(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int a
         .argv = sesh_bwrap_argv(&o), .envp = sesh_sandbox_env(),
         .nice = sb->background ? BACKGROUND_NICE : SANDBOX_NICE,
         .as_root = as_root, .uid = sb->uid, .gid = (gid_t)sb->uid,
-        .data_dir = cfg->data_dir, .stage = HOST_STAGE,
+        .data_dir = cfg->data_dir, .stage = stage ? HOST_STAGE : NULL,
     };
     memcpy(plan.fds, fds, sizeof plan.fds);
     size_t memory = cfg->memory_limit ? cfg->memory_limit : DEFAULT_MEMORY;
@@ -1119,6 +1141,7 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err)
     sb->bwrap.fd = sb->init.fd = sb->python.fd = sb->chan = sb->console = sb->status_fd = -1;
     sb->data_fd = open(cfg->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     sb->disk_limit = cfg->disk_limit ? cfg->disk_limit : DEFAULT_DISK;
+    sb->min_free_disk = cfg->min_free_disk;
     int as_root = geteuid() == 0;
     sb->uid = !as_root ? getuid() : cfg->uid ? cfg->uid : allocate_uid();
     /* Lifting a priority takes root, and the uid alone must name the sandbox's

@@ -32,6 +32,8 @@ typedef struct sesh_sandbox_config {
     uid_t uid;                 /* host uid to run as when the pool is root, 0: one of
                                   its own for each sandbox (so limits are not shared) */
     size_t disk_limit;         /* bytes under data_dir, 0: default (see sesh_sandbox_execute) */
+    size_t min_free_disk;      /* bytes the file system of data_dir keeps free: code that
+                                  makes data_dir grow below it is stopped; 0: no floor */
     int background;            /* non-zero: start at the lowest CPU priority, so a warm
                                   sandbox starting does not slow the sessions at work;
                                   sesh_sandbox_foreground() lifts it. Only a root pool
@@ -73,7 +75,8 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err);
  * reference to the validated reply object. On SESH_RUN_LOST, *reply is NULL and *err says why.
  * Disk use: while the code runs, data_dir is measured every 50 ms (up to every
  * half second when a measure is long: a twentieth of the time at most); when
- * it grows past disk_limit the code is interrupted as at a timeout and the
+ * it grows past disk_limit, or grows while its file system has less than
+ * min_free_disk free, the code is interrupted as at a timeout and the
  * reply (status Failure) says so in stderr. The outcome is then SESH_RUN_OK.
  * It is measured again after every execution, however short; what it held
  * before is the last measure, unless sesh_sandbox_files_changed() said the

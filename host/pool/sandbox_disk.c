@@ -4,10 +4,12 @@
 #include "pool/sandbox_disk.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -92,4 +94,12 @@ void sesh_disk_give(int dirfd, uid_t uid)
     long entries = 0;
     int too_deep = 0;
     walk(dirfd, 0, &entries, &too_deep, give, &uid);
+}
+
+unsigned long long sesh_disk_available(int fd)
+{
+    struct statvfs v;
+    if (fstatvfs(fd, &v) != 0)
+        return ULLONG_MAX;
+    return (unsigned long long)v.f_bavail * v.f_frsize;
 }

@@ -249,10 +249,11 @@ static void child_limits(const sesh_spawn_plan *p)
     }
 }
 
-static void child_drop_root(const sesh_spawn_plan *p)
+static void child_stage_data(const sesh_spawn_plan *p)
 {
     /* bwrap runs unprivileged and must reach the data directory by path,
-     * though its parents may be closed to the sandbox uid: show it at the
+     * though its parents may be closed to the sandbox uid; and bwrap's
+     * command line shows in the sandbox (/proc/1/cmdline): show it at the
      * stage, in a mount namespace of our own. */
     if (unshare(CLONE_NEWNS) < 0)
         child_fail("unshare(CLONE_NEWNS)");
@@ -260,6 +261,10 @@ static void child_drop_root(const sesh_spawn_plan *p)
         child_fail("make / private");
     if (mount(p->data_dir, p->stage, "none", MS_BIND, NULL) < 0)
         child_fail("bind the data directory");
+}
+
+static void child_drop_root(const sesh_spawn_plan *p)
+{
     if (setgroups(0, NULL) < 0)
         child_fail("setgroups");
     if (setresgid(p->gid, p->gid, p->gid) < 0)
@@ -272,6 +277,8 @@ static void child_run(const sesh_spawn_plan *p)
 {
     child_descriptors(p);
     child_limits(p);
+    if (p->stage)
+        child_stage_data(p);
     if (p->as_root)
         child_drop_root(p);
     /* Untrusted code yields the CPU to the pool that serves everyone. */

@@ -49,8 +49,10 @@ typedef struct sesh_spawn_plan {
     const char *limit_names[SESH_SPAWN_LIMITS];
     int nlimits;
     int nice;
-    /* A root pool: the child drops to uid/gid before exec, and shows bwrap
-     * data_dir at stage (bwrap, unprivileged, must reach it by path). */
+    /* stage (NULL: none): the child shows bwrap data_dir there, in a mount
+     * namespace of its own (bwrap, unprivileged, must reach it by path, and
+     * its command line should name no host path). as_root: a root pool; the
+     * child drops to uid/gid before exec. */
     int as_root;
     uid_t uid;
     gid_t gid;

@@ -9,6 +9,7 @@
  * then session.
  */
 #include "pool/sessions.h"
+#include "pool/datadir.h"
 #include "pool/files.h"
 #include "pool/log.h"
 #include "pool/sandbox_disk.h"
@@ -56,6 +57,7 @@ struct sesh_session {
     atomic_uint owner;            /* whom files are given to; follows sb */
     pthread_rwlock_t files_lock;  /* uploads (read) against a new sandbox's hand-over */
     atomic_uint handed;           /* uploads' files made or handed over, under files_lock */
+    sesh_quota quota;             /* the disk limit, as uploads meet it */
     sesh_execution *records;
     int nrecords;
     sesh_session *next;
@@ -93,32 +95,16 @@ void sesh_run_clear(sesh_run *r)
 
 /* ---- directories and sandboxes ---- */
 
+/* A session directory as datadir.h makes it: its own mount, so nothing
+ * inside shows where it lives on the host. */
 static int make_dir(sesh_manager *m, char **name_out, int *fd_out, char **err)
 {
-    char hex[17];
-    sesh_random_hex(hex, 8);
-    char *name = sesh_printf("s-%s", hex);
-    if (mkdirat(m->work_fd, name, 0700) != 0) {
-        if (err) *err = sesh_printf("cannot create a session directory in %s: %s", m->work_dir, strerror(errno));
-        free(name);
-        return -1;
-    }
-    int fd = openat(m->work_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        if (err) *err = sesh_printf("cannot open a session directory: %s", strerror(errno));
-        unlinkat(m->work_fd, name, AT_REMOVEDIR);
-        free(name);
-        return -1;
-    }
-    *name_out = name;
-    *fd_out = fd;
-    return 0;
+    return sesh_datadir_make(m->work_fd, name_out, fd_out, err);
 }
 
 static void drop_dir(sesh_manager *m, char *name, int fd)
 {
-    if (fd >= 0) close(fd);
-    if (name && sesh_files_remove_tree(m->work_fd, name) != 0)
+    if (sesh_datadir_drop(m->work_fd, name, fd) != 0)
         sesh_log("could not remove all of session directory %s/%s", m->work_dir, name);
     free(name);
 }
@@ -173,6 +159,7 @@ static void destroy(sesh_session *s)
 {
     sesh_sandbox_free(s->sb);
     drop_dir(s->m, s->name, s->dirfd);
+    sesh_quota_destroy(&s->quota);
     free_records(s->records);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
@@ -240,6 +227,7 @@ sesh_sess_status sesh_manager_acquire(sesh_manager *m, const char *identifier, i
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     pthread_rwlock_init(&s->files_lock, NULL);
+    sesh_quota_init(&s->quota, m->cfg.sandbox.disk_limit);
     if (m->warm) {                      /* a ready sandbox: the fast path */
         warm *w = m->warm;
         m->warm = w->next;
@@ -256,6 +244,7 @@ sesh_sess_status sesh_manager_acquire(sesh_manager *m, const char *identifier, i
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
         pthread_rwlock_destroy(&s->files_lock);
+        sesh_quota_destroy(&s->quota);
         free(s->id);
         free(s);
         return SESH_SESS_FAILED;
@@ -383,6 +372,7 @@ void sesh_session_infos_free(sesh_session_info *infos, size_t n)
 }
 
 int sesh_session_dirfd(const sesh_session *s) { return s->dirfd; }
+sesh_quota *sesh_session_quota(sesh_session *s) { return &s->quota; }
 
 void sesh_session_files_changed(sesh_session *s)
 {
@@ -527,6 +517,7 @@ static void run_turn(sesh_session *s, json_t *request, int timeout_ms, sesh_watc
     json_t *reply = NULL;
     char *err = NULL;
     run->status = sesh_sandbox_execute(s->sb, request, timeout_ms, watch, &reply, &err);
+    sesh_quota_changed(&s->quota);          /* the code may have changed /mnt/data */
     run->run_ms = sesh_now_ms() - t0;
     run->reply = reply;
     if (run->status == SESH_RUN_LOST) {
@@ -841,6 +832,7 @@ sesh_manager *sesh_manager_new(const sesh_manager_config *cfg, char **err)
     m->cfg.sandbox.python = m->python;
     if (m->cfg.max_queue <= 0) m->cfg.max_queue = 64;
     if (m->cfg.max_sessions <= 0) m->cfg.max_sessions = 600;
+    if (m->cfg.sandbox.disk_limit == 0) m->cfg.sandbox.disk_limit = (size_t)1 << 30;  /* sandbox.h's */
     m->work_fd = open(m->work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (m->work_fd < 0) {
         if (err) *err = sesh_printf("cannot open %s: %s", m->work_dir, strerror(errno));

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <time.h>
 #include <jansson.h>
+#include "pool/quota.h"
 #include "pool/sandbox.h"
 
 typedef struct sesh_manager sesh_manager;
@@ -96,6 +97,8 @@ void sesh_session_infos_free(sesh_session_info *infos, size_t n);
 void sesh_session_info_get(sesh_session *s, sesh_session_info *info);
 
 int sesh_session_dirfd(const sesh_session *s);
+/* The session's disk limit as uploads meet it (quota.h): --max-disk. */
+sesh_quota *sesh_session_quota(sesh_session *s);
 /* The pool added or removed files of the session (see sesh_sandbox_files_changed). */
 void sesh_session_files_changed(sesh_session *s);
 const char *sesh_session_guid(const sesh_session *s);

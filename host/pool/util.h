@@ -24,8 +24,18 @@ void sesh_random_hex(char *out, size_t nbytes);  /* 2*nbytes hex + NUL */
 char *sesh_base64_decode(const char *in, size_t len, size_t *outlen);
 
 /* Decodes %XX escapes in place (and '+' as space when plus_is_space).
- * Malformed escapes are kept literally. Returns the new length. */
+ * Malformed escapes are kept literally. Returns the new length, which is
+ * more than strlen(s) when a %00 was decoded: no caller may take such a
+ * value as a C string (see sesh_percent_decode_text). */
 size_t sesh_percent_decode(char *s, int plus_is_space);
+
+/* Is s[0..n) well-formed UTF-8 (no overlong forms, surrogates or code points
+ * above U+10FFFF)? NUL bytes are well-formed: callers refuse them apart. */
+int sesh_utf8_valid(const char *s, size_t n);
+
+/* sesh_percent_decode, refusing a decoded NUL: 0, or -1 when the value
+ * held one (a C string would end there, and name something else). */
+int sesh_percent_decode_text(char *s, int plus_is_space);
 
 /* Compares in time that depends only on the lengths: for secrets. */
 int sesh_secret_equal(const char *a, size_t alen, const char *b, size_t blen);

@@ -9,7 +9,7 @@ ASAN_BUILD=${ASAN_BUILD:-build-asan}
 BUILD=${SESH_BUILD:-build}
 SESH="$BUILD/bin/sesh"
 BUSTED=${BUSTED:-/usr/bin/busted}
-SPECS=${POOL_ASAN_SPECS:-"gen1 gen2 errors files faults cli limits"}
+SPECS=${POOL_ASAN_SPECS:-"gen1 gen2 errors files faults cli limits disk names mounts"}
 
 WORK=$(mktemp -d "${SESH_TEST_TMP:-${TMPDIR:-/tmp}}/pool-asan.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT INT TERM
@@ -25,7 +25,8 @@ if ! make --no-print-directory BUILD="$ASAN_BUILD" OPT=-O1 \
     exit 1
 fi
 
-mkdir -p "$WORK/reports"
+# A pool that is not root (mounts_spec) writes its reports here too.
+mkdir -p "$WORK/reports" && chmod 711 "$WORK" && chmod 1777 "$WORK/reports"
 export SESH_POOL_BIN="$ASAN_BUILD/bin/sesh-pool"
 export ASAN_OPTIONS="log_path=$WORK/reports/asan:detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="log_path=$WORK/reports/ubsan:print_stacktrace=1"

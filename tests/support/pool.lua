@@ -1,6 +1,7 @@
 -- support/pool.lua — starts a real sesh-pool for a spec, and talks to it.
 --
---   local pool = require("support.pool").start{ args = {...}, socket = false }
+--   local pool = require("support.pool").start{ args = {...}, socket = false,
+--                                              user = 65534 }   -- user: a pool that is not root
 --   pool.endpoint, pool.token, pool.token_file, pool.state_dir, pool.pid, pool.line
 --   pool:session{...}            sessions.new with endpoint and token filled in
 --   pool:request{ method, path, query = {...} | api_version, identifier, headers,
@@ -54,12 +55,14 @@ function M.tmpdir()
 end
 
 -- Runs sesh-pool in the background; returns pid, and the files it writes to.
-function M.spawn(args, dir)
+-- prefix: words run before it (setpriv ...), or nil.
+function M.spawn(args, dir, prefix)
   local out, err = dir .. "/stdout", dir .. "/stderr"
   local list = {}
+  for _, w in ipairs(prefix or {}) do list[#list + 1] = quote(w) end   -- it execs the pool: same pid
+  list[#list + 1] = quote(M.binary())
   for _, a in ipairs(args) do list[#list + 1] = quote(a) end
-  local cmd = ("%s %s >%s 2>%s </dev/null & echo $!"):format(quote(M.binary()), table.concat(list, " "),
-                                                             quote(out), quote(err))
+  local cmd = ("%s >%s 2>%s </dev/null & echo $!"):format(table.concat(list, " "), quote(out), quote(err))
   local pid = tonumber((sh(cmd):match("%d+")))
   return pid, out, err
 end
@@ -99,7 +102,12 @@ function M.start(opts)
   end
   for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
   self.args = args
-  local pid, out, err = M.spawn(args, dir)
+  local prefix
+  if opts.user then    -- a pool that is not root: its directory is that user's
+    os.execute(("chown %d:%d %s"):format(opts.user, opts.user, quote(dir)))
+    prefix = { "setpriv", "--reuid=" .. opts.user, "--regid=" .. opts.user, "--clear-groups", "--" }
+  end
+  local pid, out, err = M.spawn(args, dir, prefix)
   self.pid, self.stdout, self.stderr = pid, out, err
   local line, why = M.wait_line(pid, out, err)
   if not line then
