@@ -45,7 +45,11 @@ static int enter_namespace(const char **what)
         gid_t gid = getegid();
         char map[64];
         *what = "unshare a user namespace";
-        if (getuid() != uid || unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return -1;
+        if (getuid() != uid) {              /* set-uid: one of the two would be unmapped */
+            errno = EPERM;
+            return -1;
+        }
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return -1;
         *what = "map the pool's uid and gid in its user namespace";
         snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
         if (write_file("/proc/self/uid_map", map) != 0) return -1;
@@ -58,13 +62,15 @@ static int enter_namespace(const char **what)
         if (unshare(CLONE_NEWNS) != 0) return -1;
     }
     *what = "make the pool's mounts its own";
-    return mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL);
+    /* Source and type are ignored here; "none" rather than NULL keeps valgrind quiet. */
+    return mount("none", "/", "none", MS_REC | MS_SLAVE, NULL);
 }
 
 /* ---- one directory ---- */
 
-/* Mounts the overlay of session directory `name` (its work directory is
- * w<name + 1>) on top of it. 0, or -1 with errno. */
+/* Mounts the overlay of session directory `name` ("s-<hex>", its upper
+ * layer) on top of it, with `work` ("w-<hex>") as its work directory.
+ * 0, or -1 with errno. */
 static int mount_overlay(int work_fd, const char *name, const char *work)
 {
     int upper = openat(work_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -143,8 +149,9 @@ int sesh_datadir_drop(int work_fd, const char *name, int fd)
 
 /* ---- setup ---- */
 
-/* Opens what the overlays need, once in the pool's namespace (a descriptor
- * opened before names mounts the overlay may not use). */
+/* Opens what the overlays need, once in the pool's namespace: a descriptor
+ * opened before names the old namespace's mounts, which overlayfs refuses
+ * for its layers ("failed to clone upperpath"). */
 static int open_lower(const char *work_dir, int *work_fd)
 {
     *work_fd = open(work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
