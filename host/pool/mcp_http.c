@@ -169,7 +169,7 @@ static void post(sesh_mcp *mcp, const sesh_mcp_http_request *rq, sesh_reply *rep
         return;
     }
     json_error_t jerr;
-    json_t *msg = json_loadb(rq->body ? rq->body : "", rq->body_len, 0, &jerr);
+    json_t *msg = json_loadb(rq->body ? rq->body : "", rq->body_len, JSON_DECODE_ANY, &jerr);
     if (!msg) {
         refuse(reply, 400, SESH_MCP_PARSE_ERROR, "Parse error: %s (at byte %d)", jerr.text, jerr.position);
         return;

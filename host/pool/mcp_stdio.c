@@ -124,7 +124,7 @@ static void take_line(conn *c, char *line, size_t len)
     while (start < len && (line[start] == ' ' || line[start] == '\t')) start++;
     if (start == len) return;           /* a blank line is no message */
     json_error_t jerr;
-    json_t *msg = json_loadb(line + start, len - start, 0, &jerr);
+    json_t *msg = json_loadb(line + start, len - start, JSON_DECODE_ANY, &jerr);
     if (!msg) {
         char text[300];
         snprintf(text, sizeof text, "Parse error: %s (at byte %d)", jerr.text, jerr.position);

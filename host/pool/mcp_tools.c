@@ -140,7 +140,7 @@ static json_t *files_failure(const char *path, sesh_files_status st, char *err)
                      : st == SESH_FILES_NOT_FOUND ? "does not exist"
                      : st == SESH_FILES_CONFLICT ? "is a directory where a file is needed, or the reverse"
                      : st == SESH_FILES_TOO_LARGE ? "is too large" : "cannot be used";
-    json_t *r = failure("'%.300s' %s%s%s", path, what, err ? ": " : "", err ? err : "");
+    json_t *r = err ? failure("%s", err) : failure("'%.300s' %s", path, what);   /* files.c names the path */
     free(err);
     return r;
 }
