@@ -477,7 +477,12 @@ static int setup_sessions(pool *p, char **err)
     if (!p->m) return -1;
     if (o->mcp_key_file) {
         p->mcp_key = load_token(o->mcp_key_file, err);
-        if (!p->mcp_key) return -1;
+        if (!p->mcp_key) {
+            char *why = *err;
+            *err = sesh_printf("--mcp-key-file: %s", why ? why : "cannot read the key");
+            free(why);
+            return -1;
+        }
     }
     if (o->mcp_key_file || o->mcp_stdio) {
         sesh_mcp_config cfg = {
