@@ -293,6 +293,7 @@ void sesh_openlibs(lua_State *L, const sesh_config *config)
     preload(L, "cjson", luaopen_cjson);
     preload(L, "sessions.http", luaopen_sessions_http);
     preload(L, "sessions.core", luaopen_sessions_core);
+    preload(L, "sessions.proc", luaopen_sessions_proc);
     prepend_path(L, lua_dir);
     register_host(L, prefix, bindir, lua_dir, config);
     lua_pop(L, 1);

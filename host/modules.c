@@ -6,7 +6,7 @@
  * of `sesh -e ...` or a console session never make a request, so the
  * executable does not link the transport: it takes the binding from
  * PREFIX/lib/lua/5.4/sessions.so the first time a script requires
- * `sessions.http` or `sessions.core`. libsesh (the embedding API) links them
+ * `sessions.http`, `sessions.core` or `sessions.proc`. libsesh (the embedding API) links them
  * directly and does not use this file.
  *
  * The symbols defined here stand in for the real ones of sessions.so, which
@@ -25,7 +25,7 @@
 typedef void (*cancel_fn)(void);
 
 static void *module;                         /* sessions.so, once opened */
-static lua_CFunction open_http, open_core;
+static lua_CFunction open_http, open_core, open_proc;
 static volatile sig_atomic_t loaded;         /* cancel is read from a signal handler */
 static cancel_fn cancel;
 
@@ -45,8 +45,9 @@ static void load_module(lua_State *L)
         luaL_error(L, "sesh: cannot load the sessions C module: %s", dlerror());
     open_http = (lua_CFunction)dlsym(module, "luaopen_sessions_http");
     open_core = (lua_CFunction)dlsym(module, "luaopen_sessions_core");
+    open_proc = (lua_CFunction)dlsym(module, "luaopen_sessions_proc");
     cancel = (cancel_fn)dlsym(module, "sesh_http_cancel_all");
-    if (open_http == NULL || open_core == NULL || cancel == NULL)
+    if (open_http == NULL || open_core == NULL || open_proc == NULL || cancel == NULL)
         luaL_error(L, "sesh: %s lacks the functions of this host (version mismatch?)", path);
     lua_pop(L, 4);
     loaded = 1;
@@ -62,6 +63,12 @@ int luaopen_sessions_core(lua_State *L)
 {
     load_module(L);
     return open_core(L);
+}
+
+int luaopen_sessions_proc(lua_State *L)
+{
+    load_module(L);
+    return open_proc(L);
 }
 
 /* Nothing can be in flight before the module is loaded. */

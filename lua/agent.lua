@@ -63,6 +63,12 @@ function M.python_tool(session, opts)
   return require("agent.python").tool(session, opts)
 end
 
+--- The tools of an MCP server (a client from mcp.connect or mcp.spawn) as
+-- agent tools. See agent/mcp.lua for options.
+function M.mcp_tools(client, opts)
+  return require("agent.mcp").tools(client, opts)
+end
+
 ---------------------------------------------------------------------------
 -- The trace (verbose), in the words of LangChain's AgentExecutor.
 

@@ -4,7 +4,8 @@
 #
 # A suite is a folder under tests/ (support/ and bench/ excepted) holding
 #   *_spec.lua  busted specs, run inside the real host (build/bin/sesh), or
-#   run.sh      any other runner; its own last "N passed, N failed" line counts.
+#   run.sh      any other runner; its own last "N passed, N failed[, N skipped]"
+#               line counts.
 # `sh tests/run.sh pool sessions` runs only the named suites.
 set -u
 cd "$(dirname "$0")/.."
@@ -45,7 +46,7 @@ run_suite() {
         line=$(grep -E '^([A-Za-z]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
         p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
         f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
-        s=0
+        s=$(echo "$line" | grep -oE '[0-9]+ skipped' | grep -oE '[0-9]+' || echo 0)
         [ -z "$line" ] && f=1   # a runner that reports nothing has failed
         [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
     else

@@ -9,6 +9,7 @@
 
 int luaopen_sessions_http(lua_State *L);   /* sessions.http: HTTP client over the transport */
 int luaopen_sessions_core(lua_State *L);   /* sessions.core: base64, PNG header, UUID */
+int luaopen_sessions_proc(lua_State *L);   /* sessions.proc: a child process with pipes (lproc.c) */
 
 int sesh_core_json_decode(lua_State *L);   /* core.json_decode, in ljson.c */
 

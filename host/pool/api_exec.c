@@ -138,7 +138,7 @@ static void append_note(json_t *obj, const char *key, const char *note, int fron
 
 /* The outcome as {status, stdout, stderr, result, ms}: the runner's reply
  * with what the pool has to add about timeouts, lost state and caps. */
-static json_t *outcome(const sesh_run *run)
+json_t *sesh_run_outcome(const sesh_run *run)
 {
     json_t *o = json_object();
     json_t *r = run->reply;
@@ -217,7 +217,7 @@ static json_t *resource(const sesh_call *call, const char *id, int async, const 
     }
     json_t *err = error_of(run);
     if (run->started) {
-        json_t *o = outcome(run);
+        json_t *o = sesh_run_outcome(run);
         json_object_set_new(j, "status", json_string(strcmp(json_string_value(json_object_get(o, "status")),
                                                             "Success") == 0 ? "Succeeded" : "Failed"));
         json_object_set_new(j, "result", json_pack("{s:O, s:O, s:O, s:O}",
@@ -350,7 +350,7 @@ void sesh_op_execute(sesh_api *api, sesh_call *call, const char *body, size_t le
         return;
     }
     if (call->gen == 1) {
-        json_t *o = outcome(&run);
+        json_t *o = sesh_run_outcome(&run);
         json_t *props = json_pack("{s:s, s:O, s:O, s:O, s:O, s:O}", "$id", "2",
                                   "status", json_object_get(o, "status"),
                                   "stdout", json_object_get(o, "stdout"),

@@ -1,6 +1,7 @@
 /*
  * api_ops.h — what api.c (dispatch, sessions, pool) shares with
- * api_exec.c (executions) and api_files.c (files). Internal to the API.
+ * api_exec.c (executions) and api_files.c (files), and, of the executions,
+ * what the MCP server (mcp_tools.c) answers the same way. Internal to the pool.
  */
 #ifndef SESH_POOL_API_OPS_H
 #define SESH_POOL_API_OPS_H
@@ -22,6 +23,11 @@ void sesh_api_session_error(sesh_api *api, sesh_reply *reply, sesh_sess_status s
  * headers and nextLink; extra_query is appended after the identifier. */
 char *sesh_api_url(const sesh_call *call, const char *op_path, const char *extra_query);
 char *sesh_url_encode(const char *s);
+
+/* An execution's outcome as {status ("Success" | "Failure"), stdout, stderr,
+ * result, ms}: the runner's reply with the pool's notes on timeouts, lost
+ * state and truncated output. run must have started. New reference. */
+json_t *sesh_run_outcome(const sesh_run *run);
 
 void sesh_op_execute(sesh_api *api, sesh_call *call, const char *body, size_t len, sesh_reply *reply);
 void sesh_op_exec_get(sesh_api *api, sesh_call *call, sesh_reply *reply);

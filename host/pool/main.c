@@ -7,6 +7,7 @@
 #include "pool/datadir.h"
 #include "pool/files.h"
 #include "pool/log.h"
+#include "pool/mcp.h"
 #include "pool/server.h"
 #include "pool/sessions.h"
 #include "pool/util.h"
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -31,6 +33,9 @@
 #include <unistd.h>
 
 #define VERSION "0.1"
+#define MAX_ORIGINS 16
+#define MCP_MAX_OUTPUT 20000        /* characters of stdout, stderr an MCP execution returns */
+#define MCP_MAX_FILE (4u << 20)     /* bytes uploadFile and downloadFile move */
 
 typedef struct options {
     const char *listen, *socket, *token_file, *state_dir, *python;
@@ -39,6 +44,9 @@ typedef struct options {
     long long max_upload, max_output, max_disk;
     long long min_free_disk;    /* bytes, or -percent of the file system (resolved in setup) */
     int min_free_default;       /* not given: 5%, at most 1 GiB */
+    const char *mcp_key_file;           /* MCP over HTTP at /mcp, guarded by this key */
+    const char *mcp_origins[MAX_ORIGINS + 1];
+    int mcp_norigins, mcp_stdio;
 } options;
 
 static void usage(FILE *f)
@@ -67,6 +75,13 @@ static void usage(FILE *f)
           "  --daemon              detach once listening (log: --log-file, or pool.log by the socket)\n"
           "  --pid-file PATH       write the pid there (default: pool.pid by the socket)\n"
           "  --log-file PATH       log there instead of stderr\n"
+          "  --mcp-key-file PATH   serve MCP at /mcp too, guarded by the key in PATH (x-ms-apikey);\n"
+          "                        generated (0600) if the file does not exist\n"
+          "  --mcp-allow-origin ORIGIN\n"
+          "                        let browser pages of ORIGIN use /mcp (repeatable; * for any;\n"
+          "                        loopback origins always may)\n"
+          "  --mcp-stdio           serve MCP on stdin and stdout with a private pool, no listener;\n"
+          "                        exit when stdin ends\n"
           "  --help                this text\n", f);
 }
 
@@ -102,7 +117,7 @@ static int parse_options(int argc, char **argv, options *o)
 {
     enum { O_LISTEN = 256, O_SOCKET, O_TOKEN, O_STATE, O_PYTHON, O_IDLE, O_DAEMON, O_READY, O_COOL,
            O_MAXS, O_TIMEOUT, O_MAXOUT, O_MAXUP, O_MAXDISK, O_NET, O_PID, O_LOG, O_HELP,
-           O_MINFREE };
+           O_MINFREE, O_MCP_KEY, O_MCP_ORIGIN, O_MCP_STDIO };
     static const struct option longopts[] = {
         { "listen", 1, 0, O_LISTEN }, { "socket", 1, 0, O_SOCKET }, { "token-file", 1, 0, O_TOKEN },
         { "state-dir", 1, 0, O_STATE }, { "python", 1, 0, O_PYTHON }, { "idle-exit", 1, 0, O_IDLE },
@@ -110,7 +125,8 @@ static int parse_options(int argc, char **argv, options *o)
         { "max-sessions", 1, 0, O_MAXS }, { "timeout", 1, 0, O_TIMEOUT }, { "max-output", 1, 0, O_MAXOUT },
         { "max-upload", 1, 0, O_MAXUP }, { "max-disk", 1, 0, O_MAXDISK }, { "network", 0, 0, O_NET }, { "pid-file", 1, 0, O_PID },
         { "log-file", 1, 0, O_LOG }, { "help", 0, 0, O_HELP }, { "min-free-disk", 1, 0, O_MINFREE },
-        { 0, 0, 0, 0 },
+        { "mcp-key-file", 1, 0, O_MCP_KEY }, { "mcp-allow-origin", 1, 0, O_MCP_ORIGIN },
+        { "mcp-stdio", 0, 0, O_MCP_STDIO }, { 0, 0, 0, 0 },
     };
     memset(o, 0, sizeof *o);
     o->ready = 1;
@@ -139,6 +155,15 @@ static int parse_options(int argc, char **argv, options *o)
         case O_DAEMON: o->daemon = 1; break;
         case O_NET: o->network = 1; break;
         case O_HELP: usage(stdout); exit(0);
+        case O_MCP_KEY: o->mcp_key_file = optarg; break;
+        case O_MCP_STDIO: o->mcp_stdio = 1; break;
+        case O_MCP_ORIGIN:
+            if (o->mcp_norigins == MAX_ORIGINS) {
+                fprintf(stderr, "sesh-pool: at most %d --mcp-allow-origin\n", MAX_ORIGINS);
+                return -1;
+            }
+            o->mcp_origins[o->mcp_norigins++] = optarg;
+            break;
         case O_IDLE: if (parse_int("--idle-exit", optarg, 0, 1 << 30, &v)) return -1; o->idle_exit = (int)v; break;
         case O_READY: if (parse_int("--ready-sessions", optarg, 0, 64, &v)) return -1; o->ready = (int)v; break;
         case O_COOL: if (parse_int("--cooldown", optarg, 1, 1 << 30, &v)) return -1; o->cooldown = (int)v; break;
@@ -162,6 +187,13 @@ static int parse_options(int argc, char **argv, options *o)
     }
     if (o->listen && o->socket) {
         fprintf(stderr, "sesh-pool: give --listen or --socket, not both\n");
+        return -1;
+    }
+    if (o->mcp_stdio && (o->listen || o->socket || o->daemon || o->token_file || o->mcp_key_file ||
+                         o->idle_exit || o->pid_file || o->mcp_norigins)) {
+        fprintf(stderr, "sesh-pool: --mcp-stdio serves its client on stdin and stdout only: it takes "
+                        "no --listen, --socket, --daemon, --token-file, --mcp-key-file, "
+                        "--mcp-allow-origin, --idle-exit or --pid-file\n");
         return -1;
     }
     return 0;
@@ -445,6 +477,8 @@ typedef struct pool {
     sesh_manager *m;
     sesh_api *api;
     sesh_server *srv;
+    char *mcp_key;
+    sesh_mcp *mcp;
 } pool;
 
 static void write_pid_file(pool *p)
@@ -462,6 +496,49 @@ static void write_pid_file(pool *p)
     sesh_log("cannot write the pid file %s: %s", p->pid_file, strerror(errno));
     unlink(tmp);
     free(tmp);
+}
+
+/* The session manager, and the MCP server when asked for. 0, or -1 with *err. */
+static int setup_sessions(pool *p, char **err)
+{
+    options *o = &p->o;
+    /* Before any thread: it may enter namespaces of the pool's own. */
+    p->datadir_note = sesh_datadir_setup(p->work_dir);
+    p->min_free = min_free_bytes(o, p->work_dir);
+    sesh_manager_config mc = { 0 };
+    mc.work_dir = p->work_dir;
+    mc.sandbox.python = o->python;
+    mc.sandbox.network = o->network;
+    mc.sandbox.disk_limit = (size_t)o->max_disk;
+    mc.sandbox.min_free_disk = (size_t)p->min_free;
+    /* sandbox.uid stays 0: a root pool gives each sandbox a uid of its own, so
+     * one session's processes and files are never another's (sessions.c hands
+     * each session's files to its sandbox's uid). */
+    mc.ready = o->ready;
+    mc.cooldown = o->cooldown;
+    mc.max_sessions = o->max_sessions;
+    mc.max_queue = 64;
+    p->m = sesh_manager_new(&mc, err);
+    if (!p->m) return -1;
+    if (o->mcp_key_file) {
+        p->mcp_key = load_token(o->mcp_key_file, err);
+        if (!p->mcp_key) {
+            char *why = *err;
+            *err = sesh_printf("--mcp-key-file: %s", why ? why : "cannot read the key");
+            free(why);
+            return -1;
+        }
+    }
+    if (o->mcp_key_file || o->mcp_stdio) {
+        sesh_mcp_config cfg = {
+            .manager = p->m, .key = p->mcp_key, .allowed_origins = o->mcp_origins,
+            .timeout = o->timeout, .cooldown = o->cooldown, .max_environments = o->max_sessions,
+            .max_output = o->max_output < MCP_MAX_OUTPUT ? (size_t)o->max_output : MCP_MAX_OUTPUT,
+            .max_file = (uint64_t)o->max_upload < MCP_MAX_FILE ? (uint64_t)o->max_upload : MCP_MAX_FILE,
+        };
+        p->mcp = sesh_mcp_new(&cfg);
+    }
+    return 0;
 }
 
 /* Everything from the token to the running server. 0, or -1 with *err. */
@@ -486,25 +563,7 @@ static int setup(pool *p, char **err)
     }
     p->token = load_token(p->token_file, err);
     if (!p->token) return -1;
-    /* Before any thread: it may enter namespaces of the pool's own. */
-    p->datadir_note = sesh_datadir_setup(p->work_dir);
-    p->min_free = min_free_bytes(o, p->work_dir);
-
-    sesh_manager_config mc = { 0 };
-    mc.work_dir = p->work_dir;
-    mc.sandbox.python = o->python;
-    mc.sandbox.network = o->network;
-    mc.sandbox.disk_limit = (size_t)o->max_disk;
-    mc.sandbox.min_free_disk = (size_t)p->min_free;
-    /* sandbox.uid stays 0: a root pool gives each sandbox a uid of its own, so
-     * one session's processes and files are never another's (sessions.c hands
-     * each session's files to its sandbox's uid). */
-    mc.ready = o->ready;
-    mc.cooldown = o->cooldown;
-    mc.max_sessions = o->max_sessions;
-    mc.max_queue = 64;
-    p->m = sesh_manager_new(&mc, err);
-    if (!p->m) return -1;
+    if (setup_sessions(p, err) != 0) return -1;
 
     sesh_api_config ac = { .timeout_cap = o->timeout, .max_output = (size_t)o->max_output,
                            .max_upload = (uint64_t)o->max_upload, .min_free_disk = (uint64_t)p->min_free };
@@ -528,6 +587,7 @@ static void teardown(pool *p)
 {
     sesh_manager_stop(p->m);           /* running code ends: handlers return soon */
     sesh_server_stop(p->srv);
+    sesh_mcp_free(p->mcp);             /* ends MCP sessions, deleting their environments */
     sesh_api_free(p->api);
     sesh_manager_free(p->m);
     if (p->listen_fd >= 0) close(p->listen_fd);
@@ -547,6 +607,7 @@ static void teardown(pool *p)
         free(copy);
     }
     free(p->token);
+    free(p->mcp_key);
     free(p->token_file);
     free(p->address);
     free(p->work_dir);
@@ -558,10 +619,36 @@ static char *startup_line(pool *p)
 {
     return sesh_printf("sesh-pool: listening on %s (token file %s, state dir %s, ready %d, "
                        "max sessions %d, cooldown %d s, timeout %d s, max upload %lld bytes, "
-                       "max disk %lld bytes, min free disk %lld bytes, idle exit %d s, network %s)\n",
+                       "max disk %lld bytes, min free disk %lld bytes, idle exit %d s, network %s%s%s)\n",
                        p->address, p->token_file, p->work_dir, p->o.ready, p->o.max_sessions,
                        p->o.cooldown, p->o.timeout, p->o.max_upload, p->o.max_disk, p->min_free,
-                       p->o.idle_exit, p->o.network ? "on" : "off");
+                       p->o.idle_exit, p->o.network ? "on" : "off", p->o.mcp_key_file ? ", mcp key file " : "",
+                       p->o.mcp_key_file ? p->o.mcp_key_file : "");
+}
+
+/* --mcp-stdio: a private pool serving one MCP client on stdin and stdout
+ * (where nothing else may be written) until stdin ends or a stop signal. */
+static int serve_mcp_stdio(pool *p, const sigset_t *stop)
+{
+    char *err = NULL;
+    p->work_dir = make_work_dir(p->o.state_dir, &err);
+    int sig_fd = signalfd(-1, stop, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (!p->work_dir || setup_sessions(p, &err) != 0) {
+        fprintf(stderr, "sesh-pool: %s\n", err ? err : "cannot start");
+        free(err);
+        teardown(p);
+        if (sig_fd >= 0) close(sig_fd);
+        return 1;
+    }
+    sesh_log("%s", p->datadir_note);
+    sesh_log("serving MCP on stdin and stdout (state dir %s, ready %d, max sessions %d, "
+             "cooldown %d s, timeout %d s, network %s)", p->work_dir, p->o.ready,
+             p->o.max_sessions, p->o.cooldown, p->o.timeout, p->o.network ? "on" : "off");
+    sesh_mcp_stdio(p->mcp, STDIN_FILENO, STDOUT_FILENO, sig_fd);
+    if (sig_fd >= 0) close(sig_fd);
+    teardown(p);
+    sesh_log("stopped");
+    return 0;
 }
 
 /* Detaches: the parent waits until the child listens (or fails), prints
@@ -656,6 +743,11 @@ int main(int argc, char **argv)
 
     /* Threads start in setup(): they must not take the stop signals. */
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    if (p.o.mcp_stdio) {
+        int rc = serve_mcp_stdio(&p, &stop);
+        free(default_log);
+        return rc;
+    }
     char *err = NULL;
     if (setup(&p, &err) != 0) {
         char *msg = sesh_printf("sesh-pool: %s\n", err ? err : "cannot start");

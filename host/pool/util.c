@@ -114,6 +114,32 @@ char *sesh_base64_decode(const char *in, size_t len, size_t *outlen)
     return out;
 }
 
+char *sesh_base64_encode(const void *in, size_t len, size_t *outlen)
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = in;
+    size_t n = (len + 2) / 3 * 4;
+    char *out = sesh_xmalloc(n + 1), *w = out;
+    size_t i = 0;
+    for (; i + 2 < len; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
+        *w++ = alphabet[v >> 18];
+        *w++ = alphabet[(v >> 12) & 63];
+        *w++ = alphabet[(v >> 6) & 63];
+        *w++ = alphabet[v & 63];
+    }
+    if (i < len) {
+        unsigned v = (unsigned)p[i] << 16 | (i + 1 < len ? (unsigned)p[i + 1] << 8 : 0);
+        *w++ = alphabet[v >> 18];
+        *w++ = alphabet[(v >> 12) & 63];
+        *w++ = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
+        *w++ = '=';
+    }
+    *w = '\0';
+    if (outlen) *outlen = n;
+    return out;
+}
+
 static int hex_value(char c)
 {
     if (c >= '0' && c <= '9') return c - '0';

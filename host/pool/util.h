@@ -1,6 +1,6 @@
 /*
  * util.h — small helpers the pool's files share: clocks, RFC 3339 times,
- * random identifiers, base64 and percent decoding, constant-time compare.
+ * random identifiers, base64, percent decoding, constant-time compare.
  */
 #ifndef SESH_POOL_UTIL_H
 #define SESH_POOL_UTIL_H
@@ -22,6 +22,10 @@ void sesh_random_hex(char *out, size_t nbytes);  /* 2*nbytes hex + NUL */
 /* Decodes standard or URL-safe base64 (padding optional, whitespace skipped).
  * Returns a malloc'd buffer (NUL-terminated) or NULL when the input is not base64. */
 char *sesh_base64_decode(const char *in, size_t len, size_t *outlen);
+
+/* Standard base64 with padding, NUL-terminated and malloc'd; *outlen (when
+ * not NULL) is its length. */
+char *sesh_base64_encode(const void *in, size_t len, size_t *outlen);
 
 /* Decodes %XX escapes in place (and '+' as space when plus_is_space).
  * Malformed escapes are kept literally. Returns the new length, which is

@@ -1,7 +1,8 @@
 #!/bin/sh
-# The pool specs against a sesh-pool built with AddressSanitizer and
-# UndefinedBehaviorSanitizer (in build-asan/). Any sanitizer report, leaks at
-# exit included, counts as a failure. Last line: N passed, N failed.
+# The pool specs (and the MCP specs) against a sesh-pool built with
+# AddressSanitizer and UndefinedBehaviorSanitizer (in build-asan/). Any
+# sanitizer report, leaks at exit included, counts as a failure.
+# Last line: N passed, N failed, N skipped.
 set -u
 cd "$(dirname "$0")/../.."
 
@@ -39,8 +40,17 @@ rc=$?
 # The file specs once more through the walk used where openat2 is missing.
 SESH_POOL_NO_OPENAT2=1 "$SESH" "$BUSTED" -o TAP -m 'tests/?.lua;tests/?/init.lua' \
     tests/pool/files_spec.lua >>"$WORK/tap.log" 2>&1 || rc=$?
+# The MCP server over stdio (its HTTP specs too, once /mcp is routed), with the
+# official SDK as client: every tool, cancellation, the end of stdin.
+if sh tests/support/npm.sh >>"$WORK/tap.log" 2>&1; then
+    "$SESH" "$BUSTED" -o TAP -m 'tests/?.lua;tests/?/init.lua' \
+        tests/mcp/sdk_spec.lua tests/mcp/client_spec.lua >>"$WORK/tap.log" 2>&1 || rc=$?
+else
+    echo "not ok - tests/support/npm.sh could not install the MCP SDK" >>"$WORK/tap.log"
+fi
 cat "$WORK/tap.log"
-passed=$(grep -c '^ok ' "$WORK/tap.log")
+passed=$(grep '^ok ' "$WORK/tap.log" | grep -vc '# SKIP')
+skipped=$(grep -c '^ok .*# SKIP' "$WORK/tap.log")
 failed=$(grep -c '^not ok ' "$WORK/tap.log")
 [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
 
@@ -58,5 +68,5 @@ else
     echo "not ok - $reports sanitizer report(s)"
     failed=$((failed + 1))
 fi
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
