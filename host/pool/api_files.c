@@ -207,13 +207,11 @@ void sesh_op_download(sesh_api *api, sesh_call *call, sesh_reply *reply)
 
 #define MULTIPART_FRAMING 65536     /* bytes of a body that may be framing, not file */
 
-/* 0 when n more bytes may be written (taken from the session's quota when
- * `take`), else -1 with the error in reply. done: bytes the upload wrote. */
-static int disk_room(sesh_api *api, sesh_call *call, uint64_t n, int take, uint64_t done,
-                     sesh_reply *reply)
+int sesh_session_disk_room(sesh_session *s, uint64_t min_free, uint64_t n, int take,
+                           uint64_t done, sesh_reply *reply)
 {
-    int dirfd = sesh_session_dirfd(call->session);
-    sesh_quota *q = sesh_session_quota(call->session);
+    int dirfd = sesh_session_dirfd(s);
+    sesh_quota *q = sesh_session_quota(s);
     sesh_quota_view v;
     sesh_quota_status st = take ? sesh_quota_take(q, dirfd, n, &v) : sesh_quota_check(q, dirfd, n, &v);
     if (st == SESH_QUOTA_UNKNOWN) {
@@ -234,7 +232,7 @@ static int disk_room(sesh_api *api, sesh_call *call, uint64_t n, int take, uint6
                          (unsigned long long)(done ? done : n));
         return -1;
     }
-    uint64_t floor = api->cfg.min_free_disk;
+    uint64_t floor = min_free;
     unsigned long long avail = floor ? sesh_disk_available(dirfd) : 0;
     if (floor && (avail < floor || n > avail - floor)) {
         if (take) sesh_quota_done(q, n, 0, 0);
@@ -251,7 +249,7 @@ int sesh_op_upload_room(sesh_api *api, sesh_call *call, sesh_reply *reply)
 {
     uint64_t announced = call->content_length > MULTIPART_FRAMING
         ? (uint64_t)call->content_length - MULTIPART_FRAMING : 0;
-    return disk_room(api, call, announced, 0, 0, reply);
+    return sesh_session_disk_room(call->session, api->cfg.min_free_disk, announced, 0, 0, reply);
 }
 
 /* The upload in flight is dropped: its file goes, its bytes are given back. */
@@ -296,7 +294,8 @@ int sesh_op_upload_data(sesh_api *api, sesh_call *call, const char *filename,
         return 0;
     }
     if (size == 0) return 0;
-    if (disk_room(api, call, size, 1, call->upload_taken, reply) != 0) {
+    if (sesh_session_disk_room(call->session, api->cfg.min_free_disk, size, 1, call->upload_taken,
+                               reply) != 0) {
         upload_drop(call);
         return -1;
     }

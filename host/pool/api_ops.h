@@ -36,6 +36,13 @@ void sesh_op_list(sesh_api *api, sesh_call *call, sesh_reply *reply);
 void sesh_op_file_get(sesh_api *api, sesh_call *call, sesh_reply *reply);
 void sesh_op_file_delete(sesh_api *api, sesh_call *call, sesh_reply *reply);
 void sesh_op_download(sesh_api *api, sesh_call *call, sesh_reply *reply);
+/* 0 when n more bytes may be written into session s (taken from its quota,
+ * quota.h, when `take`) within its disk limit (--max-disk) and the pool's
+ * free-space floor (min_free bytes, --min-free-disk), else -1 with the error
+ * in reply (413 or 507). done: bytes the upload already wrote, for the message.
+ * The REST uploads and the MCP server's uploadFile share it. */
+int sesh_session_disk_room(sesh_session *s, uint64_t min_free, uint64_t n, int take,
+                           uint64_t done, sesh_reply *reply);
 /* Before an upload's body is read: 0 when the size its body announces fits
  * the session's disk limit and the pool's free space, else -1 with the
  * error in reply (413 or 507). */

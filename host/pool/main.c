@@ -535,6 +535,7 @@ static int setup_sessions(pool *p, char **err)
             .timeout = o->timeout, .cooldown = o->cooldown, .max_environments = o->max_sessions,
             .max_output = o->max_output < MCP_MAX_OUTPUT ? (size_t)o->max_output : MCP_MAX_OUTPUT,
             .max_file = (uint64_t)o->max_upload < MCP_MAX_FILE ? (uint64_t)o->max_upload : MCP_MAX_FILE,
+            .min_free_disk = (uint64_t)p->min_free,
         };
         p->mcp = sesh_mcp_new(&cfg);
     }

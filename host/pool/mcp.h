@@ -43,6 +43,7 @@ typedef struct sesh_mcp_config {
     int timeout;                        /* seconds an execution may run (the pool's --timeout) */
     size_t max_output;                  /* characters of stdout and stderr per execution */
     uint64_t max_file;                  /* bytes of a file uploadFile or downloadFile moves */
+    uint64_t min_free_disk;             /* free bytes the pool's disk keeps (--min-free-disk) */
     int cooldown;                       /* seconds after which an idle MCP session ends */
     int max_environments;               /* launched and not yet ended (the pool's --max-sessions) */
 } sesh_mcp_config;

@@ -320,6 +320,21 @@ static json_t *upload_file(sesh_mcp_tool_call *call, json_t *args, char **rpc)
     sesh_file_info info;
     memset(&info, 0, sizeof info);
     int root = sesh_session_dirfd(s);
+    /* The session's disk limit and the pool's free-space floor, as for the
+     * REST API's uploads (api_files.c). */
+    sesh_reply room;
+    sesh_reply_init(&room);
+    if (sesh_session_disk_room(s, call->cfg->min_free_disk, len, 1, 0, &room) != 0) {
+        json_t *no = json_object_get(json_object_get(room.json, "error"), "message");
+        json_t *r = failure("%s", json_is_string(no) ? json_string_value(no) : "no room for the file");
+        sesh_reply_free(&room);
+        sesh_session_release(s);
+        free(rel);
+        free(decoded);
+        return r;
+    }
+    sesh_reply_free(&room);
+    uint64_t replaced = 0;
     sesh_session_files_begin(s, &uid, &gid);
     sesh_files_status st = sesh_upload_begin(root, rel, max, uid, gid, &up, &err);
     sesh_session_files_end(s);
@@ -329,10 +344,11 @@ static json_t *upload_file(sesh_mcp_tool_call *call, json_t *args, char **rpc)
             sesh_upload_abort(up);
         } else {
             sesh_session_files_begin(s, &uid, &gid);
-            st = sesh_upload_commit(up, uid, gid, &info, &err);
+            st = sesh_upload_commit(up, uid, gid, &info, &replaced, &err);
             sesh_session_files_end(s);
         }
     }
+    sesh_quota_done(sesh_session_quota(s), len, st == SESH_FILES_OK ? info.disk_bytes : 0, replaced);
     sesh_session_files_changed(s);
     sesh_session_release(s);
     free(decoded);
