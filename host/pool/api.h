@@ -107,6 +107,10 @@ typedef struct sesh_api_config {
     int timeout_cap;            /* seconds: default and largest timeout of an execution */
     size_t max_output;          /* characters per stream, cap and first-generation default */
     uint64_t max_upload;        /* bytes */
+    size_t session_memory;      /* bytes, for /health */
+    int max_sessions;           /* for /health */
+    const char *limits_warning; /* why sessions are not bounded as a whole (NULL: they
+                                   are); outlives the API */
 } sesh_api_config;
 
 typedef struct sesh_api sesh_api;
