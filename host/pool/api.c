@@ -4,6 +4,7 @@
  * and on the pool itself. Executions are in api_exec.c, files in api_files.c.
  */
 #include "pool/api_ops.h"
+#include "pool/cgroup.h"
 #include "pool/log.h"
 #include "pool/util.h"
 
@@ -189,12 +190,27 @@ int sesh_api_upload(sesh_api *api, sesh_call *call, const char *key, const char 
     return sesh_op_upload_data(api, call, filename, data, off, size, reply);
 }
 
+/* The limits every session has, and whether the kernel enforces them. */
+static json_t *limits_json(const sesh_api *api)
+{
+    const char *version = sesh_cgroup_version();
+    json_t *l = json_pack("{s:b, s:s?, s:I, s:i}", "enforced", version != NULL,
+                          "cgroup", version, "sessionMemory", (json_int_t)api->cfg.session_memory,
+                          "maxSessions", api->cfg.max_sessions);
+    if (l && version)
+        json_object_set_new(l, "controllers", json_string(sesh_cgroup_controllers()));
+    if (l && api->cfg.limits_warning)
+        json_object_set_new(l, "warning", json_string(api->cfg.limits_warning));
+    return l ? l : json_object();
+}
+
 static void op_health(sesh_api *api, sesh_call *call, sesh_reply *reply)
 {
-    /* No token needed here: only counts, nothing about any session. */
-    sesh_reply_json(reply, 200, json_pack("{s:s, s:I, s:i}", "status", "Healthy",
+    /* No token needed here: only counts and settings, nothing about any session. */
+    sesh_reply_json(reply, 200, json_pack("{s:s, s:I, s:i, s:o}", "status", "Healthy",
                                           "sessions", (json_int_t)sesh_manager_count(api->m),
-                                          "readySessions", sesh_manager_ready(api->m)));
+                                          "readySessions", sesh_manager_ready(api->m),
+                                          "limits", limits_json(api)));
 }
 
 static json_t *session_json(const sesh_session_info *info)

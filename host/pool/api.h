@@ -109,6 +109,10 @@ typedef struct sesh_api_config {
     size_t max_output;          /* characters per stream, cap and first-generation default */
     uint64_t max_upload;        /* bytes */
     uint64_t min_free_disk;     /* bytes kept free on the sessions' file system (--min-free-disk) */
+    size_t session_memory;      /* bytes, for /health */
+    int max_sessions;           /* for /health */
+    const char *limits_warning; /* why sessions are not bounded as a whole (NULL: they
+                                   are); outlives the API */
 } sesh_api_config;
 
 typedef struct sesh_api sesh_api;

@@ -5,6 +5,7 @@
  */
 #include "pool/api.h"
 #include "pool/datadir.h"
+#include "pool/cgroup.h"
 #include "pool/files.h"
 #include "pool/log.h"
 #include "pool/mcp.h"
@@ -47,6 +48,7 @@ typedef struct options {
     const char *mcp_key_file;           /* MCP over HTTP at /mcp, guarded by this key */
     const char *mcp_origins[MAX_ORIGINS + 1];
     int mcp_norigins, mcp_stdio;
+    long long session_memory;
 } options;
 
 static void usage(FILE *f)
@@ -61,7 +63,11 @@ static void usage(FILE *f)
           "  --python PATH         interpreter inside sandboxes (default /usr/bin/python3)\n"
           "  --ready-sessions N    sandboxes kept started for new sessions (default 1)\n"
           "  --cooldown SECONDS    idle time after which a session and its files go (default 300)\n"
-          "  --max-sessions N      sessions at once; beyond, 429 with Retry-After (default 600)\n"
+          "  --max-sessions N      sessions at once; beyond, 429 with Retry-After (default: as many\n"
+          "                        as the host's memory holds at --session-memory each, 1 to 600)\n"
+          "  --session-memory BYTES  memory of one session's processes together, its files in /tmp\n"
+          "                        and /dev/shm included; beyond, the kernel kills one of them\n"
+          "                        (default 1073741824; needs cgroups, see the README)\n"
           "  --timeout SECONDS     default and largest execution timeout (default 220)\n"
           "  --max-output CHARS    cap of stdout/stderr per execution (default 1048576)\n"
           "  --max-upload BYTES    largest upload; beyond, 413 (default 134217728)\n"
@@ -117,7 +123,7 @@ static int parse_options(int argc, char **argv, options *o)
 {
     enum { O_LISTEN = 256, O_SOCKET, O_TOKEN, O_STATE, O_PYTHON, O_IDLE, O_DAEMON, O_READY, O_COOL,
            O_MAXS, O_TIMEOUT, O_MAXOUT, O_MAXUP, O_MAXDISK, O_NET, O_PID, O_LOG, O_HELP,
-           O_MINFREE, O_MCP_KEY, O_MCP_ORIGIN, O_MCP_STDIO };
+           O_MINFREE, O_MCP_KEY, O_MCP_ORIGIN, O_MCP_STDIO, O_SESSMEM };
     static const struct option longopts[] = {
         { "listen", 1, 0, O_LISTEN }, { "socket", 1, 0, O_SOCKET }, { "token-file", 1, 0, O_TOKEN },
         { "state-dir", 1, 0, O_STATE }, { "python", 1, 0, O_PYTHON }, { "idle-exit", 1, 0, O_IDLE },
@@ -126,12 +132,13 @@ static int parse_options(int argc, char **argv, options *o)
         { "max-upload", 1, 0, O_MAXUP }, { "max-disk", 1, 0, O_MAXDISK }, { "network", 0, 0, O_NET }, { "pid-file", 1, 0, O_PID },
         { "log-file", 1, 0, O_LOG }, { "help", 0, 0, O_HELP }, { "min-free-disk", 1, 0, O_MINFREE },
         { "mcp-key-file", 1, 0, O_MCP_KEY }, { "mcp-allow-origin", 1, 0, O_MCP_ORIGIN },
-        { "mcp-stdio", 0, 0, O_MCP_STDIO }, { 0, 0, 0, 0 },
+        { "mcp-stdio", 0, 0, O_MCP_STDIO }, { "session-memory", 1, 0, O_SESSMEM },
+        { 0, 0, 0, 0 },
     };
     memset(o, 0, sizeof *o);
     o->ready = 1;
     o->cooldown = 300;
-    o->max_sessions = 600;
+    o->session_memory = SESH_SANDBOX_DEFAULT_MEMORY;
     o->timeout = 220;
     o->max_output = 1 << 20;
     o->max_upload = 128LL << 20;
@@ -173,6 +180,7 @@ static int parse_options(int argc, char **argv, options *o)
         case O_MAXUP: if (parse_int("--max-upload", optarg, 0, 1LL << 40, &v)) return -1; o->max_upload = v; break;
         case O_MAXDISK: if (parse_int("--max-disk", optarg, 1 << 20, 1LL << 50, &v)) return -1; o->max_disk = v; break;
         case O_MINFREE: if (parse_min_free(optarg, &o->min_free_disk)) return -1; o->min_free_default = 0; break;
+        case O_SESSMEM: if (parse_int("--session-memory", optarg, 64LL << 20, 1LL << 50, &v)) return -1; o->session_memory = v; break;
         case ':':
             fprintf(stderr, "sesh-pool: %s needs a value (see --help)\n", name);
             return -1;
@@ -479,6 +487,8 @@ typedef struct pool {
     sesh_server *srv;
     char *mcp_key;
     sesh_mcp *mcp;
+    size_t host_memory;         /* what --max-sessions was derived from; 0: given */
+    char *limits_warning;       /* why sessions are not bounded as a whole, or NULL */
 } pool;
 
 static void write_pid_file(pool *p)
@@ -498,6 +508,40 @@ static void write_pid_file(pool *p)
     free(tmp);
 }
 
+/* ---- session limits ---- */
+
+#define MAX_SESSIONS_CAP 600
+
+/* Each session in a cgroup of its own (cgroup.h); where none can be had, the
+ * pool still runs, with rlimits only, and says so. The default
+ * --max-sessions is as many sessions as the host's memory holds at
+ * --session-memory each. */
+static void setup_limits(pool *p)
+{
+    char *why = NULL;
+    if (sesh_cgroup_setup(&why) != 0)
+        p->limits_warning = sesh_printf("sessions' memory and CPU are not bounded as a whole (%s); "
+                                        "each process is still held to 4 GB of address space "
+                                        "and a session to 128 processes", why ? why : "no cgroup");
+    free(why);
+    if (p->o.max_sessions)
+        return;
+    size_t memory = sesh_cgroup_host_memory();
+    size_t n = memory ? memory / (size_t)p->o.session_memory : MAX_SESSIONS_CAP;
+    p->o.max_sessions = n < 1 ? 1 : n > MAX_SESSIONS_CAP ? MAX_SESSIONS_CAP : (int)n;
+    p->host_memory = memory;
+}
+
+static void log_limits(pool *p)
+{
+    if (p->limits_warning)
+        sesh_log("WARNING: %s", p->limits_warning);
+    else
+        sesh_log("session limits: %lld bytes of memory each (files in /tmp and /dev/shm "
+                 "included), enforced by cgroup %s (controllers: %s)",
+                 p->o.session_memory, sesh_cgroup_version(), sesh_cgroup_controllers());
+}
+
 /* The session manager, and the MCP server when asked for. 0, or -1 with *err. */
 static int setup_sessions(pool *p, char **err)
 {
@@ -505,12 +549,14 @@ static int setup_sessions(pool *p, char **err)
     /* Before any thread: it may enter namespaces of the pool's own. */
     p->datadir_note = sesh_datadir_setup(p->work_dir);
     p->min_free = min_free_bytes(o, p->work_dir);
+    setup_limits(p);
     sesh_manager_config mc = { 0 };
     mc.work_dir = p->work_dir;
     mc.sandbox.python = o->python;
     mc.sandbox.network = o->network;
     mc.sandbox.disk_limit = (size_t)o->max_disk;
     mc.sandbox.min_free_disk = (size_t)p->min_free;
+    mc.sandbox.session_memory = (size_t)o->session_memory;
     /* sandbox.uid stays 0: a root pool gives each sandbox a uid of its own, so
      * one session's processes and files are never another's (sessions.c hands
      * each session's files to its sandbox's uid). */
@@ -567,7 +613,9 @@ static int setup(pool *p, char **err)
     if (setup_sessions(p, err) != 0) return -1;
 
     sesh_api_config ac = { .timeout_cap = o->timeout, .max_output = (size_t)o->max_output,
-                           .max_upload = (uint64_t)o->max_upload, .min_free_disk = (uint64_t)p->min_free };
+                           .max_upload = (uint64_t)o->max_upload, .min_free_disk = (uint64_t)p->min_free,
+                           .session_memory = (size_t)o->session_memory,
+                           .max_sessions = o->max_sessions, .limits_warning = p->limits_warning };
     p->api = sesh_api_new(p->m, &ac);
     sesh_server_config sc = { .listen_fd = p->listen_fd, .token = p->token,
                               .max_connections = 512, .idle_timeout = 60 };
@@ -591,6 +639,8 @@ static void teardown(pool *p)
     sesh_mcp_free(p->mcp);             /* ends MCP sessions, deleting their environments */
     sesh_api_free(p->api);
     sesh_manager_free(p->m);
+    sesh_cgroup_teardown();            /* every sandbox is gone */
+    free(p->limits_warning);
     if (p->listen_fd >= 0) close(p->listen_fd);
     if (p->o.socket && p->listen_fd >= 0) unlink(p->o.socket);
     if (p->pid_file) unlink(p->pid_file);
@@ -618,10 +668,18 @@ static void teardown(pool *p)
 
 static char *startup_line(pool *p)
 {
+    char derived[96] = "";
+    if (p->host_memory)
+        snprintf(derived, sizeof derived, " (%zu bytes of memory at session memory each)",
+                 p->host_memory);
     return sesh_printf("sesh-pool: listening on %s (token file %s, state dir %s, ready %d, "
-                       "max sessions %d, cooldown %d s, timeout %d s, max upload %lld bytes, "
+                       "max sessions %d%s, session memory %lld bytes (%s%s), "
+                       "cooldown %d s, timeout %d s, max upload %lld bytes, "
                        "max disk %lld bytes, min free disk %lld bytes, idle exit %d s, network %s%s%s)\n",
                        p->address, p->token_file, p->work_dir, p->o.ready, p->o.max_sessions,
+                       derived, p->o.session_memory,
+                       p->limits_warning ? "not enforced: no cgroup, see the log" : "cgroup ",
+                       p->limits_warning ? "" : sesh_cgroup_version(),
                        p->o.cooldown, p->o.timeout, p->o.max_upload, p->o.max_disk, p->min_free,
                        p->o.idle_exit, p->o.network ? "on" : "off", p->o.mcp_key_file ? ", mcp key file " : "",
                        p->o.mcp_key_file ? p->o.mcp_key_file : "");
@@ -642,6 +700,7 @@ static int serve_mcp_stdio(pool *p, const sigset_t *stop)
         return 1;
     }
     sesh_log("%s", p->datadir_note);
+    log_limits(p);
     sesh_log("serving MCP on stdin and stdout (state dir %s, ready %d, max sessions %d, "
              "cooldown %d s, timeout %d s, network %s)", p->work_dir, p->o.ready,
              p->o.max_sessions, p->o.cooldown, p->o.timeout, p->o.network ? "on" : "off");
@@ -777,6 +836,7 @@ int main(int argc, char **argv)
     sesh_log("%.*s", (int)strlen(line) - 1, line + strlen("sesh-pool: "));
     sesh_log("%s", p.datadir_note);
     free(line);
+    log_limits(&p);
 
     for (;;) {
         struct timespec tick = { 1, 0 };

@@ -8,7 +8,9 @@
  *                                            └─ python3 runner.py, pid 2
  *
  * sandbox_spawn.c makes the bwrap command line and forks; sandbox_disk.c walks
- * the data directory; this file starts, talks to, watches and ends sandboxes.
+ * the data directory; cgroup.c makes each sandbox's control group (its
+ * processes enter it between fork and exec); this file starts, talks to,
+ * watches and ends sandboxes.
  * The descriptors a sandbox gets are listed in sandbox_spawn.h.
  *
  * The interpreter is interrupted by SIGINT sent through a pidfd (never a pid
@@ -17,6 +19,7 @@
  * every process of the sandbox with it.
  */
 #include "pool/sandbox.h"
+#include "pool/cgroup.h"
 #include "pool/sandbox_disk.h"
 #include "pool/sandbox_spawn.h"
 #include "pool/seccomp.h"
@@ -96,6 +99,8 @@ struct sesh_sandbox {
     atomic_int killed;
     char tail[TAIL_SIZE];      /* last bytes written to the console */
     size_t tail_len;
+    sesh_cgroup *cg;           /* its control group, NULL where the pool has none */
+    size_t memory;             /* what the group holds its processes to */
 };
 
 /* ---- small helpers ---- */
@@ -286,6 +291,7 @@ void sesh_sandbox_foreground(sesh_sandbox *sb)
     if (setpriority(PRIO_USER, sb->uid, SANDBOX_NICE) < 0) {
         /* it runs at BACKGROUND_NICE: slower, as safe */
     }
+    sesh_cgroup_foreground(sb->cg);
 }
 
 uid_t sesh_sandbox_uid(sesh_sandbox *sb)
@@ -314,6 +320,7 @@ void sesh_sandbox_free(sesh_sandbox *sb)
     close_fd(&sb->console);
     close_fd(&sb->status_fd);
     close_fd(&sb->data_fd);
+    sesh_cgroup_free(sb->cg);          /* once its last process is gone */
     free(sb);
 }
 
@@ -786,7 +793,7 @@ static int on_wake(sesh_sandbox *sb, waiting *w)
     return 0;
 }
 
-sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int timeout_ms,
+static sesh_run_status execute_frame(sesh_sandbox *sb, json_t *request, int timeout_ms,
                                      sesh_watch *watch, json_t **reply, char **err)
 {
     *reply = NULL;
@@ -862,6 +869,62 @@ sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int time
     }
     *reply = v;
     return w.timed_out ? SESH_RUN_TIMED_OUT : w.abandoned ? SESH_RUN_ABANDONED : SESH_RUN_OK;
+}
+
+/* ---- memory ----
+ * Past its memory, the kernel kills the largest process of the sandbox's
+ * group (the group's only: no other session's, not the pool). Its count of
+ * such kills, read around an execution, tells whether that happened to this
+ * one; the answer then says so, as the disk watch says its own. */
+
+static char *memory_note(const sesh_sandbox *sb, const char *victims)
+{
+    return format("the session ran out of memory: its processes may use %zu bytes together, "
+                  "its files in /tmp and /dev/shm included (sesh-pool --session-memory), and "
+                  "the kernel killed %s", sb->memory, victims);
+}
+
+static void mark_memory_failure(sesh_sandbox *sb, json_t *reply, long long kills)
+{
+    const char *old = json_string_value(json_object_get(reply, "stderr"));
+    char victims[64] = "one of them";
+    if (kills > 1)
+        snprintf(victims, sizeof victims, "%lld of them", kills);
+    char *note = memory_note(sb, victims);
+    char *text = note ? format("%s%ssesh: %s.\n", old ? old : "", old && *old ? "\n" : "", note)
+                      : NULL;
+    if (text)
+        json_object_set_new(reply, "stderr", json_string(text));
+    free(text);
+    free(note);
+    json_object_set_new(reply, "status", json_string("Failure"));
+    json_object_set_new(reply, "result", json_null());
+}
+
+sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int timeout_ms,
+                                     sesh_watch *watch, json_t **reply, char **err)
+{
+    long long before = sb ? sesh_cgroup_oom_kills(sb->cg) : -1;
+    sesh_run_status st = execute_frame(sb, request, timeout_ms, watch, reply, err);
+    long long kills = before < 0 ? 0 : sesh_cgroup_oom_kills(sb->cg) - before;
+    if (kills <= 0)
+        return st;
+    if (*reply) {
+        mark_memory_failure(sb, *reply, kills);
+    } else if (st == SESH_RUN_LOST && *err) {
+        static const char lost_prefix[] = "interpreter lost: ";
+        const char *was = *err;
+        if (strncmp(was, lost_prefix, sizeof lost_prefix - 1) == 0)
+            was += sizeof lost_prefix - 1;
+        char *note = memory_note(sb, "the interpreter");
+        char *why = note ? format("%s%s (%s)", lost_prefix, note, was) : NULL;
+        if (why) {
+            free(*err);
+            *err = why;
+        }
+        free(note);
+    }
+    return st;
 }
 
 /* ---- start ---- */
@@ -1027,6 +1090,27 @@ static size_t tmp_size(const sesh_sandbox_config *cfg, size_t disk_limit)
     return DEFAULT_TMP_SIZE < most ? DEFAULT_TMP_SIZE : most;
 }
 
+static int max_processes(const sesh_sandbox_config *cfg)
+{
+    return cfg->max_processes > 0 ? cfg->max_processes : DEFAULT_PROCESSES;
+}
+
+/* The sandbox's own control group, where the pool has them: all its
+ * processes' memory (its files in /tmp and /dev/shm too), their CPU share,
+ * and their number once more, counted by the kernel as a whole. */
+static char *make_cgroup(sesh_sandbox *sb, const sesh_sandbox_config *cfg)
+{
+    sb->memory = cfg->session_memory ? cfg->session_memory : SESH_SANDBOX_DEFAULT_MEMORY;
+    sesh_cgroup_limits limits = {
+        .memory = sb->memory,
+        .tasks = max_processes(cfg) + 2,    /* the outer bwrap and the namespace's init */
+        .background = sb->background,
+    };
+    char *err = NULL;
+    sb->cg = sesh_cgroup_new(&limits, &err);
+    return err;
+}
+
 /* May this process mount (root, or a pool in a user namespace of its own,
  * see datadir.h)? Then bwrap is shown data_dir at HOST_STAGE, and its
  * command line, which the sandbox's init shows in /proc/1/cmdline, names
@@ -1056,7 +1140,7 @@ static char *spawn_bwrap(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int a
          * sandbox's own processes only; set out here, it would be one
          * allowance shared by every sandbox of the uid, and, for an
          * unprivileged pool, by the user's own processes. */
-        .processes = cfg->max_processes > 0 ? cfg->max_processes : DEFAULT_PROCESSES,
+        .processes = max_processes(cfg),
     };
     sesh_spawn_plan plan = {
         .argv = sesh_bwrap_argv(&o), .envp = sesh_sandbox_env(),
@@ -1065,6 +1149,7 @@ static char *spawn_bwrap(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int a
         .data_dir = cfg->data_dir, .stage = stage ? HOST_STAGE : NULL,
     };
     memcpy(plan.fds, fds, sizeof plan.fds);
+    plan.ncgroup_procs = sesh_cgroup_procs(sb->cg, plan.cgroup_procs, SESH_SPAWN_CGROUPS);
     size_t memory = cfg->memory_limit ? cfg->memory_limit : DEFAULT_MEMORY;
     sesh_spawn_limit(&plan, RLIMIT_AS, "setrlimit(RLIMIT_AS)", memory);
     /* No single file may be larger than the whole disk allowance. */
@@ -1154,6 +1239,8 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err)
     char *why = as_root ? give_data_dir(sb, cfg->data_dir) : NULL;
     if (!why)
         why = open_descriptors(sb, fds);
+    if (!why)
+        why = make_cgroup(sb, cfg);
     if (!why)
         why = spawn_bwrap(sb, cfg, as_root, fds);
     for (int i = 0; i < SESH_SPAWN_FDS; i++)

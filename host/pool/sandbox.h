@@ -42,7 +42,12 @@ typedef struct sesh_sandbox_config {
     int defer_plots;           /* non-zero: somebody waits for this sandbox, so the
                                   runner leaves matplotlib to the first code that
                                   plots and is ready in about half the time */
+    size_t session_memory;     /* bytes of memory of all its processes together, its
+                                  files in /tmp and /dev/shm included, where the pool
+                                  has cgroups (cgroup.h); 0: the default below */
 } sesh_sandbox_config;
+
+#define SESH_SANDBOX_DEFAULT_MEMORY (1UL << 30)     /* session_memory: 1 GiB */
 
 
 /* Outcome of one execution, beyond the runner's own reply. */
@@ -81,6 +86,10 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err);
  * It is measured again after every execution, however short; what it held
  * before is the last measure, unless sesh_sandbox_files_changed() said the
  * pool changed it since.
+ * Memory: where the sandbox has a cgroup, the kernel kills one of its
+ * processes when they reach session_memory; when it did during the
+ * execution, a reply becomes a Failure whose stderr says the session ran out
+ * of memory, and on SESH_RUN_LOST *err says so.
  * watch (NULL: none) stands for the client waiting for the reply: when it
  * says nobody waits any more, the code is interrupted as at a timeout, and
  * the outcome is SESH_RUN_ABANDONED. */

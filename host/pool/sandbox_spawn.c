@@ -219,17 +219,29 @@ static void child_fail(const char *what)
     _exit(127);
 }
 
+/* The descriptors go to their numbers, and the child into the sandbox's
+ * cgroups (still root, and before bwrap: nothing of the sandbox ever runs
+ * outside them); the cgroup descriptors are kept out of the way of the
+ * dup2s, then closed with every other one. */
 static void child_descriptors(const sesh_spawn_plan *p)
 {
-    int high[SESH_SPAWN_FDS];
+    int high[SESH_SPAWN_FDS], cgroups[SESH_SPAWN_CGROUPS];
     for (int i = 0; i < SESH_SPAWN_FDS; i++) {
         high[i] = fcntl(p->fds[i], F_DUPFD, 64);
         if (high[i] < 0)
             child_fail("dup");
     }
+    for (int i = 0; i < p->ncgroup_procs; i++) {
+        cgroups[i] = fcntl(p->cgroup_procs[i], F_DUPFD, 64);
+        if (cgroups[i] < 0)
+            child_fail("dup");
+    }
     for (int i = 0; i < SESH_SPAWN_FDS; i++)
         if (dup2(high[i], i) < 0)
             child_fail("dup2");
+    for (int i = 0; i < p->ncgroup_procs; i++)
+        if (write(cgroups[i], "0", 1) != 1)
+            child_fail("enter the session's cgroup");
     close_range(SESH_SPAWN_FDS, ~0U, 0);
 }
 

@@ -40,6 +40,7 @@ char **sesh_sandbox_env(void);
 void sesh_strv_free(char **v);
 
 #define SESH_SPAWN_LIMITS 4
+#define SESH_SPAWN_CGROUPS 3
 
 typedef struct sesh_spawn_plan {
     char **argv, **envp;
@@ -57,6 +58,11 @@ typedef struct sesh_spawn_plan {
     uid_t uid;
     gid_t gid;
     const char *data_dir, *stage;
+    /* cgroup.procs of the sandbox's groups (cgroup.h), open for writing: the
+     * child writes "0" to each before it drops root or runs bwrap, so that
+     * it, bwrap and all they start are held to the session's limits. */
+    int cgroup_procs[SESH_SPAWN_CGROUPS];
+    int ncgroup_procs;
 } sesh_spawn_plan;
 
 void sesh_spawn_limit(sesh_spawn_plan *p, int id, const char *name, rlim_t value);

@@ -8,7 +8,8 @@ local V = "2025-10-02-preview"
 
 describe("sesh-pool, second generation", function()
   local pool
-  setup(function() pool = support.start{} end)
+  -- listSessions pages by 100: more sessions than a small host's memory-derived default
+  setup(function() pool = support.start{ args = { "--max-sessions", "200" } } end)
   teardown(function() pool:stop(); pool:cleanup() end)
 
   local function exec(id, body, o)

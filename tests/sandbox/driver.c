@@ -5,6 +5,7 @@
  * Usage: driver [FILTER]   runs the tests whose name contains FILTER.
  */
 #include "pool/sandbox.h"
+#include "pool/cgroup.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -795,6 +797,291 @@ static void test_metadata(sesh_sandbox *sb)
     free(err);
 }
 
+
+/* ---- cgroups (host/pool/cgroup.h) ---- */
+
+static char *slurp(const char *path)
+{
+    static char buf[65536];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    return buf;
+}
+
+static void expect_dir(const char *name, const char *self, const char *mounts,
+                       const char *controller, const char *expect)
+{
+    char *got = sesh_cgroup_own_dir(self, mounts, controller);
+    check(expect ? got && strcmp(got, expect) == 0 : got == NULL, name, "got %s, want %s",
+          got ? got : "NULL", expect ? expect : "NULL");
+    free(got);
+}
+
+/* Finding the pool's own groups, from texts of /proc/self/cgroup and
+ * /proc/self/mountinfo as v1, v2 and mixed hosts write them. */
+static void test_cgroup_parsing(void)
+{
+    if (!selected("cgroup: parse"))
+        return;
+    static const char v1_self[] =
+        "9:name=systemd:/\n8:pids:/pool\n4:memory:/process_api/ab12\n3:cpuset:/\n"
+        "2:cpu,cpuacct:/user.slice\n0::/\n";
+    static const char v1_mounts[] =
+        "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+        "34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime shared:9 - cgroup cgroup rw,cpuset\n"
+        "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:7 - cgroup cgroup rw,cpu,cpuacct\n"
+        "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime shared:10 - cgroup cgroup rw,memory\n"
+        "39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n"
+        "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+    expect_dir("cgroup: parse v1 memory", v1_self, v1_mounts, "memory",
+               "/sys/fs/cgroup/memory/process_api/ab12");
+    expect_dir("cgroup: parse v1 cpu mounted with cpuacct, not cpuset", v1_self, v1_mounts, "cpu",
+               "/sys/fs/cgroup/cpu,cpuacct/user.slice");
+    expect_dir("cgroup: parse v1 pids", v1_self, v1_mounts, "pids", "/sys/fs/cgroup/pids/pool");
+    expect_dir("cgroup: parse v1 controller not mounted", v1_self, v1_mounts, "blkio", NULL);
+    expect_dir("cgroup: parse hybrid host's v2 root", v1_self, v1_mounts, NULL,
+               "/sys/fs/cgroup/unified");
+
+    static const char v2_self[] = "0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
+                                  "run-r1.scope\n";
+    static const char v2_mounts[] =
+        "22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/root rw\n"
+        "26 22 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 "
+        "cgroup2 rw,nsdelegate,memory_recursiveprot\n";
+    expect_dir("cgroup: parse v2 delegated group", v2_self, v2_mounts, NULL,
+               "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/run-r1.scope");
+    expect_dir("cgroup: parse v2 host has no v1 memory", v2_self, v2_mounts, "memory", NULL);
+    /* A container's view: the hierarchy mounted from the container's group. */
+    static const char part_mounts[] =
+        "700 690 0:30 /docker/c0ffee /sys/fs/cgroup ro,nosuid - cgroup2 cgroup2 rw\n";
+    expect_dir("cgroup: parse v2 mount of part of the hierarchy", "0::/docker/c0ffee/sub\n",
+               part_mounts, NULL, "/sys/fs/cgroup/sub");
+    expect_dir("cgroup: parse v2 group outside the mount", "0::/docker/other\n", part_mounts,
+               NULL, NULL);
+    expect_dir("cgroup: parse v2 group outside the cgroup namespace", "0::/../../user.slice\n",
+               v2_mounts, NULL, NULL);
+    expect_dir("cgroup: parse escaped mount point", "0::/a b\n",
+               "26 22 0:23 / /tmp/my\\040cg rw - cgroup2 cgroup2 rw\n", NULL, "/tmp/my cg/a b");
+
+    static const char events[] = "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n";
+    check(sesh_cgroup_count(events, "oom_kill") == 2 && sesh_cgroup_count(events, "oom") == 3 &&
+          sesh_cgroup_count(events, "swap") == -1 &&
+          sesh_cgroup_count("oom_kill_disable 0\nunder_oom 0\noom_kill 7\n", "oom_kill") == 7,
+          "cgroup: parse memory.events and memory.oom_control counts", "see the code");
+}
+
+/* Where this test process is in the v2 hierarchy (the "0::" line). */
+static const char *v2_path(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/cgroup", (int)pid);
+    char *text = slurp(path);
+    char *line = strstr(text, "0::");
+    if (!line)
+        return "";
+    char *end = strchr(line, '\n');
+    if (end)
+        *end = 0;
+    return line + 3;
+}
+
+/* The v2 mechanics, for real: the pool moves into a leaf of its own, hands
+ * the controller down, a sandbox enters its group before bwrap runs, sees
+ * nothing of the host's tree, and everything is given back at teardown;
+ * groups of a pool that is gone are removed. Where the host's v2 has no
+ * memory controller (it is on v1) another one stands in, and no memory
+ * limit is tried. */
+static void test_cgroup_v2(void)
+{
+    if (!selected("cgroup: v2"))
+        return;
+    char *self = strdup(slurp("/proc/self/cgroup")), *mounts = strdup(slurp("/proc/self/mountinfo"));
+    char *home = sesh_cgroup_own_dir(self, mounts, NULL);
+    char controllers[256] = "";
+    if (home) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/cgroup.controllers", home);
+        snprintf(controllers, sizeof controllers, "%s", slurp(path));
+    }
+    const char *stand_in = strstr(controllers, "memory") ? "memory" :
+                           strstr(controllers, "hugetlb") ? "hugetlb" :
+                           strstr(controllers, "pids") ? "pids" : NULL;
+    if (!stand_in) {
+        printf("     (cgroup: v2 skipped: no cgroup2 group with a controller here)\n");
+        free(self); free(mounts); free(home);
+        return;
+    }
+    char *why = NULL;
+    if (geteuid() != 0) {
+        /* Not root and not delegated: refused, with what to do. */
+        int rc = sesh_cgroup_setup_from(NULL, NULL, 2, stand_in, &why);
+        check(rc < 0 && why && strstr(why, "not delegated") && strstr(why, "Delegate=yes") &&
+              !sesh_cgroup_version(),
+              "cgroup: v2 not delegated: refused, saying what to do", "%s", why ? why : "-");
+        free(why);
+        sesh_cgroup_teardown();
+        free(self); free(mounts); free(home);
+        return;
+    }
+    /* A group of a pool that was killed (a pid that no longer runs). */
+    pid_t gone = fork();
+    if (gone == 0)
+        _exit(0);
+    waitpid(gone, NULL, 0);
+    char stale[1024], stale_sb[1100], path[1200];
+    snprintf(stale, sizeof stale, "%s/sesh-pool-%d", home, (int)gone);
+    snprintf(stale_sb, sizeof stale_sb, "%s/sessions", stale);
+    int made_stale = mkdir(stale, 0755) == 0 && mkdir(stale_sb, 0755) == 0;
+    snprintf(path, sizeof path, "%s/sb-3", stale_sb);
+    made_stale = made_stale && mkdir(path, 0755) == 0;
+    char before[256];
+    snprintf(path, sizeof path, "%s/cgroup.subtree_control", home);
+    snprintf(before, sizeof before, "%s", slurp(path));
+    char start_path[512];
+    snprintf(start_path, sizeof start_path, "%s", v2_path(getpid()));
+
+    int rc = sesh_cgroup_setup_from(NULL, NULL, 2, stand_in, &why);
+    check(rc == 0 && strcmp(sesh_cgroup_version(), "v2") == 0 &&
+          strstr(sesh_cgroup_controllers(), stand_in), "cgroup: v2 set up", "%s",
+          why ? why : "-");
+    free(why);
+    if (rc != 0) {
+        free(self); free(mounts); free(home);
+        return;
+    }
+    struct stat st;
+    check(made_stale && stat(stale, &st) < 0 && errno == ENOENT,
+          "cgroup: v2 groups of a pool that is gone are removed", "%s still there", stale);
+    char mine[600];
+    snprintf(mine, sizeof mine, "/sesh-pool-%d/pool", (int)getpid());
+    const char *now = v2_path(getpid());
+    check(strlen(now) >= strlen(mine) && strcmp(now + strlen(now) - strlen(mine), mine) == 0,
+          "cgroup: v2 the pool moves into a leaf of its own", "in %s", now);
+
+    char *dir = new_data_dir();
+    sesh_sandbox_config cfg = { .defer_plots = 1 };
+    sesh_sandbox *sb = start_for("cgroup: v2", dir, &cfg);
+    if (sb) {
+        const char *outer = v2_path(sesh_sandbox_pid(sb));
+        char want[600];
+        snprintf(want, sizeof want, "/sesh-pool-%d/sessions/sb-", (int)getpid());
+        check(strstr(outer, want) != NULL, "cgroup: v2 the sandbox runs in a group of its own",
+              "bwrap in %s", outer);
+        expect_stdout(sb, "cgroup: v2 the sandbox sees nothing of the host's groups",
+                      "print(open('/proc/self/cgroup').read().strip().split('\\n')[-1])",
+                      "0::/\n");
+        sesh_sandbox_free(sb);
+    }
+    sesh_cgroup_teardown();
+    snprintf(path, sizeof path, "%s/sesh-pool-%d", home, (int)getpid());
+    char after[256];
+    char control[1200];
+    snprintf(control, sizeof control, "%s/cgroup.subtree_control", home);
+    snprintf(after, sizeof after, "%s", slurp(control));
+    check(stat(path, &st) < 0 && strcmp(v2_path(getpid()), start_path) == 0 &&
+          strcmp(before, after) == 0,
+          "cgroup: v2 teardown gives everything back", "%s: %s; in %s; subtree '%s' was '%s'",
+          path, stat(path, &st) == 0 ? "still there" : "gone", v2_path(getpid()), after, before);
+    free(dir);
+    free(self); free(mounts); free(home);
+}
+
+/* Where the memory controller is on v1 (these machines): a session's
+ * processes and its files in /tmp and /dev/shm are bounded together; past
+ * the bound the session gets a clear error, other sessions go on. */
+static void test_cgroup_v1(void)
+{
+    if (!selected("cgroup: v1"))
+        return;
+    char *self = strdup(slurp("/proc/self/cgroup")), *mounts = strdup(slurp("/proc/self/mountinfo"));
+    char *own = sesh_cgroup_own_dir(self, mounts, "memory");
+    free(self);
+    free(mounts);
+    if (!own) {
+        printf("     (cgroup: v1 skipped: no v1 memory hierarchy here)\n");
+        return;
+    }
+    char *why = NULL;
+    int rc = sesh_cgroup_setup_from(NULL, NULL, 1, NULL, &why);
+    if (geteuid() != 0) {
+        check(rc < 0 && why && strstr(why, "not writable"), "cgroup: v1 refused to a user, saying why",
+              "%s", why ? why : "-");
+        free(why);
+        sesh_cgroup_teardown();
+        free(own);
+        return;
+    }
+    check(rc == 0 && strcmp(sesh_cgroup_version(), "v1") == 0 &&
+          strstr(sesh_cgroup_controllers(), "memory"), "cgroup: v1 set up", "%s", why ? why : "-");
+    free(why);
+    if (rc != 0) {
+        free(own);
+        return;
+    }
+    char *d1 = new_data_dir(), *d2 = new_data_dir();
+    sesh_sandbox_config cfg = { .defer_plots = 1, .session_memory = 256 << 20 };
+    sesh_sandbox *a = start_for("cgroup: v1", d1, &cfg), *b = start_for("cgroup: v1", d2, &cfg);
+    if (a && b) {
+        char group[700];
+        snprintf(group, sizeof group, "%s/sesh-pool-%d", own, (int)getpid());
+        struct stat st;
+        check(stat(group, &st) == 0, "cgroup: v1 the pool's group", "no %s", group);
+        expect_stdout(a, "cgroup: v1 the sandbox sees nothing of the host's groups",
+                      "print(all(l.endswith(':/') for l in open('/proc/self/cgroup').read().split()))",
+                      "True\n");
+        run_result r = run(a, "kept = 'still here'");
+        done(&r);
+        /* Three processes of 150 MB, each holding it until all three have
+         * it (or died trying): at most one fits. */
+        r = run(a, "import subprocess, sys\n"
+                   "code = 'import sys; b = bytearray(150 << 20); print(1, flush=True); "
+                   "sys.stdin.read()'\n"
+                   "procs = [subprocess.Popen([sys.executable, '-c', code], stdin=subprocess.PIPE,"
+                   " stdout=subprocess.PIPE) for _ in range(3)]\n"
+                   "held = sum(p.stdout.readline() == b'1\\n' for p in procs)\n"
+                   "for p in procs: p.stdin.close()\n"
+                   "print(held < 3, sorted(p.wait() for p in procs)[0])");
+        check(r.status == SESH_RUN_OK && strcmp(status_of(&r), "Failure") == 0 &&
+              strcmp(field(&r, "stdout"), "True -9\n") == 0 &&
+              strstr(field(&r, "stderr"), "ran out of memory") &&
+              strstr(field(&r, "stderr"), "268435456 bytes"),
+              "cgroup: v1 processes past the session's memory: killed, and the answer says so",
+              "%s", describe(&r));
+        done(&r);
+        expect_stdout(a, "cgroup: v1 the interpreter and its state survive", "print(kept)",
+                      "still here\n");
+        r = run(a, "block = b'x' * (1 << 20)\n"
+                   "for path, n in (('/tmp/fill', 200), ('/dev/shm/fill', 60)):\n"
+                   "    with open(path, 'wb') as f:\n"
+                   "        for _ in range(n): f.write(block)");
+        const char *said = r.reply ? field(&r, "stderr") : r.err ? r.err : "";
+        check((r.status == SESH_RUN_LOST || strcmp(status_of(&r), "Failure") == 0) &&
+              strstr(said, "ran out of memory") && strstr(said, "/tmp and /dev/shm"),
+              "cgroup: v1 files in /tmp and /dev/shm count against the session's memory", "%s",
+              describe(&r));
+        done(&r);
+        expect_stdout(b, "cgroup: v1 another session goes on", "print(6 * 7)", "42\n");
+        sesh_sandbox_free(a);
+        a = start_for("cgroup: v1", d1, &cfg);
+        if (a)
+            expect_stdout(a, "cgroup: v1 the session starts again", "print('back')", "back\n");
+    }
+    sesh_sandbox_free(a);
+    sesh_sandbox_free(b);
+    sesh_cgroup_teardown();
+    char group[700];
+    snprintf(group, sizeof group, "%s/sesh-pool-%d", own, (int)getpid());
+    struct stat st;
+    check(stat(group, &st) < 0 && errno == ENOENT, "cgroup: v1 teardown removes the groups",
+          "%s still there", group);
+    free(own);
+    free(d1);
+    free(d2);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -841,6 +1128,9 @@ int main(int argc, char **argv)
     expect_stdout(b, "after all: the other sandbox still works", "print('fine')", "fine\n");
     sesh_sandbox_free(a);
     sesh_sandbox_free(b);
+    test_cgroup_parsing();
+    test_cgroup_v2();
+    test_cgroup_v1();
 
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);

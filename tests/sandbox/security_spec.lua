@@ -23,7 +23,8 @@ end
 
 -- A small disk allowance keeps "fill /mnt/data" cheap, where the pool offers one.
 local function pool_args()
-  local args = { "--timeout", "60", "--max-output", "4096" }
+  -- a fresh session per attack: more than a small host's memory-derived --max-sessions
+  local args = { "--timeout", "60", "--max-output", "4096", "--max-sessions", "100" }
   if support.sh(support.quote(support.binary()) .. " --help"):match("%-%-max%-disk") then
     args[#args + 1] = "--max-disk"; args[#args + 1] = tostring(64 << 20)
   end
