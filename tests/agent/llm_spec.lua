@@ -105,10 +105,15 @@ describe("llm client", function()
     assert.equal("test-model", r.body.model)
     assert.equal(0, r.body.temperature)
     assert.same({ { role = "user", content = "Hi" } }, r.body.messages)
-    -- An empty `required` list is left out, not sent as an object.
+    -- An empty `required` list goes as an array (the stand-in, like the API,
+    -- answers 400 to an object there) and `properties` as an object.
     assert.same({ { type = "function", ["function"] = {
       name = "noop", description = "does nothing",
-      parameters = { type = "object", properties = {} } } } }, r.body.tools)
+      parameters = { type = "object", properties = {}, required = {} } } } }, r.body.tools)
+    local raw = require("sessions.json").encode(llm.tool_spec{ name = "noop",
+      parameters = { type = "object", properties = {}, required = {} } })
+    assert.matches('"properties":{}', raw, 1, true)
+    assert.matches('"required":[]', raw, 1, true)
   end)
 
   it("marks a strict tool for structured outputs", function()
