@@ -372,7 +372,6 @@ static int scheduled(lua_State *L) {
     return yes;
 }
 
-
 /* Bodies are sent from the Lua strings themselves: the transfer keeps them alive,
  * even if the request table changes while a coroutine waits. */
 static void anchor_bodies(lua_State *L, int req, int transfer) {
@@ -436,9 +435,8 @@ int sesh_core_sleep(lua_State *L) {
     }
     sesh_http_guard_begin();        /* Ctrl-C ends the sleep as it ends a request */
     double left;
-    while (!sesh_http_interrupted() && (left = until - sesh_monotonic()) > 0) {
+    while (!sesh_http_interrupted() && (left = until - sesh_monotonic()) > 0)
         sesh_http_step((int)ceil(left * 1000));
-    }
     int interrupted = sesh_http_interrupted();
     sesh_http_guard_end();
     if (interrupted)

@@ -116,8 +116,6 @@ static sesh_http_progress_hook progress_hook;
 
 /* ---- small helpers ---- */
 
-#define now sesh_monotonic
-
 static void set_error(sesh_http_error *e, sesh_http_kind kind, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -887,7 +885,7 @@ sesh_http_transfer *sesh_http_start(sesh_http_client *c, const sesh_http_request
         sesh_http_transfer_free(t);
         return NULL;
     }
-    t->started = now();
+    t->started = sesh_monotonic();
     link_transfer(t);
     launch(t);
     return t;
@@ -959,7 +957,7 @@ static int schedule_retry(sesh_http_transfer *t, double server_wait) {
     double delay = random01() * (ceiling < cap ? ceiling : cap);
     if (server_wait > delay)
         delay = server_wait;
-    double at = now();
+    double at = sesh_monotonic();
     if (t->retry.total > 0 && at + delay > t->started + t->retry.total)
         return 0;
     /* Rewind the files first: if that fails, the last answer is still intact. */
@@ -1067,7 +1065,7 @@ int sesh_http_step(int timeout_ms) {
         return 0;
     if (cancel_flag)
         abort_all();
-    double at = now(), wake = at + timeout_ms / 1000.0;
+    double at = sesh_monotonic(), wake = at + timeout_ms / 1000.0;
     int idle = transfers == NULL;
     for (sesh_http_transfer *t = transfers, *next; t; t = next) {
         next = t->next;
@@ -1077,7 +1075,7 @@ int sesh_http_step(int timeout_ms) {
             wake = t->next_at;
     }
     collect();
-    int wait_ms = (int)ceil((wake - now()) * 1000);
+    int wait_ms = (int)ceil((wake - sesh_monotonic()) * 1000);
     if (wait_ms > POLL_SLICE_MS)
         wait_ms = POLL_SLICE_MS;
     if (!transfers) {
