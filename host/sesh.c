@@ -8,7 +8,6 @@
  * The host itself (state, libraries, paths, the runner) comes from libsesh;
  * the console from console.c.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
