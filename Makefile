@@ -40,7 +40,9 @@ SHARE := $(BUILD)/share/sesh
 .PHONY: all deps run test bench install uninstall clean help check-deps
 all:
 
-# Each layer owns its fragment: what it compiles and what it produces.
+# Each layer owns its fragment: what it compiles and what it produces. The
+# common helpers come first: every binary links them.
+include host/common/common.mk
 include host/transport/transport.mk
 include host/binding/binding.mk
 include host/host.mk

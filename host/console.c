@@ -9,6 +9,7 @@
  * into that module; when it cannot be loaded the console still works, plainly.
  */
 #include "console.h"
+#include "libsesh.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -25,12 +26,15 @@
 
 #include <lauxlib.h>
 
+#include "common/common.h"
+
 #define MAX_INPUT_LINE 4096          /* without readline: longest line read at once */
 #define HISTORY_LINES 1000           /* entries kept in the history file */
 #define HISTORY_ENTRY_MAX 65536      /* a bigger paste is run, not remembered */
 #define CONSOLE_MODULE "console"     /* lua/console.lua */
 
 static lua_State *consoleL;          /* the state completion runs in */
+static sesh *consoleS;               /* its host, for the runner */
 static volatile sig_atomic_t prompt_interrupted;
 static char history_path[PATH_MAX];
 
@@ -144,21 +148,6 @@ static int push_line(lua_State *L, int firstline, int *interrupted)
 
 /* --- history ------------------------------------------------------------- */
 
-/* Creates every missing directory of path (mode 0700), like mkdir -p. */
-static int make_dirs(char *path)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        int failed = mkdir(path, 0700) != 0 && errno != EEXIST;
-        *p = '/';
-        if (failed)
-            return -1;
-    }
-    return mkdir(path, 0700) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* $XDG_STATE_HOME/sesh/history, or ~/.local/state/sesh/history. */
 static int find_history_path(char *buf, size_t size)
 {
@@ -172,7 +161,7 @@ static int find_history_path(char *buf, size_t size)
         n = snprintf(dir, sizeof dir, "%s/.local/state/sesh", home);
     else
         return 0;
-    if (n < 0 || (size_t)n >= sizeof dir || make_dirs(dir) != 0)
+    if (n < 0 || (size_t)n >= sizeof dir || sesh_mkdirs(dir, 0700) != 0)
         return 0;
     n = snprintf(buf, size, "%s/history", dir);
     return n > 0 && (size_t)n < size;
@@ -252,26 +241,7 @@ static int l_remember(lua_State *L)
     return 0;
 }
 
-static int make_dirs(char *path);
-
-/* console.mkdir(path): true, or nil and why (like mkdir -p, mode 0700). */
-static int l_mkdir(lua_State *L)
-{
-    char path[PATH_MAX];
-    const char *dir = luaL_checkstring(L, 1);
-    if (strlen(dir) >= sizeof path)
-        return luaL_argerror(L, 1, "path too long");
-    strcpy(path, dir);
-    if (make_dirs(path) != 0) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "cannot create %s: %s", dir, strerror(errno));
-        return 2;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* Gives the module what only C can: line input, mkdir, whether stdout is a
+/* Gives the module what only C can: line input, history, whether stdout is a
  * terminal. Done once, when the module is first loaded. */
 static void equip_module(lua_State *L)
 {
@@ -282,8 +252,6 @@ static void equip_module(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, l_read);
     lua_setfield(L, -2, "read");
-    lua_pushcfunction(L, l_mkdir);
-    lua_setfield(L, -2, "mkdir");
     lua_pushcfunction(L, l_remember);
     lua_setfield(L, -2, "remember");
     lua_pushboolean(L, isatty(STDOUT_FILENO));
@@ -455,7 +423,7 @@ static int python_line(lua_State *L)
         return LUA_ERRRUN;
     }
     lua_pushvalue(L, 1);
-    return sesh_docall(L, 1, 0);
+    return sesh_run(consoleS, 1, 0, 1);
 }
 
 /* Reads a whole chunk and leaves it compiled on the stack. Returns -1 at end
@@ -511,7 +479,7 @@ static void close_console_session(lua_State *L)
 {
     if (!get_console_function(L, "close"))
         return;
-    report(L, sesh_docall(L, 0, 0));
+    report(L, sesh_run(consoleS, 0, 0, 1));
 }
 
 /* A Ctrl-C outside the prompt and outside a running chunk: after Enter,
@@ -526,9 +494,11 @@ static void on_stray_sigint(int sig)
     stray_interrupt = 1;
 }
 
-void sesh_console(lua_State *L)
+void sesh_console(sesh *S)
 {
+    lua_State *L = sesh_lua(S);
     int status;
+    consoleS = S;
     void (*previous)(int) = signal(SIGINT, on_stray_sigint);
     completion_open(L);
     history_open();
@@ -551,7 +521,7 @@ void sesh_console(lua_State *L)
             status = LUA_ERRRUN;
         }
         if (status == LUA_OK)
-            status = sesh_docall(L, 0, LUA_MULTRET);
+            status = sesh_run(consoleS, 0, LUA_MULTRET, 1);
         if (status == LUA_OK)
             show_results(L);
         else

@@ -6,7 +6,7 @@
 #                               the interpreter provides it)
 #   $(BUILD)/include/sesh.h     the header, where an installed one would be
 HOST_OBJS    := $(patsubst host/%.c,$(OBJ)/%.o,$(wildcard host/*.c))
-LIBSESH_OBJS := $(OBJ)/libsesh.o $(BINDING_OBJS) $(TRANSPORT_OBJS)
+LIBSESH_OBJS := $(OBJ)/libsesh.o $(BINDING_OBJS) $(TRANSPORT_OBJS) $(COMMON_OBJS)
 SESH_ABI     := 0
 SESH_RELEASE := $(VERSION)
 
@@ -19,9 +19,9 @@ $(OBJ)/libsesh.o: CFLAGS += -DSESH_PREFIX='"$(PREFIX)"'
 
 # The executable takes the binding and transport from sessions.so on first
 # use (host/modules.c), so a start-up loads no libcurl.
-$(BIN)/sesh: $(HOST_OBJS) | $(LIB)/lua/5.4/sessions.so
+$(BIN)/sesh: $(HOST_OBJS) $(COMMON_OBJS) | $(LIB)/lua/5.4/sessions.so
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(HOST_OBJS) $(CJSON_LIBS) $(LUA_LIBS) -lreadline -lm -ldl
+	$(CC) $(LDFLAGS) -o $@ $(HOST_OBJS) $(COMMON_OBJS) $(CJSON_LIBS) $(LUA_LIBS) -lreadline -lm -ldl
 
 $(LIB)/libsesh.a: $(LIBSESH_OBJS)
 	@mkdir -p $(dir $@)

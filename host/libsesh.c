@@ -7,12 +7,15 @@
  * (PREFIX/lib/lua/5.4). From that file the host derives the install prefix,
  * hence the shipped Lua libraries (PREFIX/share/sesh/lua) and the pool binary
  * (PREFIX/bin/sesh-pool). The build tree has the same layout, so nothing
- * differs between a build and an install.
+ * differs between a build and an install. The runner the command line and
+ * the console share (libsesh.h) is here too.
  */
 #include "sesh.h"
+#include "libsesh.h"
 
 #include <dlfcn.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -469,6 +472,34 @@ void sesh_interrupt(sesh *S)
 {
     sesh_http_cancel_all();
     lua_sethook(S->L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* --- the runner of the command line and the console -------------------- */
+
+static sesh *running;                 /* the host Ctrl-C interrupts */
+static volatile sig_atomic_t in_console;
+
+static void on_sigint(int sig)
+{
+    if (!in_console)
+        signal(sig, SIG_DFL);         /* a second Ctrl-C kills, as it kills lua */
+    if (running)
+        sesh_interrupt(running);
+}
+
+int sesh_run(sesh *S, int narg, int nres, int console)
+{
+    sesh *outer = running;
+    int outer_console = in_console;
+    running = S;
+    in_console = console;
+    void (*previous)(int) = signal(SIGINT, on_sigint);
+    int status = sesh_pcall(S, narg, nres);
+    signal(SIGINT, previous);
+    lua_sethook(S->L, NULL, 0, 0);    /* a Ctrl-C that came too late must not hit the next chunk */
+    running = outer;
+    in_console = outer_console;
+    return status;
 }
 
 void sesh_close(sesh *S)

@@ -5,10 +5,9 @@
  *
  * Options, run order and exit status follow lua.c so that sesh can stand in
  * for lua5.4 anywhere: -e stat, -l mod, -l g=mod, -i, -v, -E, -W, --, -.
- * The host itself (state, libraries, paths) comes from libsesh; the console
- * from console.c.
+ * The host itself (state, libraries, paths, the runner) comes from libsesh;
+ * the console from console.c.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +17,11 @@
 #include <lualib.h>
 
 #include "console.h"
+#include "libsesh.h"
 #include "sesh.h"
 
 static const char *progname = "sesh";
-static sesh *globalS;                 /* the host Ctrl-C interrupts */
-static int interactive;               /* in the console: Ctrl-C never kills */
+static sesh *globalS;                 /* the host */
 
 /* Option bits found by collect_args. */
 enum {
@@ -56,7 +55,7 @@ static void print_usage(const char *badoption)
     fflush(stderr);
 }
 
-void sesh_message(const char *msg)
+static void sesh_message(const char *msg)
 {
     if (progname)
         fprintf(stderr, "%s: ", progname);
@@ -64,7 +63,7 @@ void sesh_message(const char *msg)
     fflush(stderr);
 }
 
-int sesh_report(lua_State *L, int status)
+static int sesh_report(lua_State *L, int status)
 {
     if (status != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
@@ -74,25 +73,11 @@ int sesh_report(lua_State *L, int status)
     return status;
 }
 
-/* Ctrl-C while Lua runs: stop the chunk and any request in flight. Running a
- * script, a second Ctrl-C before the first took effect kills sesh (as it
- * kills lua); in the console it interrupts again, so the console survives. */
-static void on_sigint(int sig)
+/* The host's protected call, under Ctrl-C (libsesh's runner). */
+static int docall(lua_State *L, int narg, int nres)
 {
-    if (!interactive)
-        signal(sig, SIG_DFL);
-    if (globalS)
-        sesh_interrupt(globalS);
-}
-
-/* The host's protected call, under Ctrl-C. L is the host's state. */
-int sesh_docall(lua_State *L, int narg, int nres)
-{
-    void (*previous)(int) = signal(SIGINT, on_sigint);
-    int status = sesh_pcall(globalS, narg, nres);
-    signal(SIGINT, previous);
-    lua_sethook(L, NULL, 0, 0);       /* a Ctrl-C that came too late must not hit the next chunk */
-    return status;
+    (void)L;                          /* the host's own state */
+    return sesh_run(globalS, narg, nres, 0);
 }
 
 static void print_version(void)
@@ -117,7 +102,7 @@ static void create_arg_table(lua_State *L, char **argv, int argc, int script)
 static int do_chunk(lua_State *L, int status)
 {
     if (status == LUA_OK)
-        status = sesh_docall(L, 0, 0);
+        status = docall(L, 0, 0);
     return sesh_report(L, status);
 }
 
@@ -142,7 +127,7 @@ static int do_library(lua_State *L, char *spec)
         mod = spec;
     lua_getglobal(L, "require");
     lua_pushstring(L, mod);
-    int status = sesh_docall(L, 1, 1);
+    int status = docall(L, 1, 1);
     if (status == LUA_OK)
         lua_setglobal(L, global);
     return sesh_report(L, status);
@@ -168,7 +153,7 @@ static int handle_script(lua_State *L, char **argv)
     int status = luaL_loadfile(L, name);
     if (status == LUA_OK) {
         int n = push_args(L);
-        status = sesh_docall(L, n, LUA_MULTRET);
+        status = docall(L, n, LUA_MULTRET);
     }
     return sesh_report(L, status);
 }
@@ -289,14 +274,12 @@ static int pmain(lua_State *L)
         return 0;
     if (script < argc && handle_script(L, argv + script) != LUA_OK)
         return 0;
-    interactive = (args & HAS_I) || (script == argc && !(args & (HAS_E | HAS_V))
-                                     && isatty(STDIN_FILENO));
     if (args & HAS_I) {
-        sesh_console(L);
+        sesh_console(globalS);
     } else if (script == argc && !(args & (HAS_E | HAS_V))) {
         if (isatty(STDIN_FILENO)) {
             print_version();
-            sesh_console(L);
+            sesh_console(globalS);
         } else {
             do_file(L, NULL);
         }

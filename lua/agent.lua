@@ -19,7 +19,7 @@
 -- result is sent as JSON; an error raised by fn is sent as "Error: ..."
 -- (a Ctrl-C is not: it ends the run).
 
-local cjson = require "cjson"
+local json = require "sessions.json"
 local llm = require "llm"
 local schema = require "agent.schema"
 
@@ -147,11 +147,11 @@ function Agent:resolve(call)
   end
   local raw = fn.arguments or ""
   if raw:match("^%s*$") then raw = "{}" end
-  local ok, args = pcall(cjson.decode, raw)
+  local ok, args = pcall(json.decode, raw)
   if not ok then
     return tool, nil, ("Error: the arguments of %s are not valid JSON (%s). " ..
                        "Call it again with a JSON object that fits its schema.")
-                      :format(tool.name, tostring(args):gsub("^.-: ", ""))
+                      :format(tool.name, tostring(args))
   end
   local fits, why = schema.check(args, tool.parameters)
   if not fits then
@@ -177,7 +177,7 @@ local function invoke(tool, args, call)
   end
   if out == nil then return "", false end
   if type(out) == "string" then return out, false end
-  local enc_ok, text = pcall(cjson.encode, out)
+  local enc_ok, text = pcall(json.encode, out)
   if not enc_ok then
     return "Error: the tool's result cannot be sent as JSON: " .. tostring(text), true
   end

@@ -8,7 +8,6 @@
 -- The C side also gives this module, before any call:
 --   console.read(prompt) -> line | nil (end of input) | nil, "interrupted"
 --   console.remember(text)                            one history entry
---   console.mkdir(path)  -> true | nil, message        (like mkdir -p, mode 0700)
 --   console.tty          stdout is a terminal
 --
 -- The console's session is console.session (nil until the first `%` line):
@@ -203,7 +202,7 @@ end
 
 local function save_image(result, sessions)
   local dir = image_dir()
-  local ok, err = console.mkdir(dir)
+  local ok, err = require("sessions.core").mkdir(dir, 448)          -- 0700
   if not ok then return nil, err end
   image_count = image_count + 1
   local name = ("%s/%s-%d.%s"):format(dir, os.date("%Y%m%d-%H%M%S"), image_count,

@@ -8,12 +8,13 @@
 -- One client speaks to OpenAI, to any server with the same API (Ollama, a
 -- llama.cpp server, vLLM, ...) through its base URL, or to Azure OpenAI (a
 -- deployment on a resource endpoint, with an api-key or a Microsoft Entra
--- token). HTTP goes through the host's libcurl (sessions.http). API errors are
--- raised as tables with fields (llm.is_error tells them); 429 and 5xx are
--- retried.
+-- token). HTTP goes through the host's libcurl (sessions.http), JSON through
+-- sessions.json. API errors are sesh's error value (sessions.errors) with
+-- module = "llm" (llm.is_error tells them); 429 and 5xx are retried.
 
-local cjson = require "cjson"
 local http = require "sessions.http"
+local json = require "sessions.json"
+local errors = require "sessions.errors"
 
 local M = {}
 
@@ -35,26 +36,17 @@ No LLM is configured. Set one of:
                   (optional: OPENAI_API_VERSION, default ]] .. M.DEFAULT_AZURE_API_VERSION .. ")"
 
 ---------------------------------------------------------------------------
--- Errors: tables with fields, printable.
+-- Errors: sesh's error value, { module = "llm", op = "chat", kind = "api" |
+-- "protocol" | "config", status, type, code, param, message, url, hint, ... }.
 
-local Error = { __name = "llm.error" }
-
-function Error.__tostring(e)
-  local what = e.status and ("HTTP " .. e.status) or e.kind
-  if e.code and e.code ~= "" then what = what .. " " .. tostring(e.code) end
-  local s = ("llm: %s from %s: %s"):format(what, e.url or "?", e.message or "?")
-  if e.hint then s = s .. " (" .. e.hint .. ")" end
-  return s
-end
-
--- Raise an error table: { kind = "api" | "protocol" | "config", message, ... }.
 local function raise(fields)
-  error(setmetatable(fields, Error), 0)
+  fields.module, fields.op = "llm", "chat"
+  errors.raise(fields)
 end
 
 --- True when `e` is an error raised by this module.
 function M.is_error(e)
-  return getmetatable(e) == Error
+  return errors.is(e) and e.module == "llm"
 end
 
 ---------------------------------------------------------------------------
@@ -140,17 +132,18 @@ end
 ---------------------------------------------------------------------------
 -- JSON on the wire.
 
-local null = cjson.null
+local null = json.null
 
--- cjson cannot tell an empty array from an empty object and writes {}; an
--- empty `required` list is the one a schema commonly holds, and means nothing.
+-- A schema written in Lua, as JSON: the keywords that hold lists are sent as
+-- arrays even when empty (`required = {}` is [], not {}).
+local LIST_KEYWORDS = { required = true, enum = true, anyOf = true, oneOf = true, allOf = true }
+
 local function wire_schema(schema)
   if type(schema) ~= "table" then return schema end
   local copy = {}
-  for k, v in pairs(schema) do
-    if not (k == "required" and type(v) == "table" and next(v) == nil) then
-      copy[k] = wire_schema(v)
-    end
+  for k, v in pairs(schema) do copy[k] = wire_schema(v) end
+  for k in pairs(LIST_KEYWORDS) do
+    if type(copy[k]) == "table" then json.array(copy[k]) end
   end
   return copy
 end
@@ -258,7 +251,7 @@ M.RETRY_STATUSES = { 408, 409, 429, 500, 502, 503, 504 }
 local function api_error(self, res)
   local e = { kind = "api", status = res.status, url = self.url,
               request_id = res.headers["x-request-id"] or res.headers["apim-request-id"] }
-  local ok, body = pcall(cjson.decode, res.body or "")
+  local ok, body = pcall(json.decode, res.body or "")
   local err = ok and type(body) == "table" and body.error
   if type(err) == "table" then
     e.message = denull(err.message)
@@ -286,7 +279,7 @@ end
 -- 408/409/429/5xx (max_retries more attempts, within retry_total seconds);
 -- a 401 with a refreshable Entra credential signs in again once.
 function Client:post(body)
-  local payload = cjson.encode(body)
+  local payload = json.encode(body)
   local refreshed = false
   while true do
     local res = self.http:request{
@@ -295,7 +288,7 @@ function Client:post(body)
                 total = self.retry_total, base = 0.5, cap = 8 },
     }
     if res.status >= 200 and res.status < 300 then
-      local ok, answer = pcall(cjson.decode, res.body or "")
+      local ok, answer = pcall(json.decode, res.body or "")
       if not ok or type(answer) ~= "table" then
         raise{ kind = "protocol", status = res.status, url = self.url,
                message = "the answer is not JSON: " .. (res.body or ""):sub(1, 200) }
@@ -348,7 +341,7 @@ function Client:chat(req)
   local choice = type(answer.choices) == "table" and answer.choices[1]
   if type(choice) ~= "table" or type(choice.message) ~= "table" then
     raise{ kind = "protocol", url = self.url,
-           message = "the answer has no choices[1].message: " .. cjson.encode(answer):sub(1, 200) }
+           message = "the answer has no choices[1].message: " .. json.encode(answer):sub(1, 200) }
   end
   local m = denull(choice.message)
   local content = m.content
@@ -367,7 +360,7 @@ function Client:chat(req)
       local fn = call["function"] or {}
       local args = fn.arguments
       -- Some compatible servers send the arguments as an object, not as text.
-      if type(args) == "table" then args = cjson.encode(args) end
+      if type(args) == "table" then args = json.encode(args) end
       message.tool_calls[i] = {
         id = call.id or ("call_" .. i),
         type = "function",

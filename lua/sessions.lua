@@ -56,10 +56,7 @@ local RETRY_SAFE = { 429, 502, 503, 504 }
 local STALL_SECONDS = 60
 local RETRY_EXECUTE = { 429, 503 }
 
-local function uuid4()
-  local f = core.uuid4 or core.uuid
-  return f()
-end
+local uuid4 = core.uuid4
 
 -- Helpers ----------------------------------------------------------------------
 
@@ -194,8 +191,7 @@ function sessions.new(opts)
   local version = o.api_version or protocol.DEFAULT_VERSION
   local features = protocol.features(version)
   if not features then
-    usage("sessions.new", "unknown api_version %q (known: 2024-02-02-preview, 2024-08-02-preview, " ..
-          "2024-10-02-preview, 2025-02-02-preview, 2025-10-02-preview)", tostring(version))
+    usage("sessions.new", "unknown api_version %q (known: %s)", tostring(version), protocol.known())
   end
   local id = o.id or uuid4()
   if type(id) ~= "string" or #id < 4 or #id > 128 or id:find("[%c%s\128-\255]") then
@@ -277,15 +273,10 @@ function Session:_send(req, x)
       retry = self:_retry(req), progress = self.progress,
     })
     if ok then return res end
-    local e = res
-    if type(e) == "table" and e.kind then
-      local kind = e.kind == "transport" and "transport" or e.kind == "interrupted" and "interrupted"
-          or e.kind == "file" and "file" or e.kind == "usage" and "usage" or e.kind == "too_large" and "too_large"
-          or "transport"
-      errors.raise{ kind = kind, op = req.op, code = e.code, message = e.message,
-                    retries = (e.attempts or 1) - 1, secrets = { token } }
+    if errors.is(res) then      -- the transport's error value, now this operation's
+      errors.reraise(res, req.op, { retries = (res.attempts or 1) - 1, secrets = { token } })
     end
-    error(e, 0)
+    error(res, 0)
   end
   local cred = self._credential
   local token = cred:token()
@@ -302,7 +293,7 @@ function Session:_send(req, x)
   errors.raise{ kind = "http", op = req.op, status = res.status, code = code,
                 message = message or reasons[res.status] or "unexpected answer",
                 request_id = request_id, retries = (res.attempts or 1) - 1,
-                retry_after = protocol.retry_after(res.headers), secrets = { token } }
+                retry_after = res.retry_after, secrets = { token } }
 end
 
 -- Decode a JSON answer; a bad one is a protocol error that says what arrived.
@@ -321,23 +312,18 @@ local function decode(op, res, opts)
   return doc
 end
 
--- Run a protocol parser, turning a shape error into an error value.
+-- Run a protocol parser; a shape error is this operation's, on this answer.
 local function parse(op, res, f, ...)
   local ok, a, b = pcall(f, ...)
   if ok then return a, b end
-  if type(a) == "table" and a.protocol_error then
-    errors.raise{ kind = "protocol", op = op, status = res.status,
-                  message = "unexpected answer: " .. a.message }
-  end
+  if errors.is(a, "protocol") then a.op, a.status = op, res.status end
   error(a, 0)
 end
 
 function Session:_need(op, feature, what)
-  local have = feature == "gen2" and self.generation >= 2 or self.features[feature]
-  if not have then
+  if not self.features[feature] then
     usage(op, "%s needs api_version %s or later (this session uses %s)", what,
-          feature == "gen2" and "2024-10-02-preview" or feature == "sessions" and "2025-02-02-preview"
-          or "2025-10-02-preview", self.api_version)
+          protocol.since(feature), self.api_version)
   end
 end
 
@@ -351,20 +337,19 @@ end
 -- Execute ---------------------------------------------------------------------------
 
 -- LangChain's sanitize_input: strip leading whitespace, backticks and an
--- optional "python" word; trailing whitespace and backticks.
-function sessions.sanitize(code)
+-- optional "python" word; trailing whitespace and backticks.  Like LangChain
+-- it strips "python" from "python_var = 1" too; opts.whole_word keeps such a
+-- name (the agent's Python tool: models write the word alone on a line).
+function sessions.sanitize(code, opts)
   local s = code:gsub("^[%s`]*", "")
-  local p = s:sub(1, 6)
-  if p:lower() == "python" then s = s:sub(7) end
+  if s:sub(1, 6):lower() == "python" and not (opts and opts.whole_word and s:find("^[^%s]", 7)) then
+    s = s:sub(7)
+  end
   s = s:gsub("^%s*", ""):gsub("[%s`]*$", "")
   return s
 end
 
 local EXEC_OPTS = set{ "sanitize", "async", "timeout", "poll_interval", "max_output", "jupyter", "operation_id" }
-
-local function sleep(s)
-  if core.sleep then core.sleep(s) else os.execute(("sleep %.3f"):format(s)) end
-end
 
 --- s:execute(code [, opts]) -> result
 function Session:execute(code, opts)
@@ -398,10 +383,10 @@ function Session:_poll(r, o, exec_timeout)
     errors.raise{ kind = "protocol", op = "execute", message = "an asynchronous execution came back without an id" }
   end
   local interval = o.poll_interval or 0.05
-  local waited, limit = 0, exec_timeout + 30
+  local started, limit = core.monotonic(), exec_timeout + 30
   while true do
-    sleep(interval)
-    waited = waited + interval
+    core.sleep(interval)         -- inside sessions.parallel, other work goes on meanwhile
+    local waited = core.monotonic() - started
     interval = math.min(interval * 2, o.poll_interval or 1)
     local res = self:_send(protocol.get_execution(self.generation, self.id, self.api_version, id))
     local doc = decode("get execution", res, { ordered = true })

@@ -84,10 +84,8 @@ end
 f:close()
 local name = csv:match("([^/]+)$")
 
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-if not os.execute("mkdir -p " .. shell_quote(o.out)) then
-  usage("cannot create the output directory " .. o.out)
-end
+local made, why = require("sessions.core").mkdir(o.out)
+if not made then usage("cannot create the output directory: " .. why) end
 
 local s <close> = sessions.new{ endpoint = o.endpoint, token_file = o.token_file }
 s:upload{ name = name, file = csv }

@@ -18,7 +18,8 @@
 -- data.csv (cleaned), summary.csv, metrics.json and three PNG figures.
 
 local sessions = require "sessions"
-local cjson = require "cjson"
+local json = require "sessions.json"
+local core = require "sessions.core"
 
 local DATASETS = {
   iris = "Iris flowers: four measurements of 150 flowers of three species (Fisher, 1936).",
@@ -209,14 +210,9 @@ local FIGURES = {
 ---------------------------------------------------------------------------
 -- One analysis, in its own session.
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
 local function mkdir(dir)
-  if not os.execute("mkdir -p " .. shell_quote(dir)) then
-    error(("cannot create the directory %s"):format(dir), 0)
-  end
+  local ok, why = core.mkdir(dir)
+  if not ok then error(("cannot create the directory: %s"):format(why), 0) end
 end
 
 -- Run a cell; a Python failure stops the analysis with its traceback.
@@ -235,7 +231,7 @@ end
 
 local function run_json(s, step)
   local r = run(s, step)
-  local ok, v = pcall(cjson.decode, r.result)
+  local ok, v = pcall(json.decode, r.result)
   if not ok then
     error(("the %s step returned no JSON: %s"):format(step, tostring(r.result)), 0)
   end
@@ -248,7 +244,7 @@ local function analyze(dataset, opts)
   mkdir(dir)
   local a = { dataset = dataset, dir = dataset }
 
-  s:upload{ name = "settings.json", data = cjson.encode{
+  s:upload{ name = "settings.json", data = json.encode{
     dataset = dataset, test_size = opts.test_size, seed = opts.seed } }
   a.rows_loaded = run(s, "load").result
   a.cleaning = run_json(s, "clean")

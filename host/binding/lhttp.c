@@ -5,20 +5,24 @@
  *   local res = c:request{ method = "POST", url = ..., body = "..." }
  *   local results, errors = http.run{ function() return c:request(a) end, ... }
  *
- * Inside a function run by http.run, client:request yields to the scheduler
- * instead of blocking, so the same code runs one request or many at once.
- * Failures are raised as tables { kind =, code =, message = } with __tostring.
+ * Inside a function run by http.run, client:request (and core.sleep, below)
+ * yields to the scheduler instead of blocking, so the same code runs one
+ * request or many at once. Failures are raised as the error value of
+ * lerror.c: { kind =, code =, message =, attempts = }.
  */
 #include "binding/binding.h"
 #include "transport/http.h"
 
+#include "common/common.h"
+
 #include <lauxlib.h>
 #include <lua.h>
+#include <math.h>
 #include <string.h>
 
 #define CLIENT_MT   "sessions.http.client"
 #define TRANSFER_MT "sessions.http.transfer"
-#define ERROR_MT    "sessions.http.error"
+#define SCHEDULED   "sessions.http.scheduled"     /* registry: the coroutines of http.run */
 #define MAX_HEADERS 256
 #define MAX_PARTS   256
 #define MAX_STATUSES 64
@@ -31,8 +35,10 @@ typedef struct {
     sesh_http_transfer *t;
 } transfer_ud;
 
-/* What a coroutine run by http.run yields while its request is in flight. */
+/* What a coroutine run by http.run yields: a request in flight (and the
+ * transfer), or a sleep (and when it ends, in sesh_monotonic time). */
 static const char waiting_marker = 'w';
+static const char sleeping_marker = 's';
 
 /* ---- errors ---- */
 
@@ -47,26 +53,18 @@ static const char *kind_name(sesh_http_kind k) {
     }
 }
 
-static int error_tostring(lua_State *L) {
-    lua_getfield(L, 1, "message");
-    if (!lua_isstring(L, -1))
-        lua_pushliteral(L, "sessions.http error");
-    return 1;
-}
-
 static void push_error(lua_State *L, const sesh_http_error *e, int attempts) {
-    lua_createtable(L, 0, 4);
-    lua_pushstring(L, kind_name(e->kind));
-    lua_setfield(L, -2, "kind");
-    lua_pushinteger(L, e->code);
-    lua_setfield(L, -2, "code");
-    lua_pushstring(L, e->message);
-    lua_setfield(L, -2, "message");
+    sesh_error_new(L, kind_name(e->kind), e->code, e->message);
     if (attempts > 0) {
         lua_pushinteger(L, attempts);
         lua_setfield(L, -2, "attempts");
     }
-    luaL_setmetatable(L, ERROR_MT);
+}
+
+static int raise_interrupted(lua_State *L) {
+    sesh_http_error e = {SESH_HTTP_EINTERRUPTED, 0, "interrupted by Ctrl-C"};
+    push_error(L, &e, 0);
+    return lua_error(L);
 }
 
 static int raise_error(lua_State *L, const sesh_http_error *e, int attempts) {
@@ -288,7 +286,7 @@ static void read_request(lua_State *L, int req, sesh_http_request *r) {
     if (max_body < 0)
         luaL_error(L, "request: 'max_body' must not be negative");
     r->max_body = (size_t)max_body;
-    r->progress = opt_flag(L, req, "progress");
+    r->progress = sesh_progress_wanted(opt_flag(L, req, "progress"));
     r->idempotent = opt_flag(L, req, "idempotent");
     read_headers(L, req, r);
     read_parts(L, req, r);
@@ -305,6 +303,11 @@ static void push_result(lua_State *L, sesh_http_transfer *t) {
     lua_setfield(L, -2, "attempts");
     lua_pushinteger(L, sesh_http_result_connects(t));
     lua_setfield(L, -2, "connects");
+    double retry_after = sesh_http_result_retry_after(t);
+    if (retry_after >= 0) {
+        lua_pushnumber(L, retry_after);
+        lua_setfield(L, -2, "retry_after");
+    }
     lua_newtable(L);
     for (size_t i = 0, n = sesh_http_result_nheaders(t); i < n; i++) {
         const sesh_http_header *h = sesh_http_result_header(t, i);
@@ -355,13 +358,17 @@ static int request_k(lua_State *L, int status, lua_KContext ctx) {
     return finish_request(L, (int)ctx);
 }
 
-/* Is L a coroutine started by http.run (upvalue 1 is the set of them)? */
+/* Is L a coroutine started by http.run? */
 static int scheduled(lua_State *L) {
     if (!lua_isyieldable(L))
         return 0;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, SCHEDULED) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return 0;
+    }
     lua_pushthread(L);
-    int yes = lua_rawget(L, lua_upvalueindex(1)) == LUA_TBOOLEAN;
-    lua_pop(L, 1);
+    int yes = lua_rawget(L, -2) == LUA_TBOOLEAN;
+    lua_pop(L, 2);
     return yes;
 }
 
@@ -407,10 +414,41 @@ static int l_client_request(lua_State *L) {
     return finish_request(L, ti);
 }
 
+/* ---- core.sleep: waiting for time, as a request waits for bytes ---- */
+
+static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+    (void)status;
+    (void)ctx;
+    if (sesh_http_interrupted())
+        return raise_interrupted(L);
+    return 0;
+}
+
+int sesh_core_sleep(lua_State *L) {
+    double seconds = luaL_checknumber(L, 1);
+    luaL_argcheck(L, seconds >= 0 && seconds < 1e9, 1, "seconds from 0 to 1e9");
+    double until = sesh_monotonic() + seconds;
+    if (scheduled(L)) {             /* the scheduler wakes us; other transfers go on */
+        lua_pushlightuserdata(L, (void *)&sleeping_marker);
+        lua_pushnumber(L, until);
+        return lua_yieldk(L, 2, 0, sleep_k);
+    }
+    sesh_http_guard_begin();        /* Ctrl-C ends the sleep as it ends a request */
+    double left;
+    while (!sesh_http_interrupted() && (left = until - sesh_monotonic()) > 0)
+        sesh_http_step((int)ceil(left * 1000));
+    int interrupted = sesh_http_interrupted();
+    sesh_http_guard_end();
+    if (interrupted)
+        return raise_interrupted(L);
+    return 0;
+}
+
 /* ---- http.run: many requests at once from coroutines ---- */
 
 typedef struct {
     sesh_http_transfer *waiting;   /* NULL: not waiting on a transfer */
+    double wake;                   /* > 0: sleeping until then (sesh_monotonic) */
     int live;
 } slot;
 
@@ -423,8 +461,14 @@ static void resume_slot(lua_State *L, int set, int threads, int results, int err
     int nres = 0;
     int status = lua_resume(co, L, 0, &nres);
     s->waiting = NULL;
+    s->wake = 0;
     if (status == LUA_YIELD && nres == 2 && lua_touserdata(co, -2) == &waiting_marker) {
         s->waiting = lua_touserdata(co, -1);
+        lua_pop(co, 2);
+        return;
+    }
+    if (status == LUA_YIELD && nres == 2 && lua_touserdata(co, -2) == &sleeping_marker) {
+        s->wake = lua_tonumber(co, -1);
         lua_pop(co, 2);
         return;
     }
@@ -480,22 +524,25 @@ static int l_run(lua_State *L) {
         resume_slot(L, set, 4, 2, 3, &slots[i - 1], i);
     for (;;) {
         int live = 0;
+        double at = sesh_monotonic(), first_wake = at + 0.1;
         for (int i = 1; i <= n; i++) {
             slot *s = &slots[i - 1];
             if (s->live && s->waiting && sesh_http_done(s->waiting))
                 resume_slot(L, set, 4, 2, 3, s, i);
+            else if (s->live && s->wake > 0 && (s->wake <= at || sesh_http_interrupted()))
+                resume_slot(L, set, 4, 2, 3, s, i);     /* a Ctrl-C wakes sleepers to end */
+            if (s->live && s->wake > 0 && s->wake < first_wake)
+                first_wake = s->wake;
             live += s->live;
         }
         if (live == 0)
             break;
-        sesh_http_step(100);
+        sesh_http_step((int)ceil((first_wake - sesh_monotonic()) * 1000));
     }
     int interrupted = sesh_http_interrupted();
     sesh_http_guard_end();
-    if (interrupted) {
-        sesh_http_error e = {SESH_HTTP_EINTERRUPTED, 0, "interrupted by Ctrl-C"};
-        return raise_error(L, &e, 0);
-    }
+    if (interrupted)
+        return raise_interrupted(L);
     lua_settop(L, 3);
     lua_pushnil(L);
     if (lua_next(L, 3) == 0) {      /* no error at all: errors is nil */
@@ -519,11 +566,12 @@ int luaopen_sessions_http(lua_State *L) {
     sesh_http_error err;
     if (sesh_http_init(&err) < 0)
         return luaL_error(L, "sessions.http: %s", err.message);
+    sesh_http_set_progress_hook(sesh_progress_draw);
 
     /* The coroutines run by http.run, weak keys: one set per Lua state, kept in the
      * registry, so a second luaopen (busted reloads modules) shares it with the
      * methods already in CLIENT_MT. */
-    if (luaL_getsubtable(L, LUA_REGISTRYINDEX, "sessions.http.scheduled") == 0) {
+    if (luaL_getsubtable(L, LUA_REGISTRYINDEX, SCHEDULED) == 0) {
         lua_createtable(L, 0, 1);
         lua_pushliteral(L, "k");
         lua_setfield(L, -2, "__mode");
@@ -554,10 +602,7 @@ int luaopen_sessions_http(lua_State *L) {
         lua_setfield(L, -2, "__close");
     }
     lua_pop(L, 1);
-    if (luaL_newmetatable(L, ERROR_MT)) {
-        lua_pushcfunction(L, error_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
+    sesh_error_metatable(L);
     lua_pop(L, 1);
 
     lua_newtable(L);

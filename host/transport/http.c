@@ -10,8 +10,14 @@
  * Bodies never have to fit in memory: uploads are read from disk by curl's read
  * callback (or curl_mime_filedata), downloads are written to a temp file beside
  * output_file and renamed over it only when the transfer succeeded.
+ *
+ * libcurl does what it knows: it parses the answer's headers (read back with
+ * curl_easy_nextheader), Retry-After (CURLINFO_RETRY_AFTER) and the bytes moved
+ * (the progress callback, summed by sesh_http_progress for whoever draws a bar).
  */
 #include "transport/http.h"
+
+#include "common/common.h"
 
 #include <curl/curl.h>
 #include <ctype.h>
@@ -25,13 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define POLL_SLICE_MS 100            /* how soon a Ctrl-C or a due retry is noticed */
-#define PROGRESS_MIN_BYTES (4 << 20) /* transfers smaller than this draw no bar */
 #define MAX_HEADER_BYTES (256 << 10) /* a server sending more is broken or hostile */
 #define DOWNLOAD_BUFFER (512 << 10)  /* libcurl's receive buffer for output_file */
 #define UPLOAD_BUFFER (512 << 10)    /* and its send buffer for uploads */
@@ -80,8 +84,9 @@ struct sesh_http_transfer {
     size_t out_len;
     buffer body;
     size_t max_body;
-    sesh_http_header *hdrs;
-    size_t nhdrs, caphdrs;
+    sesh_http_header *hdrs;          /* the answer's, copied from libcurl when it ended */
+    size_t nhdrs;
+    double retry_after;              /* seconds the answer's Retry-After asks; -1: none */
     long status;
     int attempts;
     long connects;                   /* connections opened, over every attempt */
@@ -94,7 +99,7 @@ struct sesh_http_transfer {
     char *what;                      /* "METHOD url" with secrets masked, for messages */
     char errbuf[CURL_ERROR_SIZE];
     int idempotent;
-    int progress;
+    int progress;                    /* counted in sesh_http_progress */
     curl_off_t up_now, up_total, down_now, down_total;   /* as the progress callback saw */
     struct sesh_http_transfer *prev, *next;
 };
@@ -107,14 +112,9 @@ static volatile sig_atomic_t cancel_flag;
 static int guard_depth;
 static struct sigaction previous_sigint;
 static uint64_t rng_state;
+static sesh_http_progress_hook progress_hook;
 
 /* ---- small helpers ---- */
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void set_error(sesh_http_error *e, sesh_http_kind kind, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -133,7 +133,7 @@ static char *dup_or_null(const char *s) {
 }
 
 static double random01(void) {
-    if (rng_state == 0 && getrandom(&rng_state, sizeof rng_state, 0) != sizeof rng_state)
+    if (rng_state == 0 && sesh_random_fill(&rng_state, sizeof rng_state) != 0)
         rng_state = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
     if (rng_state == 0)
         rng_state = 0x9e3779b97f4a7c15ull;
@@ -376,62 +376,57 @@ static void clear_headers(sesh_http_transfer *t) {
     t->nhdrs = 0;
 }
 
+/* libcurl parses the headers; this only bounds them: a server sending more than
+ * MAX_HEADER_BYTES is broken or hostile, and the transfer stops there. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     sesh_http_transfer *t = ud;
-    size_t len = size * n, end = len;
-    while (end > 0 && (p[end - 1] == '\r' || p[end - 1] == '\n'))
-        end--;
-    t->header_bytes += len;
+    (void)p;
+    t->header_bytes += size * n;
     if (t->header_bytes > MAX_HEADER_BYTES) {
         t->too_large = 1;
         return 0;
     }
-    if (end >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-        clear_headers(t);          /* a new response: an interim 100 or a redirect came first */
-        return len;
+    return size * n;
+}
+
+/* Copies the last answer's headers out of libcurl (names lower-case, in the
+ * order received; an interim 1xx is not the last answer). Out of memory
+ * leaves the ones copied so far. */
+static void keep_headers(sesh_http_transfer *t) {
+    size_t n = 0;
+    struct curl_header *h = NULL;
+    while ((h = curl_easy_nextheader(t->easy, CURLH_HEADER, -1, h)))
+        n++;
+    clear_headers(t);
+    free(t->hdrs);
+    t->hdrs = n ? malloc(n * sizeof *t->hdrs) : NULL;
+    if (!t->hdrs)
+        return;
+    h = NULL;
+    while (t->nhdrs < n && (h = curl_easy_nextheader(t->easy, CURLH_HEADER, -1, h))) {
+        char *name = strdup(h->name), *value = strdup(h->value);
+        if (!name || !value) {
+            free(name);
+            free(value);
+            return;
+        }
+        for (char *c = name; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        t->hdrs[t->nhdrs].name = name;
+        t->hdrs[t->nhdrs].value = value;
+        t->nhdrs++;
     }
-    if (end == 0)
-        return len;
-    if ((p[0] == ' ' || p[0] == '\t') && t->nhdrs > 0) {   /* obsolete line folding */
-        sesh_http_header *h = &t->hdrs[t->nhdrs - 1];
-        size_t old = strlen(h->value);
-        char *v = realloc((char *)h->value, old + end + 1);
-        if (!v)
-            return 0;
-        memcpy(v + old, p, end);
-        v[old + end] = '\0';
-        h->value = v;
-        return len;
-    }
-    const char *colon = memchr(p, ':', end);
-    if (!colon)
-        return len;
-    if (t->nhdrs == t->caphdrs) {
-        size_t cap = t->caphdrs ? t->caphdrs * 2 : 16;
-        sesh_http_header *h = realloc(t->hdrs, cap * sizeof *h);
-        if (!h)
-            return 0;
-        t->hdrs = h;
-        t->caphdrs = cap;
-    }
-    size_t nlen = colon - p;
-    const char *v = colon + 1, *vend = p + end;
-    while (v < vend && (*v == ' ' || *v == '\t'))
-        v++;
-    while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t'))
-        vend--;
-    char *name = strndup(p, nlen), *value = strndup(v, vend - v);
-    if (!name || !value) {
-        free(name);
-        free(value);
-        return 0;
-    }
-    for (char *s = name; *s; s++)
-        *s = (char)tolower((unsigned char)*s);
-    t->hdrs[t->nhdrs].name = name;
-    t->hdrs[t->nhdrs].value = value;
-    t->nhdrs++;
-    return len;
+}
+
+/* Seconds the answer's Retry-After asks for (delta-seconds or an HTTP date, read
+ * by libcurl); -1 when the answer has none. */
+static double asked_retry_after(sesh_http_transfer *t) {
+    struct curl_header *h;
+    curl_off_t secs = 0;
+    if (curl_easy_header(t->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK ||
+        curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &secs) != CURLE_OK)
+        return -1;
+    return secs > 0 ? (double)secs : 0;
 }
 
 static int success_status(long status) {
@@ -523,57 +518,18 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_por
     return CURL_PREREQFUNC_OK;
 }
 
-/* Whether progress bars have somewhere to go by default. Asked once: a terminal does
- * not come or go under a running program, and this is on every request's path. */
-static int stderr_is_terminal(void) {
-    static int answer = -1;
-    if (answer < 0)
-        answer = isatty(STDERR_FILENO);
-    return answer;
+void sesh_http_set_progress_hook(sesh_http_progress_hook hook) {
+    progress_hook = hook;
 }
 
-/* One bar on stderr for every transfer that asked for progress: a single transfer
- * shows its direction, several show their sum. */
-static struct {
-    double last_draw;
-    curl_off_t last_done;
-    int drawn;
-} bar;
-
-static void draw_progress(void) {
-    curl_off_t done = 0, total = 0;
-    int n = 0, up = 0;
-    double started = 0;
-    for (sesh_http_transfer *t = transfers; t; t = t->next) {
-        if (t->state != RUNNING || !t->progress)
-            continue;
-        int uploading = t->up_total > 0 && t->up_now < t->up_total;
-        done += uploading ? t->up_now : t->down_now;
-        total += uploading ? t->up_total : t->down_total;
-        up = uploading;
-        if (n++ == 0 || t->started < started)
-            started = t->started;
-    }
-    double at = now();
-    if (n == 0 || total < PROGRESS_MIN_BYTES || done == bar.last_done ||
-        (at - bar.last_draw < 0.2 && done < total))
+/* Hands the figures to the hook: bytes moved by a transfer that asked, or one
+ * such transfer ended (it is no longer counted). */
+static void report_progress(void) {
+    sesh_http_progress_figures p;
+    if (!progress_hook)
         return;
-    bar.last_draw = at;
-    bar.last_done = done;
-    char label[32], marks[21];
-    if (n == 1)
-        snprintf(label, sizeof label, "%s", up ? "upload  " : "download");
-    else
-        snprintf(label, sizeof label, "%d transfers", n);
-    int filled = (int)(20.0 * done / total);
-    for (int i = 0; i < 20; i++)
-        marks[i] = i < filled ? '#' : '-';
-    marks[20] = '\0';
-    double rate = done / (at - started > 0.001 ? at - started : 0.001);
-    fprintf(stderr, "\r%s [%s] %.1f / %.1f MB %3d%% %.1f MB/s ", label, marks,
-            done / 1048576.0, total / 1048576.0, (int)(100.0 * done / total), rate / 1048576.0);
-    fflush(stderr);
-    bar.drawn = 1;
+    sesh_http_progress(&p);
+    progress_hook(&p);
 }
 
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
@@ -581,27 +537,29 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
     sesh_http_transfer *t = ud;
     if (cancel_flag)
         return 1;                   /* CURLE_ABORTED_BY_CALLBACK */
-    if (t->progress) {
-        t->up_now = ulnow;
-        t->up_total = ultotal;
-        t->down_now = dlnow;
-        t->down_total = dltotal;
-        draw_progress();
-    }
+    int moved = ulnow != t->up_now || dlnow != t->down_now || ultotal != t->up_total ||
+                dltotal != t->down_total;
+    t->up_now = ulnow;
+    t->up_total = ultotal;
+    t->down_now = dlnow;
+    t->down_total = dltotal;
+    if (moved && t->progress)
+        report_progress();
     return 0;
 }
 
-/* Clears the bar once no transfer that draws it is left. */
-static void clear_progress(void) {
-    if (!bar.drawn)
-        return;
-    for (sesh_http_transfer *t = transfers; t; t = t->next)
-        if (t->state != DONE && t->progress)
-            return;
-    fputs("\r\033[K", stderr);
-    fflush(stderr);
-    bar.drawn = 0;
-    bar.last_done = -1;
+void sesh_http_progress(sesh_http_progress_figures *p) {
+    memset(p, 0, sizeof *p);
+    for (sesh_http_transfer *t = transfers; t; t = t->next) {
+        if (t->state != RUNNING || !t->progress)
+            continue;
+        int uploading = t->up_total > 0 && t->up_now < t->up_total;
+        p->done += uploading ? t->up_now : t->down_now;
+        p->total += uploading ? t->up_total : t->down_total;
+        p->uploading = uploading;
+        if (p->transfers++ == 0 || t->started < p->started)
+            p->started = t->started;
+    }
 }
 
 /* ---- setting a transfer up ---- */
@@ -709,14 +667,12 @@ static int open_output(sesh_http_transfer *t, const char *path, sesh_http_error 
     const char *slash = strrchr(path, '/');
     size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
     const char *base = slash ? slash + 1 : path;
-    size_t n = dirlen + strlen(base) + 32;
-    t->tmp_path = malloc(n);
+    t->tmp_path = sesh_strprintf("%.*s.%s.sesh-XXXXXX", (int)dirlen, path, base);
     t->output_file = strdup(path);
     if (!t->tmp_path || !t->output_file) {
         set_error(err, SESH_HTTP_EFILE, ENOMEM, "out of memory");
         return -1;
     }
-    snprintf(t->tmp_path, n, "%.*s.%s.sesh-XXXXXX", (int)dirlen, path, base);
     int fd = mkostemp(t->tmp_path, O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -921,14 +877,15 @@ sesh_http_transfer *sesh_http_start(sesh_http_client *c, const sesh_http_request
     }
     t->retry.statuses = t->statuses;
     t->max_body = r->max_body ? r->max_body : SESH_HTTP_MAX_BODY_DEFAULT;
-    t->progress = r->progress < 0 ? stderr_is_terminal() : r->progress;
+    t->progress = r->progress;
+    t->retry_after = -1;
     if (!t->easy || setup(t, r, err) < 0) {
         if (!t->easy)
             set_error(err, SESH_HTTP_ETRANSPORT, 0, "libcurl: cannot create a handle");
         sesh_http_transfer_free(t);
         return NULL;
     }
-    t->started = now();
+    t->started = sesh_monotonic();
     link_transfer(t);
     launch(t);
     return t;
@@ -975,28 +932,12 @@ static void finish(sesh_http_transfer *t) {
         fclose(t->upload);
         t->upload = NULL;
     }
+    keep_headers(t);
+    t->retry_after = asked_retry_after(t);
     t->state = DONE;
     unlink_transfer(t);
-    clear_progress();
-}
-
-/* Retry-After as seconds from now: delta-seconds or an HTTP date; -1 when absent. */
-static double retry_after(const sesh_http_transfer *t) {
-    for (size_t i = 0; i < t->nhdrs; i++) {
-        if (strcmp(t->hdrs[i].name, "retry-after") != 0)
-            continue;
-        const char *v = t->hdrs[i].value;
-        char *end;
-        double s = strtod(v, &end);
-        if (end != v && *end == '\0' && isdigit((unsigned char)*v))
-            return s;
-        time_t when = curl_getdate(v, NULL);
-        if (when != -1) {
-            double d = difftime(when, time(NULL));
-            return d > 0 ? d : 0;
-        }
-    }
-    return -1;
+    if (t->progress)
+        report_progress();
 }
 
 static int retryable_status(const sesh_http_transfer *t) {
@@ -1016,7 +957,7 @@ static int schedule_retry(sesh_http_transfer *t, double server_wait) {
     double delay = random01() * (ceiling < cap ? ceiling : cap);
     if (server_wait > delay)
         delay = server_wait;
-    double at = now();
+    double at = sesh_monotonic();
     if (t->retry.total > 0 && at + delay > t->started + t->retry.total)
         return 0;
     /* Rewind the files first: if that fails, the last answer is still intact. */
@@ -1027,7 +968,6 @@ static int schedule_retry(sesh_http_transfer *t, double server_wait) {
         return 0;
     t->next_at = at + delay;
     t->state = WAITING;
-    clear_headers(t);
     t->body.len = 0;
     t->too_large = 0;
     t->header_bytes = 0;
@@ -1074,7 +1014,7 @@ static void completed(sesh_http_transfer *t, CURLcode rc) {
         return;
     }
     if (rc == CURLE_OK && !cancel_flag) {
-        if (retryable_status(t) && schedule_retry(t, retry_after(t)))
+        if (retryable_status(t) && schedule_retry(t, asked_retry_after(t)))
             return;
         finish(t);
         return;
@@ -1125,7 +1065,8 @@ int sesh_http_step(int timeout_ms) {
         return 0;
     if (cancel_flag)
         abort_all();
-    double at = now(), wake = at + timeout_ms / 1000.0;
+    double at = sesh_monotonic(), wake = at + timeout_ms / 1000.0;
+    int idle = transfers == NULL;
     for (sesh_http_transfer *t = transfers, *next; t; t = next) {
         next = t->next;
         if (t->state == WAITING && t->next_at <= at)
@@ -1134,11 +1075,16 @@ int sesh_http_step(int timeout_ms) {
             wake = t->next_at;
     }
     collect();
-    if (!transfers)
-        return 0;
-    int wait_ms = (int)ceil((wake - now()) * 1000);
+    int wait_ms = (int)ceil((wake - sesh_monotonic()) * 1000);
     if (wait_ms > POLL_SLICE_MS)
         wait_ms = POLL_SLICE_MS;
+    if (!transfers) {
+        /* Nothing to drive: the caller waits for time (a sleeping coroutine). A
+         * transfer that just ended returns at once instead: its caller goes on. */
+        if (idle && wait_ms > 0)
+            sesh_sleep(wait_ms / 1000.0);
+        return 0;
+    }
     if (wait_ms > 0)
         curl_multi_poll(multi, NULL, 0, wait_ms, NULL);
     if (cancel_flag)
@@ -1168,7 +1114,8 @@ void sesh_http_transfer_free(sesh_http_transfer *t) {
         curl_multi_remove_handle(multi, t->easy);
     if (t->state != DONE) {
         unlink_transfer(t);
-        clear_progress();
+        if (t->progress)
+            report_progress();
     }
     discard_output(t);
     if (t->upload)
@@ -1204,6 +1151,10 @@ const sesh_http_error *sesh_http_result_error(const sesh_http_transfer *t) {
 
 long sesh_http_result_status(const sesh_http_transfer *t) {
     return t->status;
+}
+
+double sesh_http_result_retry_after(const sesh_http_transfer *t) {
+    return t->retry_after;
 }
 
 int sesh_http_result_attempts(const sesh_http_transfer *t) {

@@ -7,6 +7,10 @@
  * drives the engine with sesh_http_step() (or waits on one transfer with
  * sesh_http_wait()), then reads each finished transfer's result.
  *
+ * The transport only moves bytes: it draws nothing and knows no terminal. What
+ * libcurl knows it leaves to libcurl (headers, Retry-After); the bytes moved so
+ * far are reported by sesh_http_progress() for whoever draws a progress bar.
+ *
  * The transport is single-threaded: call it from one thread. The one exception
  * is sesh_http_cancel_all(), which is async-signal-safe.
  */
@@ -93,7 +97,7 @@ typedef struct {
      * unanswered is refused (the body cannot rewind), which fails the transfer with a
      * clear error instead; the kept-alive connection is still used. */
     int idempotent;
-    int progress;              /* -1: on a terminal for big transfers, 0: off, 1: on */
+    int progress;              /* non-zero: counted in sesh_http_progress() */
 } sesh_http_request;
 
 typedef struct {
@@ -108,7 +112,9 @@ void sesh_http_client_free(sesh_http_client *c);
 /* A request that is set up and queued; NULL (err filled) when it cannot start. */
 sesh_http_transfer *sesh_http_start(sesh_http_client *c, const sesh_http_request *r,
                                     sesh_http_error *err);
-/* Drive every transfer for up to timeout_ms; returns how many are still running. */
+/* Drive every transfer for up to timeout_ms (at most 100 ms, so that Ctrl-C and due
+ * retries are noticed); returns how many are still running. With none in flight
+ * it sleeps out the timeout, for callers that wait for time rather than bytes. */
 int sesh_http_step(int timeout_ms);
 /* Drive the engine until t is done. */
 void sesh_http_wait(sesh_http_transfer *t);
@@ -119,6 +125,8 @@ void sesh_http_transfer_free(sesh_http_transfer *t);
 /* Results of a finished transfer. */
 const sesh_http_error *sesh_http_result_error(const sesh_http_transfer *t);  /* kind OK or why */
 long sesh_http_result_status(const sesh_http_transfer *t);
+/* Seconds the answer's Retry-After asked for (delta-seconds or an HTTP date); -1: none. */
+double sesh_http_result_retry_after(const sesh_http_transfer *t);
 int sesh_http_result_attempts(const sesh_http_transfer *t);
 long sesh_http_result_connects(const sesh_http_transfer *t);  /* new connections it opened */
 size_t sesh_http_result_nheaders(const sesh_http_transfer *t);
@@ -126,6 +134,22 @@ const sesh_http_header *sesh_http_result_header(const sesh_http_transfer *t, siz
 /* In-memory body; NULL when it went to output_file. */
 const char *sesh_http_result_body(const sesh_http_transfer *t, size_t *len);
 int sesh_http_result_to_file(const sesh_http_transfer *t);
+
+/* What the running transfers that asked for progress have moved, summed: one
+ * bar for all of them. uploading: the one counted last is sending its body. */
+typedef struct {
+    int transfers;
+    int uploading;
+    long long done, total;     /* bytes */
+    double started;            /* when the earliest of them started (sesh_monotonic) */
+} sesh_http_progress_figures;
+void sesh_http_progress(sesh_http_progress_figures *p);
+
+/* Called with the figures whenever such a transfer moves bytes, and when one ends
+ * (then it is no longer counted: transfers == 0 means none is left). From inside
+ * sesh_http_step; one hook per process (the binding's progress bar). */
+typedef void (*sesh_http_progress_hook)(const sesh_http_progress_figures *p);
+void sesh_http_set_progress_hook(sesh_http_progress_hook hook);
 
 /* Ctrl-C: between guard_begin and guard_end (they nest) SIGINT aborts every transfer
  * instead of reaching the previous handler, which is restored at the outermost end. */

@@ -40,14 +40,10 @@ python.SCHEMA = {
 }
 
 --- Strip what models wrap code in: leading blanks, backticks and a "python"
--- word; trailing blanks and backticks (LangChain's sanitize_input).
+-- word; trailing blanks and backticks. sessions.sanitize (LangChain's rules),
+-- keeping a name that merely starts with "python" (python_var = 1).
 function python.sanitize(code)
-  code = code:gsub("^[%s`]*", "")
-  -- "python" alone on the first line, not a name that starts with it
-  if code:sub(1, 6):lower() == "python" and code:sub(7, 7):match("^%s?$") then
-    code = code:sub(7):gsub("^%s*", "")
-  end
-  return (code:gsub("[%s`]*$", ""))
+  return sessions.sanitize(code, { whole_word = true })
 end
 
 -- Keep a huge output (a whole DataFrame printed) from flooding the model's

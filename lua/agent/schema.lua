@@ -7,49 +7,30 @@
 -- list), properties, required, additionalProperties (false or a schema),
 -- items, enum, const, anyOf, oneOf, minLength/maxLength, minimum/maximum,
 -- exclusiveMinimum/exclusiveMaximum, minItems/maxItems. Unknown keywords are
--- ignored, as validators do.
+-- ignored, as validators do. Values are what sessions.json decodes (an empty
+-- array is told from an empty object).
 
-local cjson = require "cjson"
+local json = require "sessions.json"
 
 local schema = {}
 
-local null = cjson.null
-
--- The JSON type of a decoded value. An empty table is both an array and an
--- object (cjson cannot tell them apart): "empty".
+-- The JSON type of a decoded value: sessions.json's, with integers told
+-- apart (1.0 is an integer to JSON Schema).
 local function json_type(v)
-  if v == nil or v == null then return "null" end
-  local t = type(v)
-  if t == "boolean" or t == "string" then return t end
-  if t == "number" then
-    if v == math.floor(v) and v == v and v ~= math.huge and v ~= -math.huge then
-      return "integer"
-    end
-    return "number"
+  local t = json.type_of(v)
+  if t == "number" and v == math.floor(v) and v ~= math.huge and v ~= -math.huge then
+    return "integer"
   end
-  if t == "table" then
-    if next(v) == nil then return "empty" end
-    local n = #v
-    if n > 0 then
-      local count = 0
-      for _ in pairs(v) do count = count + 1 end
-      if count == n then return "array" end
-    end
-    return "object"
-  end
-  return t
+  return t or type(v)
 end
 
 local function fits(actual, wanted)
-  if actual == wanted then return true end
-  if wanted == "number" and actual == "integer" then return true end
-  if actual == "empty" and (wanted == "array" or wanted == "object") then return true end
-  return false
+  return actual == wanted or (wanted == "number" and actual == "integer")
 end
 
 local function show(v)
   if type(v) == "string" then return ("%q"):format(v) end
-  local ok, s = pcall(cjson.encode, v)
+  local ok, s = pcall(json.encode, v)
   return ok and s or tostring(v)
 end
 
@@ -68,8 +49,7 @@ local function check_type(v, s, path)
   for _, w in ipairs(want) do
     if fits(actual, w) then return true end
   end
-  local shown = actual == "empty" and "empty array/object" or actual
-  return false, ("%s: expected %s, got %s"):format(path, table.concat(want, " or "), shown)
+  return false, ("%s: expected %s, got %s"):format(path, table.concat(want, " or "), actual)
 end
 
 local function check_object(v, s, path)

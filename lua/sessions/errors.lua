@@ -1,30 +1,30 @@
--- sessions.errors — the error values the module raises.
+-- sessions.errors — the error value of sesh's Lua side, as Lua builds it.
 --
--- Every failure is a table that prints as one sentence and carries its parts
--- as fields, so a script can pcall and branch:
+-- There is one: a table of fields with the metatable of host/binding/lerror.c,
+-- which sessions.http raises too and llm builds through this module.  It
+-- prints as one sentence and carries its parts as fields, so a script can
+-- pcall and branch:
 --
 --   kind        "http" (the server said no), "transport" (no usable answer),
---               "protocol" (an answer that breaks the API), "auth" (no token),
---               "python" (r:check() on a failed execution), "usage" (bad arguments),
---               "pool" (the local pool could not be found or started)
+--               "interrupted", "protocol" (an answer that breaks the API),
+--               "auth" (no token), "python" (r:check() on a failed execution),
+--               "usage" (bad arguments), "pool" (the local pool could not be
+--               found or started), "file", "too_large", "timeout"; llm's "api", "config"
+--   module      "sessions" (the default here), "llm"; none for sessions.http's own
 --   op          the operation: "execute", "upload", "download", "files", ...
 --   status      HTTP status (nil when none arrived)
---   code        service error code (x-ms-error-code or error.code), curl code
---               for transport errors
+--   code        service error code (x-ms-error-code or error.code), Python
+--               exception, curl code for transport errors
 --   message     what the server, libcurl or the module said
 --   request_id  the request id the server gave, if any
 --   retries     how many times the request was retried before this failure
+--   attempts    (transport) attempts in all; url, hint (llm)
 --
 -- Messages are filtered so that a bearer token never shows in one.
 
+local core = require "sessions.core"
+
 local errors = {}
-
-local Error = { __name = "sessions.error" }
-
--- Kinds whose code means something to a reader (a service error code, a
--- Python exception); a curl or errno number is left in the field.
-local SHOWS_CODE = { http = true, python = true, protocol = true, auth = true }
-Error.__index = Error
 
 -- Remove anything that looks like a credential from a text meant for people.
 local function redact(s)
@@ -35,26 +35,6 @@ local function redact(s)
   return s
 end
 errors.redact = redact
-
-local function one_line(s)
-  s = tostring(s):gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
-  if #s > 600 then s = s:sub(1, 600) .. "…" end
-  return s
-end
-
-function Error:__tostring()
-  local parts = { "sessions: " .. (self.op or "request") .. " failed" }
-  local what = {}
-  if self.status then what[#what + 1] = "HTTP " .. self.status end
-  if self.code and SHOWS_CODE[self.kind] then what[#what + 1] = tostring(self.code) end
-  if #what > 0 then parts[#parts + 1] = " (" .. table.concat(what, " ") .. ")" end
-  if self.message and self.message ~= "" then parts[#parts + 1] = ": " .. one_line(self.message) end
-  if self.request_id then parts[#parts + 1] = " [request id " .. self.request_id .. "]" end
-  if self.retries and self.retries > 0 then
-    parts[#parts + 1] = (" after %d retr%s"):format(self.retries, self.retries == 1 and "y" or "ies")
-  end
-  return table.concat(parts)
-end
 
 local function hide(s, secret)
   if type(s) ~= "string" or type(secret) ~= "string" or #secret < 4 then return s end
@@ -69,15 +49,21 @@ local function hide(s, secret)
   return table.concat(out)
 end
 
--- Build an error value (not raised).  fields.secrets: strings (the token in
--- use) to blank out of the message, whatever a server echoed.
+-- Blank secrets (the token in use) and anything token-like out of a message.
+function errors.scrub(message, secrets)
+  local msg = redact(message)
+  for _, secret in ipairs(secrets or {}) do msg = hide(msg, secret) end
+  return msg
+end
+
+-- Build an error value (not raised).  fields.secrets: strings to blank out of
+-- the message, whatever a server echoed; fields.module defaults to "sessions".
 function errors.new(fields)
   local secrets = fields.secrets
   fields.secrets = nil
-  local msg = redact(fields.message)
-  for _, secret in ipairs(secrets or {}) do msg = hide(msg, secret) end
-  fields.message = msg
-  return setmetatable(fields, Error)
+  fields.message = errors.scrub(fields.message, secrets)
+  if fields.module == nil then fields.module = "sessions" end
+  return core.error(fields)
 end
 
 -- Raise one; level like error()'s is not used: the value carries its context.
@@ -85,8 +71,18 @@ function errors.raise(fields)
   error(errors.new(fields), 0)
 end
 
+-- Whether v is an error value (of this kind, when given).
 function errors.is(v, kind)
-  return getmetatable(v) == Error and (kind == nil or v.kind == kind)
+  return core.is_error(v) and (kind == nil or v.kind == kind)
+end
+
+-- The error value e (any module's, the transport's too) as an error of the
+-- sessions module's operation op: the same table, raised again with its place.
+function errors.reraise(e, op, fields)
+  e.module, e.op = "sessions", op
+  for k, v in pairs(fields or {}) do if k ~= "secrets" then e[k] = v end end
+  e.message = errors.scrub(e.message, fields and fields.secrets)
+  error(e, 0)
 end
 
 -- A bad argument from a script: names the function and what was wrong.
@@ -94,5 +90,5 @@ function errors.usage(op, message)
   error(errors.new{ kind = "usage", op = op, message = message }, 0)
 end
 
-errors.Error = Error
+errors.Error = getmetatable(core.error{})
 return errors

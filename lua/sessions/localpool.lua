@@ -2,16 +2,19 @@
 --
 -- State directory: $XDG_RUNTIME_DIR/sesh, else /tmp/sesh-<uid>; 0700 and ours
 -- (DESIGN.md "The local pool").  It holds pool.sock, token, pool.pid,
--- pool.log and lock.  When nothing answers on pool.sock we start
+-- pool.log and lock.  When nothing answers on pool.sock we take the lock
+-- (core.lock on DIR/lock), look again (another script may have started one
+-- while we waited), and only then start
 --
 --   sesh-pool --socket DIR/pool.sock --token-file DIR/token --idle-exit 300 --daemon
 --
--- under flock(1) on DIR/lock, so two scripts starting at once start one pool
--- ($SESH_POOL_IDLE_EXIT overrides the 300 s);
--- --daemon returns once the pool listens.  The binary is $SESH_POOL, else
--- sesh-pool next to the sesh executable, else sesh-pool on PATH.
+-- so two scripts starting at once start one pool ($SESH_POOL_IDLE_EXIT
+-- overrides the 300 s); --daemon returns once the pool listens.  The binary is
+-- $SESH_POOL, else sesh-pool next to the sesh executable, else sesh-pool on
+-- PATH.  Everything goes through sessions.core's system calls: no shell.
 
 local errors = require "sessions.errors"
+local core = require "sessions.core"
 
 local localpool = {}
 
@@ -19,69 +22,36 @@ localpool.IDLE_EXIT = 300
 localpool.START_TIMEOUT = 30      -- seconds to wait for the lock and the pool
 
 local function host() return package.loaded["sessions.host"] end
-local function core() local ok, c = pcall(require, "sessions.core"); return ok and c or {} end
 
 local function fail(message)
   errors.raise{ kind = "pool", op = "local pool", message = message }
 end
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function capture(cmd)
-  local p = io.popen(cmd, "r")
-  if not p then return nil end
-  local out = p:read("a")
-  local ok, _, rc = p:close()
-  return out, ok and 0 or rc
-end
-
 local function exists(path)
-  local ok, _, code = os.rename(path, path)
-  return ok or code == 13   -- EACCES: it is there
+  local _, _, name = core.stat(path)
+  return name ~= "ENOENT" and name ~= "ENOTDIR"    -- EACCES: it is there
 end
 
-local function sleep(s)
-  local c = core()
-  if c.sleep then c.sleep(s) else os.execute("sleep " .. s) end
-end
-
-local function uid()
-  local c = core()
-  if c.getuid then return c.getuid() end
-  local out = capture("id -u")
-  return tonumber(out and out:match("%d+"))
-end
-
--- Owner uid and permission bits of a path (nil when it does not exist).
-local function stat(path)
-  local c = core()
-  if c.stat then
-    local st = c.stat(path)
-    if st then return st.uid, st.mode & 4095 end
-    return nil
-  end
-  local out = capture("stat -c '%u %a' " .. q(path) .. " 2>/dev/null")
-  local u, mode = (out or ""):match("^(%d+) ([0-7]+)")
-  if not u then return nil end
-  return tonumber(u), tonumber(mode, 8)
+local function executable(path)
+  local st = core.stat(path)
+  return st ~= nil and st.type == "file" and st.mode & 73 ~= 0   -- 0111
 end
 
 function localpool.state_dir(getenv)
   getenv = getenv or os.getenv
   local xdg = getenv("XDG_RUNTIME_DIR")
   if xdg and xdg ~= "" then return xdg .. "/sesh" end
-  return "/tmp/sesh-" .. tostring(uid())
+  return "/tmp/sesh-" .. tostring(core.getuid())
 end
 
 -- Create the directory 0700 if needed; refuse one we do not own or that
 -- others can open (someone else could plant a socket or read the token).
 function localpool.ensure_dir(dir)
-  if not stat(dir) then
-    local _, rc = capture("umask 077 && mkdir -p " .. q(dir) .. " 2>&1")
-    if rc ~= 0 or not stat(dir) then fail("cannot create the state directory " .. dir) end
-  end
-  local owner, mode = stat(dir)
-  local me = uid()
+  local ok, why = core.mkdir(dir, 448)                         -- 0700
+  if not ok then fail("cannot create the state directory " .. dir .. " (" .. why .. ")") end
+  local st = core.stat(dir)
+  if not st or st.type ~= "directory" then fail("cannot create the state directory " .. dir) end
+  local owner, mode, me = st.uid, st.mode & 4095, core.getuid()
   if owner ~= me then
     fail(("the state directory %s belongs to uid %s, not to you (uid %s): refusing to use it"):format(
       dir, tostring(owner), tostring(me)))
@@ -105,9 +75,9 @@ function localpool.find_binary(getenv)
   local so = package.searchpath("sessions", package.cpath)
   local prefix = so and so:match("^(.*)/lib/lua/5%.4/[^/]+$")
   if prefix and exists(prefix .. "/bin/sesh-pool") then return prefix .. "/bin/sesh-pool" end
-  local out = capture("command -v sesh-pool 2>/dev/null")
-  local p = out and out:match("^%s*(.-)%s*$")
-  if p and p ~= "" then return p end
+  for dir in (os.getenv("PATH") or ""):gmatch("[^:]+") do
+    if executable(dir .. "/sesh-pool") then return dir .. "/sesh-pool" end
+  end
   fail("cannot find sesh-pool: set SESH_POOL, install it next to sesh, or put it on PATH")
 end
 
@@ -147,16 +117,6 @@ local function tail(path, n)
   return table.concat(lines, " | ")
 end
 
-local START_SCRIPT = [[
-sock=$1 tok=$2 log=$3 bin=$4 idle=$5
-if [ -S "$sock" ]; then   # a pool started while we waited for the lock?
-  command -v python3 >/dev/null 2>&1 || exit 0
-  python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' "$sock" 2>/dev/null && exit 0
-fi
-rm -f "$sock"
-exec "$bin" --socket "$sock" --token-file "$tok" --idle-exit "$idle" --daemon </dev/null >>"$log" 2>&1
-]]
-
 -- Seconds without a session before a pool we start exits: 300, or
 -- $SESH_POOL_IDLE_EXIT (0: never).
 function localpool.idle_exit(opts)
@@ -166,18 +126,24 @@ function localpool.idle_exit(opts)
   return localpool.IDLE_EXIT
 end
 
-local function start(dir, opts)
+-- Starts the pool under the lock, unless one answers by then: whoever waited
+-- for the lock finds the pool the holder started.
+local function start(dir, opts, ready)
   local bin = opts.binary or localpool.find_binary(opts.getenv)
   local sock, tok, log = dir .. "/pool.sock", dir .. "/token", dir .. "/pool.log"
-  local cmd = ("flock -o -w %d %s sh -c %s sesh-start %s %s %s %s %d 2>&1"):format(
-    localpool.START_TIMEOUT, q(dir .. "/lock"), q(START_SCRIPT),
-    q(sock), q(tok), q(log), q(bin), localpool.idle_exit(opts))
-  local out, rc = capture(cmd)
-  if rc ~= 0 then
-    local why = tail(log, 3)
-    if why == "" then why = (out or ""):gsub("%s+$", "") end
-    fail(("could not start %s (exit status %s)%s"):format(bin, tostring(rc),
-      why ~= "" and (": " .. why) or ""))
+  local lock <close>, why = core.lock(dir .. "/lock", localpool.START_TIMEOUT)
+  if not lock then fail(("could not start %s: %s"):format(bin, why)) end
+  if ready() then return end
+  os.remove(sock)                    -- a dead pool's socket
+  local pid, err = core.spawn({ bin, "--socket", sock, "--token-file", tok,
+                                "--idle-exit", tostring(localpool.idle_exit(opts)), "--daemon" },
+                              { stdout = log, stderr = log })
+  if not pid then fail("could not start " .. err:gsub("^spawn ", "")) end
+  local how, code = core.wait(pid)   -- --daemon: the parent exits once the pool listens
+  if how ~= "exit" or code ~= 0 then
+    local said = tail(log, 3)
+    fail(("could not start %s (%s %s)%s"):format(bin, how == "exit" and "exit status" or how,
+      tostring(code), said ~= "" and (": " .. said) or ""))
   end
 end
 
@@ -186,26 +152,26 @@ function localpool.connect(opts)
   opts = opts or {}
   local dir = localpool.ensure_dir(opts.dir or localpool.state_dir(opts.getenv))
   local sock, tokfile = dir .. "/pool.sock", dir .. "/token"
-  local function ready()
+  local function ready()          -- whether a pool answers, and the token to use
     local token = read_token(tokfile)
     local alive = probe(sock, token)
     if alive == "refused" then
       fail("the local pool on " .. sock .. " refused the token in " .. tokfile)
     end
-    return alive and token, token
+    return alive, token
   end
-  local ok, token = ready()
-  if not ok then
-    start(dir, opts)
-    local deadline = os.time() + localpool.START_TIMEOUT
+  local alive, token = ready()
+  if not alive then
+    start(dir, opts, ready)
+    local deadline = core.monotonic() + localpool.START_TIMEOUT
     local wait = 0.02
     repeat
-      ok, token = ready()
-      if ok then break end
-      sleep(wait)
+      alive, token = ready()
+      if alive then break end
+      core.sleep(wait)
       wait = math.min(wait * 2, 0.5)
-    until os.time() > deadline
-    if not ok then
+    until core.monotonic() > deadline
+    if not alive then
       fail("the local pool did not answer on " .. sock .. " (see " .. dir .. "/pool.log: " .. tail(dir .. "/pool.log", 3) .. ")")
     end
   end

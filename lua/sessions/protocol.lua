@@ -11,36 +11,67 @@
 -- module's face returns (with the decoded answer kept as `raw`).
 
 local json = require "sessions.json"
+local errors = require "sessions.errors"
 
 local protocol = {}
 
-protocol.DEFAULT_VERSION = "2024-02-02-preview"
-protocol.LATEST_VERSION = "2025-10-02-preview"
 protocol.SCOPE = "https://dynamicsessions.io/.default"
 protocol.RESOURCE = "https://dynamicsessions.io"
 
--- The versions we know, with what they can do.
-local versions = {
-  ["2024-02-02-preview"] = { gen = 1 },
-  ["2024-08-02-preview"] = { gen = 1 },
-  ["2024-10-02-preview"] = { gen = 2 },
-  ["2025-02-02-preview"] = { gen = 2, sessions = true },
-  ["2025-10-02-preview"] = { gen = 2, sessions = true, recursive = true, stop = true },
+-- The API versions, oldest first, and what each one has.  This table is the
+-- one place the client writes these facts: the face's checks and messages
+-- come from it, and tests/pool/routes_spec.lua checks that sesh-pool's routes
+-- (host/pool/route.c) serve exactly it.  Features:
+--   gen2       executions by id (asynchronous too), file metadata, deleting a file,
+--              a directory (`path`) for file operations
+--   sessions   the session itself (GET/DELETE session), listSessions, metadata
+--   recursive  listing files recursively
+--   stop       stopping a session's container (.management/stopSession)
+protocol.VERSIONS = {
+  { name = "2024-02-02-preview", gen = 1 },
+  { name = "2024-08-02-preview", gen = 1 },
+  { name = "2024-10-02-preview", gen = 2, gen2 = true },
+  { name = "2025-02-02-preview", gen = 2, gen2 = true, sessions = true },
+  { name = "2025-10-02-preview", gen = 2, gen2 = true, sessions = true, recursive = true, stop = true },
 }
-protocol.versions = versions
+protocol.DEFAULT_VERSION = protocol.VERSIONS[1].name            -- what LangChain speaks
+protocol.LATEST_VERSION = protocol.VERSIONS[#protocol.VERSIONS].name
 
--- An unknown but well-formed version is taken as the newest generation's
--- dialect, so a script can follow a service update without a new sesh.
+-- The request builders below, each with the feature it needs (none: every version).
+protocol.OPERATIONS = { "execute", "get_execution", "upload", "list", "download", "file_info",
+                        "delete_file", "get_session", "delete_session", "list_sessions",
+                        "metadata", "stop_session" }
+protocol.NEEDS = { get_execution = "gen2", file_info = "gen2", delete_file = "gen2",
+                   get_session = "sessions", delete_session = "sessions",
+                   list_sessions = "sessions", metadata = "sessions", stop_session = "stop" }
+
+local by_name = {}
+for _, v in ipairs(protocol.VERSIONS) do by_name[v.name] = v end
+
+-- What a version can do.  An unknown but well-formed version is taken as the
+-- dialect of the newest known one not after it, so a script can follow a
+-- service update without a new sesh; nil before the first.
 function protocol.features(version)
-  local f = versions[version]
-  if f then return f end
-  if type(version) == "string" and version:match("^%d%d%d%d%-%d%d%-%d%d") then
-    if version < "2024-02-02" then return nil end
-    if version < "2024-10-02" then return { gen = 1 } end
-    return { gen = 2, sessions = version >= "2025-02-02", recursive = version >= "2025-10-02",
-             stop = version >= "2025-10-02" }
+  if by_name[version] then return by_name[version] end
+  if type(version) ~= "string" or not version:match("^%d%d%d%d%-%d%d%-%d%d") then return nil end
+  local found
+  for _, v in ipairs(protocol.VERSIONS) do
+    if v.name:sub(1, 10) <= version:sub(1, 10) then found = v end
   end
-  return nil
+  return found
+end
+
+-- The first version with a feature, and the names of all of them.
+function protocol.since(feature)
+  for _, v in ipairs(protocol.VERSIONS) do
+    if v[feature] then return v.name end
+  end
+end
+
+function protocol.known()
+  local names = {}
+  for i, v in ipairs(protocol.VERSIONS) do names[i] = v.name end
+  return table.concat(names, ", ")
 end
 
 -- URL building -----------------------------------------------------------------
@@ -247,8 +278,10 @@ local function str(v)
   return type(v) == "string" and v or tostring(v)
 end
 
+-- An answer that breaks the API: a "protocol" error value (the caller adds
+-- its own operation and the answer's status).
 local function bad(op, what)
-  error({ protocol_error = true, op = op, message = what }, 0)
+  errors.raise{ kind = "protocol", op = op, message = "unexpected answer: " .. what }
 end
 protocol.bad = bad
 
@@ -396,15 +429,6 @@ function protocol.parse_error(headers, body)
   local request_id = headers["x-ms-request-id"] or headers["apim-request-id"]
       or headers["x-request-id"] or headers["x-ms-client-request-id"]
   return code and tostring(code) or nil, message and tostring(message) or nil, request_id
-end
-
--- Seconds to wait from a Retry-After header (delta-seconds only; an HTTP date
--- is left to the transport).
-function protocol.retry_after(headers)
-  local v = headers and (headers["retry-after-ms"] or headers["x-ms-retry-after-ms"])
-  if v and tonumber(v) then return tonumber(v) / 1000 end
-  v = headers and headers["retry-after"]
-  return v and tonumber(v) or nil
 end
 
 return protocol

@@ -105,10 +105,15 @@ describe("llm client", function()
     assert.equal("test-model", r.body.model)
     assert.equal(0, r.body.temperature)
     assert.same({ { role = "user", content = "Hi" } }, r.body.messages)
-    -- An empty `required` list is left out, not sent as an object.
+    -- An empty `required` list goes as an array (the stand-in, like the API,
+    -- answers 400 to an object there) and `properties` as an object.
     assert.same({ { type = "function", ["function"] = {
       name = "noop", description = "does nothing",
-      parameters = { type = "object", properties = {} } } } }, r.body.tools)
+      parameters = { type = "object", properties = {}, required = {} } } } }, r.body.tools)
+    local raw = require("sessions.json").encode(llm.tool_spec{ name = "noop",
+      parameters = { type = "object", properties = {}, required = {} } })
+    assert.matches('"properties":{}', raw, 1, true)
+    assert.matches('"required":[]', raw, 1, true)
   end)
 
   it("marks a strict tool for structured outputs", function()
@@ -188,7 +193,7 @@ describe("llm client", function()
   it("retries a 429 after the Retry-After the server asked for", function()
     stub = openai_stub.start{ api_key = "sk-test", steps = {
       { error = 429, retry_after = 1 }, openai_stub.answer("after the wait") } }
-    local t0 = os.time()
+    local t0 = require("sessions.core").monotonic()
     local reply = client():chat{ messages = user("x") }
     assert.equal("after the wait", reply.message.content)
     local reqs = stub:requests()
@@ -196,7 +201,7 @@ describe("llm client", function()
     assert.equal(429, reqs[1].status)
     assert.equal(200, reqs[2].status)
     assert.same(reqs[1].body, reqs[2].body)
-    assert.is_true(os.time() - t0 >= 1)
+    assert.is_true(require("sessions.core").monotonic() - t0 >= 1)
   end)
 
   it("retries 500 and 503", function()

@@ -1,12 +1,12 @@
 -- agent.schema: tool arguments checked against JSON schemas, with messages
--- that tell the model where it went wrong. Values come from cjson.decode,
+-- that tell the model where it went wrong. Values come from sessions.json,
 -- as they do in the loop.
 
-local cjson = require "cjson"
+local json = require "sessions.json"
 local schema = require "agent.schema"
 
-local function check(json, s)
-  return schema.check(cjson.decode(json), s)
+local function check(text, s)
+  return schema.check(json.decode(text), s)
 end
 
 describe("agent.schema", function()
@@ -52,13 +52,15 @@ describe("agent.schema", function()
     end
   end)
 
-  it("treats an empty JSON array or object as either", function()
+  it("tells an empty array from an empty object", function()
     assert.is_true(check("{}", { type = "object" }))
-    assert.is_true(check("[]", { type = "object" }))
     assert.is_true(check("[]", { type = "array" }))
-    local ok, why = check("[]", { type = "string" })
+    local ok, why = check("[]", { type = "object" })
     assert.is_false(ok)
-    assert.equal("$: expected string, got empty array/object", why)
+    assert.equal("$: expected object, got array", why)
+    ok, why = check('{"tags": {}}', { type = "object", properties = { tags = { type = "array" } } })
+    assert.is_false(ok)
+    assert.equal("$.tags: expected array, got object", why)
   end)
 
   it("checks anyOf and oneOf", function()

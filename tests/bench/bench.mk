@@ -12,11 +12,5 @@ BENCH_ARGS  ?=
 bench: deps
 	@sh tests/support/deps.sh python3-requests || \
 	    echo "sesh bench: without python3-requests the Python rows read n/a" >&2
-	@$(MAKE) --no-print-directory BUILD=$(BENCH_BUILD) OPT=-O2 SANITIZE= \
-	    all $(BENCH_BUILD)/bench/benchclock.so
+	@$(MAKE) --no-print-directory BUILD=$(BENCH_BUILD) OPT=-O2 SANITIZE= all
 	$(PYTHON) tests/bench/bench.py --build $(BENCH_BUILD) $(BENCH_ARGS)
-
-# The monotonic clock the Lua side of the bench times itself with.
-$(BUILD)/bench/benchclock.so: tests/bench/clock.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LUA_CFLAGS) -shared -o $@ $<

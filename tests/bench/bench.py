@@ -75,14 +75,13 @@ class Bench:
 
     def _client_env(self):
         """The clients never touch the user's own pool, Azure settings or Lua
-        init; the Lua side finds the bench clock next to the build."""
+        init."""
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("AZURE_", "LUA_", "IDENTITY_", "POOL_MANAGEMENT"))}
         run = os.path.join(self.tmp, "run")
         os.makedirs(run, mode=0o700, exist_ok=True)
         env.update(XDG_RUNTIME_DIR=run, XDG_STATE_HOME=os.path.join(self.tmp, "state"),
-                   XDG_CACHE_HOME=os.path.join(self.tmp, "cache"),
-                   LUA_CPATH=os.path.join(self.out, "?.so") + ";;")
+                   XDG_CACHE_HOME=os.path.join(self.tmp, "cache"))
         return env
 
     def require(self, *paths):

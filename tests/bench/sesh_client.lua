@@ -5,11 +5,12 @@
 --
 -- Each OP prints one JSON object on stdout, {"samples": [seconds...], ...};
 -- timing covers the client's whole work (request, answer, decoding), nothing
--- of the set-up. The clock is benchclock (tests/bench/clock.c), found through
--- LUA_CPATH, which the driver sets.
+-- of the set-up. The clock is sessions.core's monotonic one, the clock of
+-- every timing in sesh and its tests.
 
 local sessions = require "sessions"
-local clock = require "benchclock"
+local core = require "sessions.core"
+local clock = { now = core.monotonic, sleep = core.sleep }
 local cjson = require "cjson"
 
 local op, endpoint, token_file = arg[1], arg[2], arg[3]

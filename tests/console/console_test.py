@@ -2,24 +2,24 @@
 
     /usr/bin/python3 tests/console/console_test.py [name-substring ...]
 
-Each test starts build/bin/sesh on a fresh pty (so readline, Ctrl-C and
-Ctrl-D behave as on a terminal), types into it and waits for what the screen
-must show. Python-mode tests use the local pool that the sessions module
-starts by itself. Prints one line per test, then "N passed, N failed".
+Each test starts build/bin/sesh under pexpect (a fresh pty, so readline,
+Ctrl-C and Ctrl-D behave as on a terminal), types into it and waits for what
+the screen must show, or for another event (a file the session wrote, a
+connection accepted); never for a fixed time. Python-mode tests use the local
+pool that the sessions module starts by itself. Prints one line per test,
+then "N passed, N failed".
 """
 import base64
-import fcntl
+import glob
 import os
-import pty
 import re
-import select
-import signal
 import struct
 import sys
 import tempfile
-import termios
 import time
 import traceback
+
+import pexpect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("SESH_BUILD", "build")
@@ -33,7 +33,8 @@ class Timeout(AssertionError):
 
 
 class Console:
-    """One sesh process on a pty: send keys, expect screen text."""
+    """One sesh process on a pty (pexpect): send keys, expect screen text.
+    Matching is done on the text without terminal codes and carriage returns."""
 
     def __init__(self, args=(), env=None, state=None):
         self.state = state or tempfile.mkdtemp(dir=TMP)
@@ -49,31 +50,24 @@ class Console:
         for k in ("TERM_PROGRAM", "KITTY_WINDOW_ID", "LC_TERMINAL", "LUA_INIT", "LUA_INIT_5_4"):
             environ.pop(k, None)
         environ.update(env or {})
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:
-            os.chdir(self.state)
-            os.execve(SESH, [SESH] + list(args), environ)
-        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
+        self.child = pexpect.spawn(SESH, list(args), env=environ, cwd=self.state,
+                                   dimensions=(40, 200))
         self.raw = b""
         self.seen = 0          # where the next expect starts looking
 
     def send(self, text):
-        os.write(self.fd, text.encode() if isinstance(text, str) else text)
+        self.child.send(text.encode() if isinstance(text, str) else text)
 
     def line(self, text):
         self.send(text + "\r")
 
     def _read(self, timeout):
-        r, _, _ = select.select([self.fd], [], [], timeout)
-        if not r:
-            return False
         try:
-            data = os.read(self.fd, 65536)
-        except OSError:
-            data = b""
-        if not data:
+            self.raw += self.child.read_nonblocking(65536, timeout)
+        except pexpect.TIMEOUT:
+            return False
+        except pexpect.EOF:
             raise EOFError("the console ended")
-        self.raw += data
         return True
 
     def text(self):
@@ -106,42 +100,53 @@ class Console:
         return self.expect(r"> $|> (?=\S)|>\s*$", timeout)
 
     def wait_exit(self, timeout=15):
+        """The exit status (or minus the signal) once the console has ended."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.pid = None
+            try:
+                self._read(0.1)
+            except EOFError:
+                pass
+            if not self.child.isalive():
                 try:
                     while self._read(0.05):
                         pass
                 except EOFError:
                     pass
-                return os.waitstatus_to_exitcode(status)
-            try:
-                self._read(0.1)
-            except EOFError:
-                pass
+                if self.child.exitstatus is not None:
+                    return self.child.exitstatus
+                return -self.child.signalstatus
         raise Timeout("the console did not exit within %ss" % timeout)
 
     def close(self):
-        """Leaves as a person would (Ctrl-C, Ctrl-D), so the console closes its
-        Python session; kills it only if it does not go."""
-        if self.pid:
+        """Leaves as a person would (Ctrl-C, then Ctrl-D at the prompt), so the
+        console closes its Python session; kills it only if it does not go."""
+        if self.child.isalive():
             try:
                 self.send("\x03")
-                time.sleep(0.2)
+                self.expect(r"[>$]\s*$", timeout=10)   # a prompt, _PROMPT's too
                 self.send("\x04")
                 self.wait_exit(timeout=20)
             except (Timeout, OSError):
                 pass
-        if self.pid:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-            except OSError:
-                pass
-            self.pid = None
-        os.close(self.fd)
+        self.child.close(force=True)
+
+
+def session_file(name, timeout=30):
+    """Waits until the code of a session of this user's local pool has made
+    the file /mnt/data/<name>: the code is running."""
+    log = os.path.join(os.environ["XDG_RUNTIME_DIR"], "sesh", "pool.log")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(log) as f:
+                state = re.search(r"state dir ([^,]+),", f.read())
+        except OSError:
+            state = None
+        if state and glob.glob(os.path.join(state.group(1), "*", name)):
+            return
+        time.sleep(0.02)
+    raise Timeout("no session made %s within %ss" % (name, timeout))
 
 
 TESTS = []
@@ -303,8 +308,8 @@ def ctrl_c_interrupts_a_running_chunk():
     c = Console()
     try:
         c.prompt()
-        c.line("while true do end")
-        time.sleep(0.5)
+        c.line("io.write('looping\\n') io.flush() while true do end")
+        c.expect(r"\nlooping\n")
         c.send("\x03")
         c.expect(r"interrupted!", timeout=5)
         c.prompt()
@@ -409,8 +414,8 @@ def ctrl_c_during_a_long_python_sleep():
         c.line("%1")
         c.expect(r"Out\[1\]: 1", timeout=60)
         c.prompt()
-        c.line("%import time; time.sleep(60)")
-        time.sleep(1.5)
+        c.line("%import time; open('long-sleep', 'w').close(); time.sleep(60)")
+        session_file("long-sleep")
         started = time.monotonic()
         c.send("\x03")
         c.expect(r"interrupted", timeout=10)
@@ -435,10 +440,10 @@ def second_ctrl_c_during_a_hung_request():
         c.line("%1")
         c.expect(r"Out\[1\]: 1", timeout=60)
         c.prompt()
-        c.line("%import time; time.sleep(60)")
-        time.sleep(1.0)
+        c.line("%import time; open('hung', 'w').close(); time.sleep(60)")
+        session_file("hung")
         c.send("\x03")
-        time.sleep(0.05)
+        time.sleep(0.05)                                # a second Ctrl-C right after the first
         c.send("\x03")
         c.expect(r"interrupted", timeout=10)
         c.prompt(timeout=10)
@@ -479,12 +484,14 @@ def two_ctrl_c_during_a_request_to_a_server_that_never_answers():
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)                                    # accepts, never answers
+    server.settimeout(10)
     port = server.getsockname()[1]
     c = Console()
+    conn = None
     try:
         c.prompt()
         c.line("r = require('sessions.http').client{}:request{ url = 'http://127.0.0.1:%d/hang' }" % port)
-        time.sleep(1.0)
+        conn, _ = server.accept()                       # the request is in flight
         started = time.monotonic()
         c.send("\x03")
         time.sleep(0.05)
@@ -496,6 +503,8 @@ def two_ctrl_c_during_a_request_to_a_server_that_never_answers():
         c.expect(r"\nback at the prompt\n")
     finally:
         c.close()
+        if conn:
+            conn.close()
         server.close()
 
 

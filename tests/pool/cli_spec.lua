@@ -1,6 +1,7 @@
 -- sesh-pool's command line: startup line, token file, unix socket, daemon
 -- mode, idle exit, clean stop on SIGTERM, restart after SIGKILL.
 local support = require "support.pool"
+local util = require "support.util"
 local http = require "sessions.http"
 
 local function mode(path)
@@ -116,7 +117,9 @@ describe("sesh-pool command line", function()
     finally(function() pool:stop() end)
     local res = pool:request{ path = "files", identifier = "cli-idle" }
     assert.are.equal(200, res.status)
-    support.sleep(2)
+    -- alive as long as the session is (3 s of cooldown, longer than the idle exit)
+    local removed = util.wait(function() return pool:log():find("idle for 3 s, removed", 1, true) end)
+    assert.is_truthy(removed, "the session was not removed")
     assert.is_true(pool:alive(), "exited while a session was alive")
     assert.is_true(wait_gone(pool.pid, 15), "did not exit when idle")
     assert.is_false(support.exists(pool.socket))
@@ -159,8 +162,9 @@ describe("sesh-pool command line", function()
     os.execute("kill -KILL " .. pool.pid)
     assert.is_true(wait_gone(pool.pid))
     assert.is_true(support.exists(pool.socket))          -- left behind: the next start copes
-    support.sleep(0.5)
-    assert.are.equal(0, #processes_mentioning(state), "a sandbox outlived the killed pool")
+    -- sandboxes die with their parent, a moment after it
+    assert.is_truthy(util.wait(function() return #processes_mentioning(state) == 0 end, 10),
+                     "a sandbox outlived the killed pool")
 
     again = support.start{ socket = true, dir = pool.dir, args = {} }
     local _, q = again:execute("6 * 7", { identifier = "cli-kill" })

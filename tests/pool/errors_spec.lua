@@ -1,6 +1,7 @@
 -- Bad requests: each gets the right status and a JSON error body with its
 -- code in x-ms-error-code, and the pool keeps serving.
 local support = require "support.pool"
+local util = require "support.util"
 
 local V1, V2 = "2024-02-02-preview", "2025-10-02-preview"
 
@@ -147,25 +148,25 @@ describe("sesh-pool, bad requests", function()
 
   it("keeps serving while a client sends its headers slowly, then answers that client too", function()
     local host, port = pool.endpoint:match("http://([^:]+):(%d+)")
-    local out = pool.dir .. "/slow.out"
+    local out, started = pool.dir .. "/slow.out", pool.dir .. "/slow.started"
     local request = "GET /files?identifier=err-slow&api-version=" .. V1 .. " HTTP/1.1\r\nHost: x\r\n" ..
                     "Authorization: Bearer " .. pool.token .. "\r\nConnection: close\r\n\r\n"
-    -- bash's /dev/tcp: one byte every 20 ms, about 4 s in all
+    -- bash's /dev/tcp: one byte every 20 ms, about 4 s in all; `started` once the
+    -- first byte is out
     local script = pool.dir .. "/slow.sh"
     local f = assert(io.open(script, "w"))
-    f:write(("exec 3<>/dev/tcp/%s/%s\nr=%s\nfor i in $(seq 0 $((${#r}-1))); do printf '%%s' \"${r:$i:1}\" >&3; sleep 0.02; done\ncat <&3 >%s\n")
-            :format(host, port, support.quote(request), support.quote(out)))
+    f:write(("exec 3<>/dev/tcp/%s/%s\nr=%s\nfor i in $(seq 0 $((${#r}-1))); do printf '%%s' \"${r:$i:1}\" >&3; " ..
+             "[ $i = 0 ] && : >%s; sleep 0.02; done\ncat <&3 >%s\n")
+            :format(host, port, support.quote(request), support.quote(started), support.quote(out)))
     f:close()
     os.execute("bash " .. support.quote(script) .. " >/dev/null 2>&1 &")
-    support.sleep(0.5)
+    assert.is_truthy(util.wait(function() return support.exists(started) end), "the slow client did not start")
     still_serving()                                 -- while the slow one trickles
-    local answer
-    for _ = 1, 200 do
-      answer = support.read(out)
-      if answer and answer:find("\r\n\r\n", 1, true) and answer:find("}", 1, true) then break end
-      support.sleep(0.1)
-    end
-    assert.matches("^HTTP/1%.1 200", answer or "")
+    local answer = util.wait(function()
+      local a = support.read(out)
+      return a and a:find("\r\n\r\n", 1, true) and a:find("}", 1, true) and a
+    end)
+    assert.matches("^HTTP/1%.1 200", answer or support.read(out) or "")
     assert.matches('"value"', answer)
   end)
 

@@ -4,6 +4,12 @@ local support = require "support.pool"
 local util = require "support.util"
 local V2 = "2025-10-02-preview"
 
+-- The temp file of an upload under way in the pool's state directory: the
+-- pool has taken the upload and is writing it.
+local function upload_under_way(pool)
+  return support.sh("find " .. support.quote(pool.state_dir) .. " -name '.sesh-upload-*'") ~= ""
+end
+
 describe("sesh-pool files", function()
   local pool
   setup(function() pool = support.start{} end)
@@ -102,16 +108,14 @@ open('/mnt/data/sub/owned.txt').read()]]))
     os.execute(("%s tests/support/raw_http.py %s %s %s --pause-at %d --until %s > %s 2>&1 &"):format(
       os.getenv("PYTHON") or "/usr/bin/python3", host, port, support.quote(request), #head + 200000,
       support.quote(go), support.quote(out)))
-    support.sleep(1)                                   -- the upload has begun
+    assert.is_true(util.wait(function() return upload_under_way(pool) end), "the upload did not begin")
     pool:execute("import os; os._exit(1)", { identifier = "files-handover" })
     run("files-handover", "'second sandbox'")
     util.write(go, "")
-    local answer
-    for _ = 1, 100 do
-      answer = support.read(out) or ""
-      if answer:find("}", 1, true) then break end
-      support.sleep(0.1)
-    end
+    local answer = util.wait(function()
+      local a = support.read(out) or ""
+      return a:find("}", 1, true) and a
+    end) or support.read(out) or ""
     assert.matches("^HTTP/1%.1 200", answer)
     -- inside, a file of another host uid shows as the overflow uid, not as ours
     assert.are.equal("True 300001", run("files-handover", [[
@@ -182,27 +186,22 @@ with open('/mnt/data/slow.txt', 'a') as f: f.write('!')
                  "Host: x\r\nAuthorization: Bearer " .. pool.token .. "\r\nConnection: close\r\n" ..
                  "Content-Type: multipart/form-data; boundary=" .. boundary .. "\r\n" ..
                  "Content-Length: " .. (#first + #second) .. "\r\n\r\n"
-    local function put(name, s)
-      local f = assert(io.open(pool.dir .. "/" .. name, "wb")); f:write(s); f:close()
-    end
-    put("part1", head .. first); put("part2", second)
-    local out = pool.dir .. "/slow-upload.out"
-    local script = ("exec 3<>/dev/tcp/%s/%s\ncat %s >&3\nsleep 5\ncat %s >&3\ncat <&3 >%s\n"):format(
-      host, port, support.quote(pool.dir .. "/part1"), support.quote(pool.dir .. "/part2"), support.quote(out))
-    put("slow-upload.sh", script)
+    local request = util.write(pool.dir .. "/slow-upload.http", head .. first .. second)
+    local go, out = pool.dir .. "/slow-upload.go", pool.dir .. "/slow-upload.out"
     run("files-slow", "1")               -- the session and its interpreter exist first
-    os.execute("bash " .. support.quote(pool.dir .. "/slow-upload.sh") .. " >/dev/null 2>&1 &")
-    support.sleep(1.5)
+    os.execute(("%s tests/support/raw_http.py %s %s %s --pause-at %d --until %s > %s 2>&1 &"):format(
+      os.getenv("PYTHON") or "/usr/bin/python3", host, port, support.quote(request), #head + #first,
+      support.quote(go), support.quote(out)))
+    assert.is_true(util.wait(function() return upload_under_way(pool) end), "the upload did not begin")
     local mid = pool:request{ path = "files/content/slow.txt", identifier = "files-slow" }
     assert.are.equal(404, mid.status)
     assert.are.equal(false, run("files-slow", "import os; os.path.exists('/mnt/data/slow.txt')"))
-    local answer
-    for _ = 1, 100 do
-      answer = support.read(out)
-      if answer and answer:find("}", 1, true) then break end
-      support.sleep(0.1)
-    end
-    assert.matches("^HTTP/1%.1 200", answer or "")
+    util.write(go, "")
+    local answer = util.wait(function()
+      local a = support.read(out)
+      return a and a:find("}", 1, true) and a
+    end)
+    assert.matches("^HTTP/1%.1 200", answer or support.read(out) or "")
     local done = pool:request{ path = "files/content/slow.txt", identifier = "files-slow" }
     assert.are.equal(string.rep("a", 5000) .. string.rep("b", 5000), done.body)
   end)

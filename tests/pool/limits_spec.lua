@@ -140,13 +140,18 @@ while True:
 
   it("notices an interpreter that died between executions, logs it and starts a new one", function()
     pool:execute("kept = 1", { identifier = "lim-crash" })
+    -- the interpreter holds a lock on a file of its own until it dies
     local _, p = pool:execute([[
-import threading, os, time
+import threading, os, time, fcntl
+alive = open('/mnt/data/alive.lock', 'w'); fcntl.flock(alive, fcntl.LOCK_EX)
 threading.Thread(target=lambda: (time.sleep(0.3), os._exit(3))).start()
 'scheduled'
 ]], { identifier = "lim-crash" })
     assert.are.equal("scheduled", p.result)
-    support.sleep(1.5)
+    local path = support.sh("find " .. support.quote(pool.state_dir) .. " -name alive.lock"):match("[^\n]+")
+    assert.is_truthy(path, "no alive.lock in the state directory")
+    local core = require "sessions.core"
+    assert.is_truthy(core.lock(path, 20), "the interpreter did not die")
     local _, q = pool:execute("'kept' in dir()", { identifier = "lim-crash" })
     assert.are.equal("Success", q.status)
     assert.are.equal(false, q.result)
@@ -243,10 +248,13 @@ describe("sesh-pool session limits", function()
     assert.are.equal(200, up.status)
     local state = pool.line:match("state dir ([^,]+),")
     assert.matches("s%-%x+", support.sh("ls " .. support.quote(state)))
-    for _ = 1, 5 do    -- one call a second keeps cool-busy alive past the cooldown
+    -- a call a second keeps cool-busy alive until the pool removes cool-idle
+    local removed = function() return pool:log():find("idle for 3 s, removed", 1, true) end
+    for _ = 1, 20 do
       pool:request{ path = "files", identifier = "cool-busy" }
-      support.sleep(1)
+      if util.wait(removed, 1) then break end
     end
+    assert.is_truthy(removed(), "the idle session was not removed")
     local gone = pool:request{ path = "session", identifier = "cool-idle", api_version = V2 }
     assert.are.equal(404, gone.status)
     local alive = pool:request{ path = "session", identifier = "cool-busy", api_version = V2 }

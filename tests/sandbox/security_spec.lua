@@ -3,15 +3,19 @@
 -- session (the bystander) still works and a brand-new session still starts.
 local support = require "support.pool"
 
--- Python that prints "<name> denied" or "<name> ALLOWED" per attempt.
+-- Python that prints, per attempt, "<name> ALLOWED", "<name> denied <errno>"
+-- (the system said no: an OSError) or "<name> BROKEN <exception>" (the probe
+-- itself failed, and proves nothing).
 local PROBES = [[
 import os, socket
 def attempt(name, fn):
     try:
         fn()
         print(name, 'ALLOWED')
-    except Exception:
-        print(name, 'denied')
+    except OSError as e:
+        print(name, 'denied', e.errno)
+    except Exception as e:
+        print(name, 'BROKEN', type(e).__name__, e)
 ]]
 
 -- Python printing "<result> <errno>" for a libc call made through ctypes.
@@ -69,8 +73,18 @@ describe("sandbox security through the pool", function()
     local p = run(attacker(), PROBES .. code)
     assert.are.equal("Success", p.status, p.stderr)
     assert.is_nil(p.stdout:match("ALLOWED"), p.stdout)
+    assert.is_nil(p.stdout:match("BROKEN"), p.stdout)
+    assert.is_truthy(p.stdout:match("denied"), p.stdout)
     return p
   end
+
+  it("tells an attempt the system denied from a probe that broke", function()
+    local p = run(attacker(), PROBES .. "attempt('shadow', lambda: open('/etc/shadow').read())\n" ..
+                              "attempt('typo', lambda: os.lisdir('/root'))")
+    assert.matches("shadow denied %d+\n", p.stdout)
+    assert.matches("typo BROKEN AttributeError", p.stdout)
+    assert.is_false(pcall(denied, "attempt('typo', lambda: os.lisdir('/root'))"))
+  end)
 
   it("starts the bystander", function()
     local p = run("bystander", "secret = 'bystander state'\nopen('mine.txt', 'w').write('b')")

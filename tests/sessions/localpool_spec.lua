@@ -58,6 +58,31 @@ describe("the local pool", function()
     assert.equal(pid, pool_pid(run))      -- the same pool answered
   end)
 
+  it("runs the quickstart against a running pool without starting a single process", function()
+    -- the module's system calls are sessions.core's: no shell, no sleep, id or stat command
+    assert.is_true(os.execute("command -v strace >/dev/null"), "strace is missing (make deps)")
+    local run = fresh_run()
+    assert.equal("42\n", (sesh(run, EXEC)))      -- the pool is up
+    pool_pid(run)
+    local log, out = run .. "/strace.log", run .. "/quickstart.out"
+    os.execute(("env -u POOL_MANAGEMENT_ENDPOINT XDG_RUNTIME_DIR=%s strace -f -qq " ..
+                "-e trace=fork,vfork,clone,clone3,execve -o %s %s scripts/quickstart.lua %s >%s 2>&1")
+               :format(q(run), q(log), SESH, q(run), q(out)))
+    assert.matches("saved the plot to", S.read(out) or "")
+    local started, first = {}, true
+    for line in (S.read(log) or ""):gmatch("[^\n]+") do
+      local call = line:match("^%d+ (%w+)%(")
+      if call == "execve" and first then
+        first = false                          -- sesh itself
+      elseif call == "execve" or call == "fork" or call == "vfork" or
+             ((call == "clone" or call == "clone3") and not line:find("CLONE_THREAD", 1, true)) then
+        started[#started + 1] = line
+      end
+    end
+    assert.is_false(first, "strace saw nothing")
+    assert.same({}, started)
+  end)
+
   it("is started once when several scripts start at the same moment", function()
     local run = fresh_run()
     local files = {}

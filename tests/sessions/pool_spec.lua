@@ -1,6 +1,7 @@
 -- Every operation of both API generations against a real sesh-pool with real
 -- sandboxes and real Python.
 local sessions = require "sessions"
+local core = require "sessions.core"
 local P = require "support.pool"
 local S = require "support.azure_stub"
 
@@ -175,6 +176,24 @@ describe("second generation only:", function()
     assert.equal("late", r.result)
     assert.is_string(r.id)
     assert.equal("late", s:get_execution(r.id).result)
+  end)
+
+  it("polls two asynchronous executions side by side: both end in the time of the longer one", function()
+    -- Each poll waits 2 s before asking again. A wait that blocked the thread
+    -- would make the second execution's wait start after the first one's:
+    -- 4 s in all instead of 2.
+    local t = pool:session{ api_version = "2025-10-02-preview" }
+    finally(function() pcall(t.close, t) end)
+    s:run("1"); t:run("1")                   -- both interpreters are up
+    local code = "import time\ntime.sleep(1.5)\n'%s'"
+    local t0 = core.monotonic()
+    local a, b = sessions.gather(
+      function() return s:execute(code:format("a"), { async = true, poll_interval = 2 }) end,
+      function() return t:execute(code:format("b"), { async = true, poll_interval = 2 }) end)
+    local took = core.monotonic() - t0
+    assert.equal("a", a.result)
+    assert.equal("b", b.result)
+    assert.is_true(took < 3.2, ("the two polls took %.1f s"):format(took))
   end)
 
   it("lists a directory, recursively, and reads file metadata", function()

@@ -9,12 +9,7 @@ local MB = 1024 * 1024
 
 local q = require("support.util").quote
 
-local function now()
-  local p = io.popen("date +%s.%N")
-  local t = tonumber(p:read("a"))
-  p:close()
-  return t
-end
+local now = require("sessions.core").monotonic     -- the one clock of every timing
 
 describe("streaming", function()
   local pool

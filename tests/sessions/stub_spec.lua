@@ -13,12 +13,7 @@ setup(function()
 end)
 teardown(function() if stub then stub:stop() end end)
 
-local function now()
-  local p = io.popen("date +%s.%N")
-  local t = tonumber(p:read("a"))
-  p:close()
-  return t
-end
+local now = require("sessions.core").monotonic     -- the one clock of every timing
 
 -- The operations: how to call each, which path the stand-in sees, whether it
 -- may be retried after the request was sent, and whether its answer is JSON.

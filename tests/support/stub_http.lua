@@ -4,6 +4,7 @@
 --   local stub = require("support.stub_http").start{ unix = path }
 --   local stub = require("support.stub_http").start{ tls = { cert = c, key = k } }
 --   stub.url .. "/hello"   stub.socket   stub:stop()
+--   stub:said()            the next line the stub prints (routes that say when they acted)
 local M = {}
 
 local PYTHON = os.getenv("PYTHON") or "/usr/bin/python3"
@@ -30,6 +31,9 @@ function M.start(opts)
   else
     stub.port = tonumber(where)
     stub.url = (opts.tls and "https" or "http") .. "://127.0.0.1:" .. where
+  end
+  function stub:said()
+    return self.pipe:read("l")
   end
   function stub:stop()
     if self.pipe then

@@ -18,7 +18,8 @@ Listens on 127.0.0.1 (a free port) or on a unix socket, over TLS with --tls, pri
   GET  /truncated              Content-Length 100, 10 bytes sent, connection closed
   ANY  /reset?key=K            connection reset (RST) before any answer (hits of K counted)
   ANY  /drop?key=K             reads the whole request, then closes (FIN) without answering
-  ANY  /idle-close?s=S         200 (kept alive), then closes the idle connection after S s
+  ANY  /idle-close?s=S&key=K   200 (kept alive), then closes the idle connection after S s
+                               and prints "closed K" (the stub's only line after the first)
   GET  /connections            the number of TCP connections accepted so far
   GET  /slow?s=S               answers after S seconds
   GET  /sleep?s=S              the same, for parallel tests
@@ -177,6 +178,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(float(q.get("s", "0.1")))
             self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            print("closed %s" % q.get("key", ""), flush=True)
             return
         if path == "/connections":
             self.read_body()

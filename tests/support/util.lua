@@ -1,8 +1,9 @@
 -- Small helpers every spec and stand-in needs: shell quoting, whole-file
--- reads and writes, the sesh under test.
+-- reads and writes, waiting for an event, the sesh under test.
 --
 --   local util = require "support.util"
 --   os.execute("rm -rf " .. util.quote(dir));  util.read(path) -> string | nil
+--   util.wait(function() return util.read(path) end, 10) -> what fn returned | nil
 local util = {}
 
 util.SESH = (os.getenv("SESH_BUILD") or "build") .. "/bin/sesh"
@@ -27,6 +28,20 @@ function util.write(path, text)
   f:write(text)
   f:close()
   return path
+end
+
+-- Waits for an event: calls fn until it returns a true value, which is
+-- returned; nil after `seconds` (default 20). Time is sessions.core's
+-- monotonic clock, the one every test times with.
+function util.wait(fn, seconds)
+  local core = require "sessions.core"
+  local deadline = core.monotonic() + (seconds or 20)
+  while true do
+    local v = fn()
+    if v then return v end
+    if core.monotonic() > deadline then return nil end
+    core.sleep(0.02)
+  end
 end
 
 return util

@@ -4,12 +4,7 @@ local support = require "support.stub_http"
 
 local SESH = (os.getenv("SESH_BUILD") or "build") .. "/bin/sesh"
 
-local function uptime()
-  local f = assert(io.open("/proc/uptime"))
-  local t = f:read("n")
-  f:close()
-  return t
-end
+local uptime = require("sessions.core").monotonic     -- the one clock of every timing
 
 -- SIGINT to this process after `delay` seconds, from a background shell.
 local function sigint_after(delay)
@@ -58,6 +53,23 @@ describe("Ctrl-C during a transfer", function()
       function() return c:request{ url = stub.url .. "/slow?s=10" } end,
       function() return c:request{ url = stub.url .. "/slow?s=10" } end,
     })
+    assert.is_false(ok)
+    assert.are.equal("interrupted", err.kind)
+    assert.is_true(uptime() - t0 < 5, "took " .. (uptime() - t0))
+  end)
+
+  it("interrupts core.sleep, alone and inside http.run", function()
+    local core = require "sessions.core"
+    sigint_after(0.5)
+    local t0 = uptime()
+    local ok, err = pcall(core.sleep, 20)
+    assert.is_false(ok)
+    assert.are.equal("interrupted", err.kind)
+    assert.is_true(uptime() - t0 < 5, "took " .. (uptime() - t0))
+    sigint_after(0.5)
+    t0 = uptime()
+    ok, err = pcall(http.run, { function() core.sleep(20) end,
+                                function() return c:request{ url = stub.url .. "/slow?s=10" } end })
     assert.is_false(ok)
     assert.are.equal("interrupted", err.kind)
     assert.is_true(uptime() - t0 < 5, "took " .. (uptime() - t0))

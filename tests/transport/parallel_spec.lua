@@ -2,12 +2,7 @@
 local http = require "sessions.http"
 local support = require "support.stub_http"
 
-local function uptime()
-  local f = assert(io.open("/proc/uptime"))
-  local t = f:read("n")
-  f:close()
-  return t
-end
+local uptime = require("sessions.core").monotonic     -- the one clock of every timing
 
 describe("http.run", function()
   local stub, c
@@ -88,6 +83,21 @@ describe("http.run", function()
     assert.is_nil(errors)
     assert.are.same({ 2, "slept 1" }, results)
     assert.is_true(uptime() - t0 < 3)
+  end)
+
+  it("lets core.sleep wait beside the transfers: sleeps yield to the scheduler", function()
+    local core = require "sessions.core"
+    local t0 = uptime()
+    local results, errors = http.run{
+      function() core.sleep(1); return "slept" end,
+      function() core.sleep(1); return "slept too" end,
+      function() return c:request{ url = stub.url .. "/sleep?s=1" }.body end,
+    }
+    local took = uptime() - t0
+    assert.is_nil(errors)
+    assert.are.same({ "slept", "slept too", "slept 1" }, results)
+    -- one after another would take 3 s
+    assert.is_true(took >= 1 and took < 2, "took " .. took .. " s")
   end)
 
   it("blocks outside run and inside a coroutine run does not own", function()
