@@ -531,9 +531,11 @@ static void test_security(sesh_sandbox *a, sesh_sandbox *b, const char *dir_b)
         check(r.status == SESH_RUN_TIMED_OUT || lost, "security: fork bomb is stopped",
               "%s (%lld ms)", describe(&r), now_ms() - t);
         done(&r);
+        /* The interrupted cell answered once every process it started was
+         * gone (killed and reaped), so the next cell finds none at once. */
         if (!lost)
             expect_stdout(a, "security: fork bomb leaves no process behind",
-                          "import os, time; time.sleep(0.2)\n"
+                          "import os\n"
                           "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))",
                           "[1, 2]\n");
         else
@@ -559,6 +561,18 @@ static void test_security(sesh_sandbox *a, sesh_sandbox *b, const char *dir_b)
               "%s", describe(&r));
         done(&r);
         expect_stdout(c, "security: bomb of child processes: only older processes remain",
+                      "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]), "
+                      "keep.poll())", "3 None\n");
+        /* A cell that catches the first interrupt and starts processes
+         * after it: they go too, before the cell answers. */
+        r = run_opts(c, "import subprocess, time\ntry:\n    time.sleep(600)\n"
+                        "except KeyboardInterrupt:\n"
+                        "    late = [subprocess.Popen(['sleep', '600']) for _ in range(5)]\n"
+                        "    time.sleep(600)", 1000, 4096, 0);
+        check(r.status == SESH_RUN_TIMED_OUT, "security: bomb of child processes: started after the interrupt",
+              "%s", describe(&r));
+        done(&r);
+        expect_stdout(c, "security: bomb of child processes: those started after the interrupt end too",
                       "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]), "
                       "keep.poll())", "3 None\n");
         sesh_sandbox_free(c);
