@@ -764,10 +764,21 @@ static void test_death(const char *data_dir)
         { "death: garbage reply", "import os; os.write(3, b'\\x00\\x00\\x00\\x05hello')",
           "not valid JSON" },
         { "death: oversized reply", "import os; os.write(3, b'\\x7f\\xff\\xff\\xff')",
-          "over the limit" },
-        { "death: reply of the wrong shape",
+          "over the execute reply's limit of 4308992 bytes" },
+        { "death: reply out of turn",
           "import os, json; b = json.dumps({'status': 'Success'}).encode(); "
+          "os.write(3, len(b).to_bytes(4, 'big') + b)", "carries no request number" },
+        { "death: reply of the wrong shape",       /* numbered as the runner's own */
+          "import os, json, sys\ndef seq():\n    f = sys._getframe()\n"
+          "    while 'seq' not in (f.f_locals.get('request') or {}): f = f.f_back\n"
+          "    return f.f_locals['request']['seq']\n"
+          "b = json.dumps({'status': 'Success', 'seq': seq()}).encode()\n"
           "os.write(3, len(b).to_bytes(4, 'big') + b)", "no string 'stdout'" },
+        { "death: reply nested too deep", "import os; os.write(3, b'\\x00\\x01\\x00\\x00' + b'[' * 65536)",
+          "nests JSON deeper than 2 levels" },
+        { "death: reply of too many values",
+          "import os; b = b'[' + b'0,' * 40000 + b'0]'; os.write(3, len(b).to_bytes(4, 'big') + b)",
+          "more than 64 JSON values" },
     };
     for (size_t i = 0; i < sizeof deaths / sizeof *deaths; i++) {
         if (!selected(deaths[i].name))
