@@ -137,7 +137,8 @@ describe("the runner's channel", function()
 
   it("loses the interpreter on bytes written while no request was pending", function()
     -- A thread writes a well-formed reply once the runner waits for its next
-    -- request, then leaves a file to say so.
+    -- request and the pool has read the runner's reply, then leaves a file to
+    -- say so.
     local p = run("unsolicited", FRAMES .. [[
 import threading
 def reading_channel():
@@ -146,6 +147,7 @@ def reading_channel():
 def write_later():
     while not reading_channel():
         os.sched_yield()
+    wait_read()
     send(reply())
     open('/mnt/data/written', 'w').close()
 threading.Thread(target=write_later).start()

@@ -746,6 +746,12 @@ static void test_abandoned(const char *data_dir)
     sesh_sandbox_free(sb);
 }
 
+/* Python: waits until the pool has read all that was written on the channel,
+ * so that the runner's own reply, after the cell, comes in a read of its own. */
+#define WAIT_READ "\nimport fcntl, sys, termios\nout = bytearray(4)\n" \
+    "while fcntl.ioctl(3, termios.TIOCOUTQ, out) == 0 and int.from_bytes(out, sys.byteorder):\n" \
+    "    os.sched_yield()"
+
 static void test_death(const char *data_dir)
 {
     static const struct { const char *name, *code, *expect; } deaths[] = {
@@ -761,19 +767,19 @@ static void test_death(const char *data_dir)
           /* SIGSYS from the filter; SIGSEGV where the kernel has no 32-bit entry */
           "killed by signal" },
         { "death: runner's channel closed", "import os; os.close(3)", "interpreter lost" },
-        { "death: garbage reply", "import os; os.write(3, b'\\x00\\x00\\x00\\x05hello')",
+        { "death: garbage reply", "import os; os.write(3, b'\\x00\\x00\\x00\\x05hello')" WAIT_READ,
           "not valid JSON" },
         { "death: oversized reply", "import os; os.write(3, b'\\x7f\\xff\\xff\\xff')",
           "over the execute reply's limit of 4308992 bytes" },
         { "death: reply out of turn",
           "import os, json; b = json.dumps({'status': 'Success'}).encode(); "
-          "os.write(3, len(b).to_bytes(4, 'big') + b)", "carries no request number" },
+          "os.write(3, len(b).to_bytes(4, 'big') + b)" WAIT_READ, "carries no request number" },
         { "death: reply of the wrong shape",       /* numbered as the runner's own */
           "import os, json, sys\ndef seq():\n    f = sys._getframe()\n"
           "    while 'seq' not in (f.f_locals.get('request') or {}): f = f.f_back\n"
           "    return f.f_locals['request']['seq']\n"
           "b = json.dumps({'status': 'Success', 'seq': seq()}).encode()\n"
-          "os.write(3, len(b).to_bytes(4, 'big') + b)", "no string 'stdout'" },
+          "os.write(3, len(b).to_bytes(4, 'big') + b)" WAIT_READ, "no string 'stdout'" },
         { "death: reply nested too deep", "import os; os.write(3, b'\\x00\\x01\\x00\\x00' + b'[' * 65536)",
           "nests JSON deeper than 2 levels" },
         { "death: reply of too many values",
