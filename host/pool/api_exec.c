@@ -370,21 +370,32 @@ void sesh_op_execute(sesh_api *api, sesh_call *call, const char *body, size_t le
 typedef struct lookup {
     const sesh_call *call;
     json_t *out;
+    int dropped;
 } lookup;
 
 static void format_record(const sesh_execution *e, void *ud)
 {
     lookup *l = ud;
-    l->out = resource(l->call, e->id, e->async, e->done ? &e->run : NULL);
+    l->dropped = e->dropped;
+    if (!e->dropped)
+        l->out = resource(l->call, e->id, e->async, e->done ? &e->run : NULL);
 }
 
 void sesh_op_exec_get(sesh_api *api, sesh_call *call, sesh_reply *reply)
 {
     if (sesh_api_session(api, call, 0, reply) != 0) return;
-    lookup l = { call, NULL };
+    lookup l = { call, NULL, 0 };
     if (sesh_session_with_execution(call->session, call->name, format_record, &l) != 0) {
         sesh_reply_error(reply, 404, "ExecutionNotFound", "executionId",
                          "this session has no execution '%.128s'", call->name);
+        return;
+    }
+    if (l.dropped) {
+        sesh_reply_error(reply, 410, "ExecutionOutputDropped", "executionId",
+                         "execution '%.128s' has finished, but its output is no longer kept: the "
+                         "pool keeps the output of past executions up to %u MiB per session and "
+                         "%u MiB in all, and drops the oldest first (output already read first)",
+                         call->name, SESH_KEPT_SESSION_BYTES >> 20, SESH_KEPT_POOL_BYTES >> 20);
         return;
     }
     sesh_reply_json(reply, 200, l.out);

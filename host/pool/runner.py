@@ -15,17 +15,22 @@ Protocol, on descriptor 3 (a socket to the pool): each message is a frame of a
       (as Jupyter's MPLBACKEND gives it), and the runner is ready in half the
       time (somebody waits for this sandbox).
   runner -> pool, once started:  {"op": "ready"}
-  {"op": "execute", "code": "...", "max_output": 4096, "jupyter": false}
+  {"op": "execute", "code": "...", "max_output": 4096, "max_result": 4194304,
+   "jupyter": false, "seq": 7}
       -> {"status": "Success"|"Failure", "stdout": "...", "stderr": "...",
           "result": <value>, "ms": 8, "stdout_truncated": false,
-          "stderr_truncated": false}
-  {"op": "metadata"}
+          "stderr_truncated": false, "seq": 7}
+      and, when the result's text (an image's base64) would take more than
+      max_result bytes of JSON, result null and
+      "result_too_large": {"kind": "image"|"value", "bytes": N}
+  {"op": "metadata", "seq": 8}
       -> {"python": "3.11.2", "ipython": "8.5.0",
-          "packages": [{"name": "numpy", "version": "1.24.2"}, ...]}
+          "packages": [{"name": "numpy", "version": "1.24.2"}, ...], "seq": 8}
 
-`result` follows section 6 of pool-api.md. The pool interrupts a cell with
-SIGINT (KeyboardInterrupt in the user's code) and treats any reply it cannot
-validate as the loss of the interpreter.
+Every reply echoes its request's seq. `result` follows section 6 of
+pool-api.md. The pool interrupts a cell with SIGINT (KeyboardInterrupt in the
+user's code) and treats any reply it cannot validate, or any frame out of
+turn, as the loss of the interpreter.
 """
 
 import base64
@@ -43,6 +48,11 @@ import time
 CHANNEL = 3
 MAX_REQUEST = 64 << 20          # the pool's own cap on code is far below this
 MAX_STREAM = 16 << 20           # a cell never keeps more than this of a stream
+MAX_RESULT = 4 << 20            # bytes of a result as JSON, unless the pool says
+JSON_CHAR_MAX = 6               # bytes a character may take in a JSON string
+REAP_TIMEOUT = 1.0              # seconds to wait for the killed processes to be gone
+PR_SET_CHILD_SUBREAPER = 36
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 PRIMITIVES = (bool, int, float, str, type(None))
 RESULT_TYPES = ("text/plain", "image/png")     # what a cell's value may become
 
@@ -323,12 +333,15 @@ class Runner:
             return
         if not self.swept:
             self.swept = True
-            signal.signal(signal.SIGINT, signal.SIG_IGN)    # not while sweeping
-            try:
-                stop_new_processes(self.processes_before)
-            finally:
-                signal.signal(signal.SIGINT, self.on_sigint)
+            self.sweep()
         raise KeyboardInterrupt
+
+    def sweep(self):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)    # not while sweeping
+        try:
+            stop_new_processes(self.processes_before)
+        finally:
+            signal.signal(signal.SIGINT, self.on_sigint)
 
     def execute(self, request):
         code = request.get("code")
@@ -337,6 +350,9 @@ class Runner:
         limit = request.get("max_output", 4096)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             raise ValueError("execute: 'max_output' must be a non-negative integer")
+        max_result = request.get("max_result", MAX_RESULT)
+        if not isinstance(max_result, int) or isinstance(max_result, bool) or max_result < 0:
+            raise ValueError("execute: 'max_result' must be a non-negative integer")
         jupyter = bool(request.get("jupyter", False))
 
         out, err = CappedStream(limit, "<stdout>"), CappedStream(limit, "<stderr>")
@@ -365,6 +381,10 @@ class Runner:
         finally:
             self.in_cell = False
             sys.stdout, sys.stderr = saved
+        if self.swept:
+            # An interrupted cell answers only once every process it started
+            # is gone, those born since the first sweep too.
+            self.sweep()
         ms = int(round((time.perf_counter() - start) * 1000))
 
         if not success:
@@ -374,7 +394,10 @@ class Runner:
         else:
             result = self.convert(value, jupyter)
         self.images = []
-        return {
+        too_large = result_over_cap(result, max_result)
+        if too_large:
+            result, success = None, False
+        reply = {
             "status": "Success" if success else "Failure",
             "stdout": out.value(),
             "stderr": err.value(),
@@ -383,6 +406,9 @@ class Runner:
             "stdout_truncated": out.truncated,
             "stderr_truncated": err.truncated,
         }
+        if too_large:
+            reply["result_too_large"] = too_large
+        return reply
 
     def convert(self, value, jupyter):
         """The cell's value as pool-api.md section 6 wants it."""
@@ -395,7 +421,9 @@ class Runner:
         if isinstance(value, str):
             return clean(value)
         if isinstance(value, numbers.Integral) and type(value).__module__ in ("builtins", "numpy"):
-            return int(value)
+            n = int(value)
+            # The pool's JSON holds 64-bit integers: a bigger one is its text.
+            return n if INT64_MIN <= n <= INT64_MAX else clean(self.text_repr(value))
         if isinstance(value, float) or (isinstance(value, numbers.Real)
                                         and type(value).__module__ == "numpy"):
             f = float(value)
@@ -457,6 +485,24 @@ class PlainPython:
                         isinstance(self.shell.user_ns.get(name), self.special):
                     return False
         return True
+
+
+def result_over_cap(result, limit):
+    """None when the result's text (an image's base64) takes at most `limit`
+    bytes as JSON, else what the pool is told: {"kind", "bytes"}. A huge
+    value is encoded once more to be measured; small ones never are."""
+    if isinstance(result, dict):
+        size = len(result["base64_data"])
+    elif isinstance(result, str) and len(result) * JSON_CHAR_MAX > limit:
+        try:
+            size = len(json.dumps(result, ensure_ascii=False).encode("utf-8")) - 2
+        except MemoryError:
+            size = len(result)
+    else:
+        return None
+    if size <= limit:
+        return None
+    return {"kind": "image" if isinstance(result, dict) else "value", "bytes": size}
 
 
 def image_result(data):
@@ -552,39 +598,95 @@ def alive(pid):
 
 
 def stop_new_processes(before):
-    """On an interrupt: end the processes the interrupted cell started.
+    """On an interrupt: end the processes the interrupted cell started, and
+    return once they are gone.
 
     A fork bomb would otherwise keep every CPU busy and starve the very
     interpreter that must answer. kill(-1) freezes every other process of
     the namespace at once (never its init, never the host); the new ones are
-    killed and reaped, the older ones (a server from an earlier cell) go on."""
+    killed and reaped, the older ones (a server from an earlier cell) go on.
+    While it sweeps, the runner is a subreaper: the orphans of the killed
+    processes become its children, not those of the namespace's init (which
+    reaps when it gets the CPU), so it reaps them itself."""
     me = os.getpid()
     killed = []
-    # A process caught in the middle of a fork may still bring a child into
-    # the world after the freeze: freeze and sweep until nothing new is left.
-    for _ in range(50):
-        try:
-            os.kill(-1, signal.SIGSTOP)
-        except OSError:
-            return
-        new = list_processes() - before - {1, me} - set(killed)
-        if not new:
-            break
-        for pid in new:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            except OSError:
-                pass
+    adopting = set_subreaper(True)
     try:
-        os.kill(-1, signal.SIGCONT)
-    except OSError:
-        pass
-    for pid in killed:
+        # A process caught in the middle of a fork may still bring a child
+        # into the world after the freeze: freeze and sweep until nothing
+        # new is left.
+        for _ in range(50):
+            try:
+                os.kill(-1, signal.SIGSTOP)
+            except OSError:
+                return
+            new = list_processes() - before - {1, me} - set(killed)
+            if not new:
+                break
+            for pid in new:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                except OSError:
+                    pass
         try:
-            os.waitpid(pid, 0)      # our own children would stay zombies
-        except ChildProcessError:
+            os.kill(-1, signal.SIGCONT)
+        except OSError:
             pass
+        reap(killed, me)
+    finally:
+        if adopting:
+            set_subreaper(False)
+
+
+_libc = None
+
+
+def set_subreaper(on):
+    """prctl(PR_SET_CHILD_SUBREAPER); False where it cannot be set."""
+    global _libc
+    try:
+        if _libc is None:
+            import ctypes
+            _libc = ctypes.CDLL(None, use_errno=True)
+        return _libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
+    except Exception:
+        return False
+
+
+def parent_of(pid):
+    """The parent pid of a process, or None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            stat = f.read()
+        return int(stat[stat.rindex(b")") + 2:].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def reap(killed, me):
+    """Returns once every killed process is gone: reaped by the runner (its
+    children, and the orphans it adopted) or by the namespace's init (orphans
+    from before the sweep). A killed process whose parent is an older process
+    is that parent's to reap, as any child of it is."""
+    left = set(killed)
+    deadline = time.monotonic() + REAP_TIMEOUT
+    pause = 0.0002
+    while left:
+        for pid in list(left):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    left.discard(pid)
+                continue                # ours, and not dead yet
+            except ChildProcessError:
+                pass
+            parent = parent_of(pid)
+            if parent is None or parent not in left and parent not in (1, me):
+                left.discard(pid)       # gone, or an older process's zombie
+        if not left or time.monotonic() > deadline:
+            return
+        time.sleep(pause)
+        pause = min(pause * 2, 0.01)
 
 
 def main():
@@ -611,6 +713,7 @@ def main():
         if request is None:
             return
         op = request.get("op") if isinstance(request, dict) else None
+        seq = request.get("seq") if isinstance(request, dict) else None
         try:
             if op == "execute":
                 reply = runner.execute(request)
@@ -622,6 +725,7 @@ def main():
                 reply = {"error": "unknown op %r" % (op,)}
         except Exception as e:
             reply = {"error": "%s: %s" % (type(e).__name__, e)}
+        reply["seq"] = seq
         write_frame(reply)
 
 

@@ -20,9 +20,11 @@
  */
 #include "pool/sandbox.h"
 #include "pool/cgroup.h"
+#include "pool/json_scan.h"
 #include "pool/sandbox_disk.h"
 #include "pool/sandbox_spawn.h"
 #include "pool/seccomp.h"
+#include "pool/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/pidfd.h>
 #include <sys/resource.h>
@@ -67,7 +70,21 @@ extern const unsigned long sesh_runner_py_len;
 #define START_TIMEOUT_MS     60000
 #define INTERRUPT_GRACE_MS   2000
 #define INTERRUPT_REPEAT_MS  400        /* a KeyboardInterrupt can be lost: Ctrl-C again */
-#define MAX_REPLY            (64u << 20)
+/* The channel is untrusted input (the user's code shares the runner's
+ * process): a frame is refused past what its request allows, and its JSON past
+ * the shape replies have, before jansson parses it. See "The runner's
+ * channel" in DESIGN.md. */
+#define RESULT_MAX           (4u << 20) /* bytes of a result as JSON (an image's base64) */
+#define JSON_CHAR_MAX        6          /* bytes a character may take in a JSON string */
+#define FRAME_MARGIN         (64u << 10) /* an execute reply's keys, numbers and flags */
+#define FRAME_MAX            0xffffffffu /* what a 4-byte header can say */
+#define EXECUTE_VALUES       64         /* an execute reply has about 20 */
+#define EXECUTE_DEPTH        2          /* the reply, an image result in it */
+#define METADATA_FRAME       (1u << 20) /* a few kB for a hundred packages */
+#define METADATA_VALUES      65536      /* 5 per package */
+#define METADATA_DEPTH       3          /* the reply, its packages, each package */
+#define READY_FRAME          4096
+#define READY_VALUES         8
 #define TAIL_SIZE            2048
 #define HOST_STAGE           "/mnt"     /* where a pool that may mount shows bwrap the data dir */
 
@@ -82,6 +99,7 @@ struct sesh_sandbox {
     proc_ref init;             /* pid 1 of the sandbox */
     proc_ref python;           /* the interpreter */
     int chan;                  /* socket to the runner, non-blocking */
+    long long seq;             /* number of the last request; replies echo it */
     int console;               /* read end of the sandbox's stdout and stderr */
     int status_fd;             /* bwrap's JSON status, read end */
     uid_t uid;                 /* host uid of the sandbox's processes */
@@ -413,31 +431,97 @@ static io_result send_frame(sesh_sandbox *sb, json_t *obj, long long deadline, c
     return r;
 }
 
-/* A frame being read: the header, then the body. Survives a timeout so the
- * read can resume after the interrupt. */
+/* What a frame may be: its request's allowance. */
 typedef struct {
+    const char *op;            /* the request's */
+    size_t max_output;         /* execute: its output cap, in characters */
+    size_t limit;              /* bytes of its body */
+    unsigned depth;            /* of its JSON, containers in containers */
+    size_t values;             /* of its JSON, keys included */
+} frame_bounds;
+
+/* An execute reply: both streams at their cap, each character at its
+ * largest in JSON (a control character is \u00XX), the result at its cap,
+ * and the rest of the reply. */
+static frame_bounds execute_bounds(size_t max_output)
+{
+    frame_bounds b = { .op = "execute", .max_output = max_output, .limit = FRAME_MAX,
+                       .depth = EXECUTE_DEPTH, .values = EXECUTE_VALUES };
+    size_t streams = FRAME_MAX;
+    if (max_output < FRAME_MAX / (2 * JSON_CHAR_MAX))
+        streams = 2 * JSON_CHAR_MAX * max_output;
+    if (streams < FRAME_MAX - RESULT_MAX - FRAME_MARGIN)
+        b.limit = streams + RESULT_MAX + FRAME_MARGIN;
+    return b;
+}
+
+static const frame_bounds metadata_bounds = {
+    .op = "metadata", .limit = METADATA_FRAME, .depth = METADATA_DEPTH, .values = METADATA_VALUES,
+};
+static const frame_bounds ready_bounds = {
+    .op = "ready", .limit = READY_FRAME, .depth = 1, .values = READY_VALUES,
+};
+
+/* The limit a frame broke, in words. */
+static char *over_limit(const frame_bounds *b, size_t len)
+{
+    if (strcmp(b->op, "execute") != 0)
+        return sesh_printf("the runner sent a frame of %zu bytes, over the %s reply's limit "
+                           "of %zu bytes", len, b->op, b->limit);
+    return sesh_printf("the runner sent a frame of %zu bytes, over the execute reply's limit "
+                       "of %zu bytes (stdout and stderr of %zu characters at %d bytes each, "
+                       "a result of %u bytes, %u bytes more)", len, b->limit, b->max_output,
+                       JSON_CHAR_MAX, RESULT_MAX, FRAME_MARGIN);
+}
+
+/* A frame being read: the header, then the body, its JSON scanned as it
+ * comes. Survives a timeout so the read can resume after the interrupt. */
+typedef struct {
+    const frame_bounds *bounds;
     unsigned char head[4];
     size_t have_head;
     char *body;
     size_t len, have;
+    sesh_json_scan scan;
 } frame_reader;
 
-/* The header tells the body's length; a body over the limit is refused. */
+static frame_reader new_reader(const frame_bounds *bounds)
+{
+    frame_reader f = { .bounds = bounds };
+    sesh_json_scan_init(&f.scan, bounds->depth, bounds->values);
+    return f;
+}
+
+/* The header tells the body's length; a body over the limit is refused
+ * before any of it is read. */
 static io_result start_body(frame_reader *f, char **err)
 {
     f->len = (size_t)f->head[0] << 24 | (size_t)f->head[1] << 16 |
              (size_t)f->head[2] << 8 | f->head[3];
-    if (f->len > MAX_REPLY) {
-        *err = format("the runner's reply of %zu bytes is over the limit of %u bytes",
-                      f->len, MAX_REPLY);
+    if (f->len > f->bounds->limit) {
+        *err = over_limit(f->bounds, f->len);
         return IO_ERROR;
     }
     f->body = malloc(f->len + 1);
     if (!f->body) {
-        *err = format("out of memory for a reply of %zu bytes", f->len);
+        *err = sesh_printf("out of memory for a reply of %zu bytes", f->len);
         return IO_ERROR;
     }
     return IO_OK;
+}
+
+/* n more bytes of the body arrived at f->body + f->have. */
+static io_result took_body(frame_reader *f, size_t n, char **err)
+{
+    sesh_scan_status st = sesh_json_scan_feed(&f->scan, f->body + f->have, n);
+    f->have += n;
+    if (st == SESH_SCAN_TOO_DEEP)
+        *err = sesh_printf("the runner's reply nests JSON deeper than %u levels, which no "
+                           "reply does", f->bounds->depth);
+    else if (st == SESH_SCAN_TOO_MANY)
+        *err = sesh_printf("the runner's reply holds more than %zu JSON values, which no "
+                           "reply does", f->bounds->values);
+    return st == SESH_SCAN_OK ? IO_OK : IO_ERROR;
 }
 
 /* A small reply (most are) comes in one read, header and body together. The
@@ -461,12 +545,12 @@ static io_result read_small_frame(sesh_sandbox *sb, frame_reader *f, char **err)
     if (r != IO_OK)
         return r;
     if (got - 4 > f->len) {
-        *err = format("the runner sent %zu bytes after its reply", got - 4 - f->len);
+        *err = sesh_printf("the runner spoke out of turn: %zu bytes came after its reply",
+                           got - 4 - f->len);
         return IO_ERROR;
     }
     memcpy(f->body, buf + 4, got - 4);
-    f->have = got - 4;
-    return IO_OK;
+    return took_body(f, got - 4, err);
 }
 
 static io_result read_frame(sesh_sandbox *sb, frame_reader *f, long long deadline,
@@ -497,7 +581,11 @@ static io_result read_frame(sesh_sandbox *sb, frame_reader *f, long long deadlin
     while (f->have < f->len) {
         size_t want = f->len - f->have;
         ssize_t n = recv(sb->chan, f->body + f->have, want, 0);
-        if (n > 0) { f->have += (size_t)n; continue; }
+        if (n > 0) {
+            io_result r = took_body(f, (size_t)n, err);
+            if (r != IO_OK) return r;
+            continue;
+        }
         if (n == 0) return IO_EOF;
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) return IO_EOF;
@@ -507,14 +595,29 @@ static io_result read_frame(sesh_sandbox *sb, frame_reader *f, long long deadlin
     return IO_OK;
 }
 
+/* Parses a whole frame, whose scan bounded what jansson may build; the body
+ * is freed at once, so a reply never costs its text and its values for long. */
 static json_t *parse_frame(frame_reader *f, char **err)
 {
     json_error_t jerr;
     json_t *v = json_loadb(f->body, f->len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &jerr);
+    free(f->body);
+    f->body = NULL;
     if (!v)
-        *err = format("the runner's reply is not valid JSON: %s (at byte %d)",
-                      jerr.text, jerr.position);
+        *err = sesh_printf("the runner's reply is not valid JSON: %s (at byte %d)",
+                           jerr.text, jerr.position);
     return v;
+}
+
+/* The runner speaks only when asked: bytes waiting before a request were
+ * written out of turn (by the user's code, or a second reply). */
+static char *out_of_turn(sesh_sandbox *sb)
+{
+    int pending = 0;
+    if (ioctl(sb->chan, FIONREAD, &pending) < 0 || pending <= 0)
+        return NULL;
+    return sesh_printf("the runner spoke out of turn: %d bytes came while no request was "
+                       "pending", pending);
 }
 
 /* ---- reply validation ---- */
@@ -547,24 +650,97 @@ static void cap_stream(json_t *reply, const char *key, const char *flag, size_t 
     }
 }
 
-static int valid_result(json_t *r)
+/* Every reply echoes its request's number: one that does not answers
+ * another request (a second reply, or a frame the user's code wrote). The
+ * number is then removed: it is the channel's, not the reply's. */
+static char *check_turn(json_t *reply, long long seq)
 {
-    if (!json_is_object(r))
-        return json_is_string(r) || json_is_number(r) || json_is_boolean(r) || json_is_null(r);
-    json_t *type = json_object_get(r, "type"), *fmt = json_object_get(r, "format"),
-           *data = json_object_get(r, "base64_data");
-    return json_object_size(r) == 3 && json_is_string(type) &&
-           strcmp(json_string_value(type), "image") == 0 && json_is_string(fmt) &&
-           strcmp(json_string_value(fmt), "png") == 0 && json_is_string(data);
+    if (!json_is_object(reply))
+        return strdup("the runner's reply is not a JSON object");
+    json_t *n = json_object_get(reply, "seq");
+    if (!json_is_integer(n))
+        return strdup("the runner spoke out of turn: its reply carries no request number");
+    if (json_integer_value(n) != seq)
+        return sesh_printf("the runner spoke out of turn: its reply answers request %lld, "
+                           "not %lld", (long long)json_integer_value(n), seq);
+    json_object_del(reply, "seq");
+    return NULL;
+}
+
+/* A result as section 6 of pool-api.md has it, its text (an image's base64)
+ * within the result cap. */
+static char *check_result(json_t *r)
+{
+    size_t len = 0;
+    if (json_is_object(r)) {
+        json_t *type = json_object_get(r, "type"), *fmt = json_object_get(r, "format"),
+               *data = json_object_get(r, "base64_data");
+        if (json_object_size(r) != 3 || !json_is_string(type) ||
+            strcmp(json_string_value(type), "image") != 0 || !json_is_string(fmt) ||
+            strcmp(json_string_value(fmt), "png") != 0 || !json_is_string(data))
+            return strdup("the runner's reply has no valid 'result'");
+        len = json_string_length(data);
+    } else if (json_is_string(r)) {
+        len = json_string_length(r);
+    } else if (!json_is_number(r) && !json_is_boolean(r) && !json_is_null(r)) {
+        return strdup("the runner's reply has no valid 'result'");
+    }
+    if (len > RESULT_MAX)
+        return sesh_printf("the runner's result of %zu bytes is over the result limit of %u "
+                           "bytes", len, RESULT_MAX);
+    return NULL;
+}
+
+/* The runner dropped a result over the cap, and says so with
+ * {"kind": "image"|"value", "bytes": N}. */
+static char *check_dropped_result(json_t *d)
+{
+    json_t *kind = json_object_get(d, "kind"), *bytes = json_object_get(d, "bytes");
+    const char *k = json_string_value(kind);
+    if (!json_is_object(d) || json_object_size(d) != 2 || !k ||
+        (strcmp(k, "image") != 0 && strcmp(k, "value") != 0) || !json_is_integer(bytes) ||
+        json_integer_value(bytes) <= (json_int_t)RESULT_MAX)
+        return strdup("the runner's 'result_too_large' is not {kind, bytes}");
+    return NULL;
+}
+
+/* Makes a reply a failure whose stderr ends with `line`. */
+static void fail_reply(json_t *reply, const char *line)
+{
+    const char *old = json_string_value(json_object_get(reply, "stderr"));
+    char *text = sesh_printf("%s%s%s", old ? old : "", old && *old ? "\n" : "", line);
+    json_object_set_new(reply, "stderr", json_string(text));
+    free(text);
+    json_object_set_new(reply, "status", json_string("Failure"));
+    json_object_set_new(reply, "result", json_null());
+}
+
+/* A result the runner dropped: the user is told why, and what to do. */
+static void mark_dropped_result(json_t *reply)
+{
+    json_t *d = json_object_get(reply, "result_too_large");
+    if (!d)
+        return;
+    int image = strcmp(json_string_value(json_object_get(d, "kind")), "image") == 0;
+    long long bytes = (long long)json_integer_value(json_object_get(d, "bytes"));
+    char *line = sesh_printf("sesh: the cell's result (%s %lld bytes as JSON) is over the "
+                             "limit of %u bytes and was not returned. %s\n",
+                             image ? "an image whose base64 takes" : "a value whose text takes",
+                             bytes, RESULT_MAX,
+                             image ? "Save the figure to a file in /mnt/data and download it, "
+                                     "or make it smaller (figsize, dpi)."
+                                   : "Return a part of it, or write it to a file in /mnt/data "
+                                     "and download it.");
+    fail_reply(reply, line);
+    free(line);
+    json_object_del(reply, "result_too_large");
 }
 
 static char *check_execute_reply(json_t *reply, size_t max_output)
 {
-    if (!json_is_object(reply))
-        return strdup("the runner's reply is not a JSON object");
     json_t *error = json_object_get(reply, "error");
     if (json_is_string(error))
-        return format("the runner refused the request: %s", json_string_value(error));
+        return sesh_printf("the runner refused the request: %.200s", json_string_value(error));
     json_t *status = json_object_get(reply, "status");
     if (!json_is_string(status) || (strcmp(json_string_value(status), "Success") != 0 &&
                                     strcmp(json_string_value(status), "Failure") != 0))
@@ -572,28 +748,31 @@ static char *check_execute_reply(json_t *reply, size_t max_output)
     static const char *const strings[] = { "stdout", "stderr" };
     for (int i = 0; i < 2; i++)
         if (!json_is_string(json_object_get(reply, strings[i])))
-            return format("the runner's reply has no string '%s'", strings[i]);
+            return sesh_printf("the runner's reply has no string '%s'", strings[i]);
     static const char *const flags[] = { "stdout_truncated", "stderr_truncated" };
     for (int i = 0; i < 2; i++)
         if (!json_is_boolean(json_object_get(reply, flags[i])))
-            return format("the runner's reply has no boolean '%s'", flags[i]);
+            return sesh_printf("the runner's reply has no boolean '%s'", flags[i]);
     json_t *ms = json_object_get(reply, "ms");
     if (!json_is_integer(ms) || json_integer_value(ms) < 0)
         return strdup("the runner's reply has no non-negative integer 'ms'");
     json_t *result = json_object_get(reply, "result");
-    if (!result || !valid_result(result))
-        return strdup("the runner's reply has no valid 'result'");
-    if (json_object_size(reply) != 7)
+    char *bad = result ? check_result(result) : strdup("the runner's reply has no 'result'");
+    if (bad)
+        return bad;
+    json_t *dropped = json_object_get(reply, "result_too_large");
+    if (dropped && (bad = check_dropped_result(dropped)) != NULL)
+        return bad;
+    if (json_object_size(reply) != 7u + (dropped != NULL))
         return strdup("the runner's reply has unknown fields");
     cap_stream(reply, "stdout", "stdout_truncated", max_output);
     cap_stream(reply, "stderr", "stderr_truncated", max_output);
+    mark_dropped_result(reply);
     return NULL;
 }
 
 static char *check_metadata_reply(json_t *reply)
 {
-    if (!json_is_object(reply))
-        return strdup("the runner's reply is not a JSON object");
     if (!json_is_string(json_object_get(reply, "python")) ||
         !json_is_string(json_object_get(reply, "ipython")))
         return strdup("the runner's metadata lacks the python or ipython version");
@@ -605,7 +784,7 @@ static char *check_metadata_reply(json_t *reply)
     json_array_foreach(pkgs, i, p)
         if (!json_is_object(p) || !json_is_string(json_object_get(p, "name")) ||
             !json_is_string(json_object_get(p, "version")))
-            return format("package %zu of the runner's metadata is not {name, version}", i);
+            return sesh_printf("package %zu of the runner's metadata is not {name, version}", i);
     return NULL;
 }
 
@@ -689,14 +868,9 @@ void sesh_sandbox_files_changed(sesh_sandbox *sb)
 /* The reply of code stopped for its disk use: a failure that says why. */
 static void mark_disk_failure(json_t *reply, const char *why)
 {
-    const char *old = json_string_value(json_object_get(reply, "stderr"));
-    char *text = format("%s%ssesh: %s; the code was stopped. Delete files to make room.\n",
-                        old ? old : "", old && *old ? "\n" : "", why);
-    if (text)
-        json_object_set_new(reply, "stderr", json_string(text));
-    free(text);
-    json_object_set_new(reply, "status", json_string("Failure"));
-    json_object_set_new(reply, "result", json_null());
+    char *line = sesh_printf("sesh: %s; the code was stopped. Delete files to make room.\n", why);
+    fail_reply(reply, line);
+    free(line);
 }
 
 /* ---- execute ---- */
@@ -723,6 +897,18 @@ static char *check_request(json_t *request, const char **op, size_t *max_output)
         *max_output = (size_t)json_integer_value(m);
     }
     return NULL;
+}
+
+/* The request as the runner gets it: numbered, and told the result cap. */
+static json_t *numbered(sesh_sandbox *sb, json_t *request, int execute)
+{
+    json_t *sent = json_copy(request);      /* shallow: the code is shared, not copied */
+    if (!sent)
+        return NULL;
+    json_object_set_new(sent, "seq", json_integer(++sb->seq));
+    if (execute)
+        json_object_set_new(sent, "max_result", json_integer(RESULT_MAX));
+    return sent;
 }
 
 static sesh_run_status lost(sesh_sandbox *sb, char **err, char *why)
@@ -814,6 +1000,9 @@ static sesh_run_status execute_frame(sesh_sandbox *sb, json_t *request, int time
     }
     if (sb->chan < 0 || atomic_load(&sb->killed))
         return lost(sb, err, strdup("the sandbox is no longer running"));
+    char *turn = out_of_turn(sb);
+    if (turn)
+        return lost(sb, err, turn);
 
     int execute = strcmp(op, "execute") == 0;
     long long now = now_ms();
@@ -826,13 +1015,16 @@ static sesh_run_status execute_frame(sesh_sandbox *sb, json_t *request, int time
     }
 
     char *why = NULL;
-    io_result r = send_frame(sb, request, w.deadline, &why);
+    json_t *sent = numbered(sb, request, execute);
+    io_result r = sent ? send_frame(sb, sent, w.deadline, &why) : IO_ERROR;
+    json_decref(sent);
     if (r == IO_TIMEOUT)
         return lost(sb, err, format("the runner took no request for %d ms", timeout_ms));
     if (r != IO_OK)
         return lost(sb, err, why ? why : death_note(sb));
 
-    frame_reader f = { .have_head = 0 };
+    frame_bounds bounds = execute ? execute_bounds(max_output) : metadata_bounds;
+    frame_reader f = new_reader(&bounds);
     while ((r = read_frame(sb, &f, next_wake(&w), w.watch, &why)) == IO_TIMEOUT ||
            r == IO_GONE) {
         if (r == IO_GONE) {             /* nobody waits for what the code computes */
@@ -854,6 +1046,8 @@ static sesh_run_status execute_frame(sesh_sandbox *sb, json_t *request, int time
     }
     json_t *v = r == IO_OK ? parse_frame(&f, &why) : NULL;
     free(f.body);
+    if (v && !why)
+        why = check_turn(v, sb->seq);
     if (v && !why)
         why = execute ? check_execute_reply(v, max_output) : check_metadata_reply(v);
     if (!v || why) {
@@ -1003,7 +1197,7 @@ static pid_t find_interpreter(pid_t init)
 
 static int wait_ready(sesh_sandbox *sb, long long deadline, char **why)
 {
-    frame_reader f = { .have_head = 0 };
+    frame_reader f = new_reader(&ready_bounds);
     io_result r = read_frame(sb, &f, deadline, NULL, why);
     if (r == IO_TIMEOUT) {
         free(f.body);

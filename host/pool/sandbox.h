@@ -92,7 +92,13 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err);
  * of memory, and on SESH_RUN_LOST *err says so.
  * watch (NULL: none) stands for the client waiting for the reply: when it
  * says nobody waits any more, the code is interrupted as at a timeout, and
- * the outcome is SESH_RUN_ABANDONED. */
+ * the outcome is SESH_RUN_ABANDONED.
+ * The reply is read as untrusted input: a frame past the request's allowance
+ * (12 x max_output, the 4 MiB result cap and 64 KiB), JSON of another shape,
+ * or anything out of turn (bytes before the request, a reply to another) is
+ * SESH_RUN_LOST with the rule in *err; reading it costs about three times
+ * the frame at most. A result over the cap comes back as a Failure whose
+ * stderr says so. */
 sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int timeout_ms,
                                      sesh_watch *watch, json_t **reply, char **err);
 

@@ -60,6 +60,7 @@ struct sesh_session {
     sesh_quota quota;             /* the disk limit, as uploads meet it */
     sesh_execution *records;
     int nrecords;
+    size_t kept_bytes;            /* output its records hold */
     sesh_session *next;
 };
 
@@ -83,6 +84,7 @@ struct sesh_manager {
 
     pthread_mutex_t meta_mu;
     json_t *metadata;
+    atomic_size_t kept_bytes;     /* output all records hold */
 };
 
 void sesh_run_clear(sesh_run *r)
@@ -143,10 +145,12 @@ static void unlink_session(sesh_manager *m, sesh_session *s)
     if (--m->count == 0) m->empty_since_ms = sesh_now_ms();
 }
 
-static void free_records(sesh_execution *e)
+static void free_records(sesh_session *s, sesh_execution *e)
 {
     while (e) {
         sesh_execution *next = e->next;
+        s->kept_bytes -= e->kept;
+        atomic_fetch_sub(&s->m->kept_bytes, e->kept);
         sesh_run_clear(&e->run);
         free(e->id);
         free(e);
@@ -160,7 +164,7 @@ static void destroy(sesh_session *s)
     sesh_sandbox_free(s->sb);
     drop_dir(s->m, s->name, s->dirfd);
     sesh_quota_destroy(&s->quota);
-    free_records(s->records);
+    free_records(s, s->records);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     pthread_rwlock_destroy(&s->files_lock);
@@ -434,9 +438,42 @@ static void record_add(sesh_session *s, const char *id, int async)
         sesh_execution *v = *victim;
         *victim = v->next;
         v->next = NULL;
-        free_records(v);
+        free_records(s, v);
         s->nrecords--;
     }
+}
+
+/* Bytes of output a runner's reply holds. */
+static size_t output_bytes(json_t *reply)
+{
+    json_t *result = json_object_get(reply, "result");
+    if (json_is_object(result))
+        result = json_object_get(result, "base64_data");
+    return json_string_length(json_object_get(reply, "stdout")) +
+           json_string_length(json_object_get(reply, "stderr")) + json_string_length(result);
+}
+
+/* Forgets a finished record's output; the caller holds s->mu. */
+static void drop_output(sesh_session *s, sesh_execution *e)
+{
+    json_decref(e->run.reply);
+    e->run.reply = NULL;
+    e->dropped = 1;
+    s->kept_bytes -= e->kept;
+    atomic_fetch_sub(&s->m->kept_bytes, e->kept);
+    e->kept = 0;
+}
+
+/* The session's oldest record still holding output, among those delivered
+ * if any, else among all; never `spare`. The caller holds s->mu. */
+static sesh_execution *oldest_kept(sesh_session *s, const sesh_execution *spare)
+{
+    sesh_execution *oldest = NULL;
+    for (int delivered = 1; delivered >= 0 && !oldest; delivered--)
+        for (sesh_execution *e = s->records; e; e = e->next)
+            if (e->kept && e != spare && e->delivered == delivered)
+                oldest = e;             /* the last one is the oldest */
+    return oldest;
 }
 
 static void record_finish(sesh_session *s, const char *id, const sesh_run *run)
@@ -447,6 +484,41 @@ static void record_finish(sesh_session *s, const char *id, const sesh_run *run)
     e->run = *run;
     if (run->reply) json_incref(run->reply);
     e->run.error = run->error ? sesh_xstrdup(run->error) : NULL;
+    e->delivered = !e->async && run->status != SESH_RUN_ABANDONED;
+    e->kept = output_bytes(run->reply);
+    s->kept_bytes += e->kept;
+    atomic_fetch_add(&s->m->kept_bytes, e->kept);
+    sesh_execution *old;
+    while (s->kept_bytes > SESH_KEPT_SESSION_BYTES && (old = oldest_kept(s, e)))
+        drop_output(s, old);
+}
+
+/* Past the pool-wide cap, the session keeping the most output loses its
+ * oldest, until the pool is within the cap: one session's output never
+ * pushes out everyone else's. Takes the manager's lock, then each session's. */
+static void trim_records(sesh_manager *m)
+{
+    if (atomic_load(&m->kept_bytes) <= SESH_KEPT_POOL_BYTES) return;
+    pthread_mutex_lock(&m->mu);
+    while (atomic_load(&m->kept_bytes) > SESH_KEPT_POOL_BYTES) {
+        sesh_session *most = NULL;
+        size_t most_bytes = 0;
+        for (sesh_session *s = m->sessions; s; s = s->next) {
+            pthread_mutex_lock(&s->mu);
+            if (s->kept_bytes > most_bytes) {
+                most = s;
+                most_bytes = s->kept_bytes;
+            }
+            pthread_mutex_unlock(&s->mu);
+        }
+        if (!most) break;               /* what is left is held by sessions being removed */
+        pthread_mutex_lock(&most->mu);
+        sesh_execution *old = oldest_kept(most, NULL);
+        if (old) drop_output(most, old);
+        pthread_mutex_unlock(&most->mu);
+        if (!old) break;
+    }
+    pthread_mutex_unlock(&m->mu);
 }
 
 int sesh_session_with_execution(sesh_session *s, const char *id,
@@ -454,7 +526,10 @@ int sesh_session_with_execution(sesh_session *s, const char *id,
 {
     pthread_mutex_lock(&s->mu);
     sesh_execution *e = record_find(s, id);
-    if (e) fn(e, ud);
+    if (e) {
+        fn(e, ud);
+        if (e->done) e->delivered = 1;
+    }
     pthread_mutex_unlock(&s->mu);
     return e ? 0 : -1;
 }
@@ -574,6 +649,7 @@ static sesh_sess_status run_ticket(sesh_session *s, uint64_t ticket, json_t *req
         record_finish(s, exec_id, &failed);
     }
     pthread_mutex_unlock(&s->mu);
+    if (exec_id) trim_records(m);
     if (st != SESH_SESS_OK) sesh_run_clear(run);
     return st;
 }

@@ -59,12 +59,24 @@ typedef struct sesh_run {
 
 void sesh_run_clear(sesh_run *r);
 
+/* Output kept for GET executions/{id} (stdout, stderr and result, in bytes).
+ * Past either cap, finished records lose their output, oldest first and those
+ * whose output was already delivered first; a session always keeps its
+ * newest unless the pool-wide cap takes it, which takes from the session
+ * keeping the most. */
+#define SESH_KEPT_SESSION_BYTES (16u << 20)
+#define SESH_KEPT_POOL_BYTES    (256u << 20)
+
 /* A recorded execution (second generation), for GET executions/{id}. */
 typedef struct sesh_execution {
     char *id;
     int async;
     int done;
-    sesh_run run;                  /* valid when done */
+    sesh_run run;                  /* valid when done; run.reply NULL when dropped */
+    int dropped;                   /* its output was dropped for the caps above */
+    int delivered;                 /* its output reached a client (a synchronous
+                                      answer, or a GET after it finished) */
+    size_t kept;                   /* bytes of output it holds */
     struct sesh_execution *next;
 } sesh_execution;
 
@@ -123,7 +135,8 @@ sesh_sess_status sesh_session_execute_async(sesh_session *s, json_t *request, in
                                             const char *exec_id);
 
 /* Calls fn with the recorded execution, under the session's lock. 0 when
- * found, -1 when the session has no execution of that id. */
+ * found, -1 when the session has no execution of that id. A finished
+ * execution looked up counts as delivered (see SESH_KEPT_SESSION_BYTES). */
 int sesh_session_with_execution(sesh_session *s, const char *id,
                                 void (*fn)(const sesh_execution *e, void *ud), void *ud);
 

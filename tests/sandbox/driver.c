@@ -533,9 +533,11 @@ static void test_security(sesh_sandbox *a, sesh_sandbox *b, const char *dir_b)
         check(r.status == SESH_RUN_TIMED_OUT || lost, "security: fork bomb is stopped",
               "%s (%lld ms)", describe(&r), now_ms() - t);
         done(&r);
+        /* The interrupted cell answered once every process it started was
+         * gone (killed and reaped), so the next cell finds none at once. */
         if (!lost)
             expect_stdout(a, "security: fork bomb leaves no process behind",
-                          "import os, time; time.sleep(0.2)\n"
+                          "import os\n"
                           "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))",
                           "[1, 2]\n");
         else
@@ -561,6 +563,18 @@ static void test_security(sesh_sandbox *a, sesh_sandbox *b, const char *dir_b)
               "%s", describe(&r));
         done(&r);
         expect_stdout(c, "security: bomb of child processes: only older processes remain",
+                      "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]), "
+                      "keep.poll())", "3 None\n");
+        /* A cell that catches the first interrupt and starts processes
+         * after it: they go too, before the cell answers. */
+        r = run_opts(c, "import subprocess, time\ntry:\n    time.sleep(600)\n"
+                        "except KeyboardInterrupt:\n"
+                        "    late = [subprocess.Popen(['sleep', '600']) for _ in range(5)]\n"
+                        "    time.sleep(600)", 1000, 4096, 0);
+        check(r.status == SESH_RUN_TIMED_OUT, "security: bomb of child processes: started after the interrupt",
+              "%s", describe(&r));
+        done(&r);
+        expect_stdout(c, "security: bomb of child processes: those started after the interrupt end too",
                       "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]), "
                       "keep.poll())", "3 None\n");
         sesh_sandbox_free(c);
@@ -734,6 +748,12 @@ static void test_abandoned(const char *data_dir)
     sesh_sandbox_free(sb);
 }
 
+/* Python: waits until the pool has read all that was written on the channel,
+ * so that the runner's own reply, after the cell, comes in a read of its own. */
+#define WAIT_READ "\nimport fcntl, sys, termios\nout = bytearray(4)\n" \
+    "while fcntl.ioctl(3, termios.TIOCOUTQ, out) == 0 and int.from_bytes(out, sys.byteorder):\n" \
+    "    os.sched_yield()"
+
 static void test_death(const char *data_dir)
 {
     static const struct { const char *name, *code, *expect; } deaths[] = {
@@ -749,13 +769,24 @@ static void test_death(const char *data_dir)
           /* SIGSYS from the filter; SIGSEGV where the kernel has no 32-bit entry */
           "killed by signal" },
         { "death: runner's channel closed", "import os; os.close(3)", "interpreter lost" },
-        { "death: garbage reply", "import os; os.write(3, b'\\x00\\x00\\x00\\x05hello')",
+        { "death: garbage reply", "import os; os.write(3, b'\\x00\\x00\\x00\\x05hello')" WAIT_READ,
           "not valid JSON" },
         { "death: oversized reply", "import os; os.write(3, b'\\x7f\\xff\\xff\\xff')",
-          "over the limit" },
-        { "death: reply of the wrong shape",
+          "over the execute reply's limit of 4308992 bytes" },
+        { "death: reply out of turn",
           "import os, json; b = json.dumps({'status': 'Success'}).encode(); "
-          "os.write(3, len(b).to_bytes(4, 'big') + b)", "no string 'stdout'" },
+          "os.write(3, len(b).to_bytes(4, 'big') + b)" WAIT_READ, "carries no request number" },
+        { "death: reply of the wrong shape",       /* numbered as the runner's own */
+          "import os, json, sys\ndef seq():\n    f = sys._getframe()\n"
+          "    while 'seq' not in (f.f_locals.get('request') or {}): f = f.f_back\n"
+          "    return f.f_locals['request']['seq']\n"
+          "b = json.dumps({'status': 'Success', 'seq': seq()}).encode()\n"
+          "os.write(3, len(b).to_bytes(4, 'big') + b)" WAIT_READ, "no string 'stdout'" },
+        { "death: reply nested too deep", "import os; os.write(3, b'\\x00\\x01\\x00\\x00' + b'[' * 65536)",
+          "nests JSON deeper than 2 levels" },
+        { "death: reply of too many values",
+          "import os; b = b'[' + b'0,' * 40000 + b'0]'; os.write(3, len(b).to_bytes(4, 'big') + b)",
+          "more than 64 JSON values" },
     };
     for (size_t i = 0; i < sizeof deaths / sizeof *deaths; i++) {
         if (!selected(deaths[i].name))
