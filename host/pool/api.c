@@ -7,6 +7,7 @@
 #include "pool/cgroup.h"
 #include "pool/log.h"
 #include "pool/util.h"
+#include "pool/zygote.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -207,10 +208,11 @@ static json_t *limits_json(const sesh_api *api)
 static void op_health(sesh_api *api, sesh_call *call, sesh_reply *reply)
 {
     /* No token needed here: only counts and settings, nothing about any session. */
-    sesh_reply_json(reply, 200, json_pack("{s:s, s:I, s:i, s:o}", "status", "Healthy",
+    sesh_reply_json(reply, 200, json_pack("{s:s, s:I, s:i, s:o, s:o}", "status", "Healthy",
                                           "sessions", (json_int_t)sesh_manager_count(api->m),
                                           "readySessions", sesh_manager_ready(api->m),
-                                          "limits", limits_json(api)));
+                                          "limits", limits_json(api),
+                                          "forkServer", sesh_zygote_status(api->cfg.fork_server)));
 }
 
 static json_t *session_json(const sesh_session_info *info)

@@ -113,6 +113,7 @@ typedef struct sesh_api_config {
     int max_sessions;           /* for /health */
     const char *limits_warning; /* why sessions are not bounded as a whole (NULL: they
                                    are); outlives the API */
+    struct sesh_zygote *fork_server;   /* for /health; NULL: --no-fork-server */
 } sesh_api_config;
 
 typedef struct sesh_api sesh_api;

@@ -12,6 +12,7 @@
 #include "pool/server.h"
 #include "pool/sessions.h"
 #include "pool/util.h"
+#include "pool/zygote.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -49,6 +50,7 @@ typedef struct options {
     const char *mcp_origins[MAX_ORIGINS + 1];
     int mcp_norigins, mcp_stdio;
     long long session_memory;
+    int no_fork_server, fork_server_forks, fork_server_age;
 } options;
 
 static void usage(FILE *f)
@@ -77,6 +79,10 @@ static void usage(FILE *f)
           "                        below it uploads are refused with 507 and code that writes is\n"
           "                        stopped (default: 5% of the file system, at most 1073741824)\n"
           "  --network             give sandboxes the host's network (default: none)\n"
+          "  --no-fork-server      start every sandbox with bwrap, none forked from a pre-loaded\n"
+          "                        interpreter (the fork server, used where the kernel allows)\n"
+          "  --fork-server-forks N replace the fork server after N sandboxes (default 1000)\n"
+          "  --fork-server-age SECONDS  replace the fork server after that long (default 3600)\n"
           "  --idle-exit SECONDS   exit after that long with no session (0: never)\n"
           "  --daemon              detach once listening (log: --log-file, or pool.log by the socket)\n"
           "  --pid-file PATH       write the pid there (default: pool.pid by the socket)\n"
@@ -123,7 +129,8 @@ static int parse_options(int argc, char **argv, options *o)
 {
     enum { O_LISTEN = 256, O_SOCKET, O_TOKEN, O_STATE, O_PYTHON, O_IDLE, O_DAEMON, O_READY, O_COOL,
            O_MAXS, O_TIMEOUT, O_MAXOUT, O_MAXUP, O_MAXDISK, O_NET, O_PID, O_LOG, O_HELP,
-           O_MINFREE, O_MCP_KEY, O_MCP_ORIGIN, O_MCP_STDIO, O_SESSMEM };
+           O_MINFREE, O_MCP_KEY, O_MCP_ORIGIN, O_MCP_STDIO, O_SESSMEM, O_NO_FORK, O_FORK_FORKS,
+           O_FORK_AGE };
     static const struct option longopts[] = {
         { "listen", 1, 0, O_LISTEN }, { "socket", 1, 0, O_SOCKET }, { "token-file", 1, 0, O_TOKEN },
         { "state-dir", 1, 0, O_STATE }, { "python", 1, 0, O_PYTHON }, { "idle-exit", 1, 0, O_IDLE },
@@ -133,6 +140,8 @@ static int parse_options(int argc, char **argv, options *o)
         { "log-file", 1, 0, O_LOG }, { "help", 0, 0, O_HELP }, { "min-free-disk", 1, 0, O_MINFREE },
         { "mcp-key-file", 1, 0, O_MCP_KEY }, { "mcp-allow-origin", 1, 0, O_MCP_ORIGIN },
         { "mcp-stdio", 0, 0, O_MCP_STDIO }, { "session-memory", 1, 0, O_SESSMEM },
+        { "no-fork-server", 0, 0, O_NO_FORK }, { "fork-server-forks", 1, 0, O_FORK_FORKS },
+        { "fork-server-age", 1, 0, O_FORK_AGE },
         { 0, 0, 0, 0 },
     };
     memset(o, 0, sizeof *o);
@@ -161,6 +170,9 @@ static int parse_options(int argc, char **argv, options *o)
         case O_LOG: o->log_file = optarg; break;
         case O_DAEMON: o->daemon = 1; break;
         case O_NET: o->network = 1; break;
+        case O_NO_FORK: o->no_fork_server = 1; break;
+        case O_FORK_FORKS: if (parse_int("--fork-server-forks", optarg, 1, 1 << 30, &v)) return -1; o->fork_server_forks = (int)v; break;
+        case O_FORK_AGE: if (parse_int("--fork-server-age", optarg, 1, 1 << 30, &v)) return -1; o->fork_server_age = (int)v; break;
         case O_HELP: usage(stdout); exit(0);
         case O_MCP_KEY: o->mcp_key_file = optarg; break;
         case O_MCP_STDIO: o->mcp_stdio = 1; break;
@@ -483,6 +495,7 @@ typedef struct pool {
     char *datadir_note;         /* how sessions see their directories, for the log */
     char *pid_file;
     sesh_manager *m;
+    sesh_zygote *zygote;        /* the fork server; NULL with --no-fork-server */
     sesh_api *api;
     sesh_server *srv;
     char *mcp_key;
@@ -550,6 +563,13 @@ static int setup_sessions(pool *p, char **err)
     p->datadir_note = sesh_datadir_setup(p->work_dir);
     p->min_free = min_free_bytes(o, p->work_dir);
     setup_limits(p);
+    if (!o->no_fork_server) {
+        sesh_zygote_config zc = { .python = o->python, .max_forks = o->fork_server_forks,
+                                  .max_age = o->fork_server_age };
+        p->zygote = sesh_zygote_new(&zc);
+    } else {
+        sesh_log("fork server: off (--no-fork-server): sandboxes start with bwrap");
+    }
     sesh_manager_config mc = { 0 };
     mc.work_dir = p->work_dir;
     mc.sandbox.python = o->python;
@@ -557,6 +577,7 @@ static int setup_sessions(pool *p, char **err)
     mc.sandbox.disk_limit = (size_t)o->max_disk;
     mc.sandbox.min_free_disk = (size_t)p->min_free;
     mc.sandbox.session_memory = (size_t)o->session_memory;
+    mc.sandbox.zygote = p->zygote;
     /* sandbox.uid stays 0: a root pool gives each sandbox a uid of its own, so
      * one session's processes and files are never another's (sessions.c hands
      * each session's files to its sandbox's uid). */
@@ -615,7 +636,8 @@ static int setup(pool *p, char **err)
     sesh_api_config ac = { .timeout_cap = o->timeout, .max_output = (size_t)o->max_output,
                            .max_upload = (uint64_t)o->max_upload, .min_free_disk = (uint64_t)p->min_free,
                            .session_memory = (size_t)o->session_memory,
-                           .max_sessions = o->max_sessions, .limits_warning = p->limits_warning };
+                           .max_sessions = o->max_sessions, .limits_warning = p->limits_warning,
+                           .fork_server = p->zygote };
     p->api = sesh_api_new(p->m, &ac);
     sesh_server_config sc = { .listen_fd = p->listen_fd, .token = p->token,
                               .max_connections = 512, .idle_timeout = 60 };
@@ -639,6 +661,7 @@ static void teardown(pool *p)
     sesh_mcp_free(p->mcp);             /* ends MCP sessions, deleting their environments */
     sesh_api_free(p->api);
     sesh_manager_free(p->m);
+    sesh_zygote_free(p->zygote);       /* after the last sandbox it could fork */
     sesh_cgroup_teardown();            /* every sandbox is gone */
     free(p->limits_warning);
     if (p->listen_fd >= 0) close(p->listen_fd);

@@ -689,7 +689,9 @@ def reap(killed, me):
         pause = min(pause * 2, 0.01)
 
 
-def main():
+def main(forked=None):
+    """Serves the pool. forked: the Runner of a sandbox forked from the fork
+    server, loaded and warmed up there; else one is made here."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.set_inheritable(CHANNEL, False)
     os.register_at_fork(after_in_child=in_forked_child)
@@ -700,11 +702,12 @@ def main():
     start = read_frame()
     if not isinstance(start, dict) or start.get("op") != "start":
         return                      # not the pool speaking: nothing to serve
-    runner = Runner(plots=start.get("plots", "eager"))
+    runner = forked or Runner(plots=start.get("plots", "eager"))
     signal.signal(signal.SIGINT, runner.on_sigint)
     sys.unraisablehook = runner.on_unraisable
     try:
-        runner.warm_up()
+        if not forked:
+            runner.warm_up()
     except Exception as e:      # a slower first cell, nothing worse
         print("sesh runner: warm-up failed: %s" % e, file=sys.stderr)
     write_frame({"op": "ready"})
@@ -729,4 +732,198 @@ def main():
         write_frame(reply)
 
 
-main()
+
+# -- the fork server -------------------------------------------------------------
+#
+# sesh-pool also runs this file as its fork server (zygote.h): one interpreter
+# that imports what sessions use, makes the shell and warms it up once, then
+# forks a sandbox for each new session, which enters its confinement in C
+# (zygote_enter.c) and serves the protocol above through main(). Its
+# descriptors, besides 0-2 (the pool's log):
+#
+#   3  a SOCK_SEQPACKET socket to the pool: "ready" once loaded; then each
+#      request (its bytes, its descriptors by SCM_RIGHTS) is answered
+#      "forked PID" or "refused WHY"; the pool closing it ends the server
+#   5  a memory file: the shared library built from zygote_enter.c
+#   6  the pool's mount namespace
+#
+# A fork copies only the calling thread, so the server keeps no other: no
+# history thread (the Runner turns history off), thread pools that imports
+# start stopped, and each request refused while another thread is alive.
+
+ZYGOTE_CONTROL = 3
+ZYGOTE_LIBRARY = 5
+ZYGOTE_MOUNTS = 6
+ZYGOTE_REQUEST_MAX = 4096
+ZYGOTE_FDS_MAX = 16
+PRELOAD = ("numpy", "pandas", "sklearn")    # IPython and matplotlib come with the Runner
+
+
+def threads():
+    """The threads of this process (/proc/self/stat, field 20)."""
+    with open("/proc/self/stat", "rb") as f:
+        stat = f.read()
+    return int(stat[stat.rindex(b")") + 2:].split()[17])
+
+
+def stop_thread_pools():
+    """Stops the thread pools that imports started (numexpr's); returns what
+    start_thread_pools gives each session back."""
+    numexpr = sys.modules.get("numexpr")
+    return {"numexpr": numexpr.set_num_threads(1)} if numexpr else {}
+
+
+def start_thread_pools(saved):
+    numexpr = sys.modules.get("numexpr")
+    if numexpr and saved.get("numexpr", 1) > 1:
+        numexpr.set_num_threads(saved["numexpr"])
+
+
+def reseed():
+    """Generators seeded when the server imported them would give every
+    session the same numbers: each session seeds its own."""
+    import random
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
+    process = sys.modules.get("multiprocessing.process")
+    if process is not None:
+        process.current_process().authkey = os.urandom(32)
+
+
+class ForkServer:
+    def __init__(self):
+        import ctypes
+        import gc
+        import socket
+        self.control = socket.socket(fileno=ZYGOTE_CONTROL)
+        # A PyDLL keeps Python's lock through the call: there is one thread.
+        lib = ctypes.PyDLL("/proc/self/fd/%d" % ZYGOTE_LIBRARY)
+        os.close(ZYGOTE_LIBRARY)
+        self.enter = lib.sesh_enter_fork
+        self.enter.restype = ctypes.c_long
+        self.enter.argtypes = (ctypes.c_char_p, ctypes.c_ulong, ctypes.POINTER(ctypes.c_int),
+                               ctypes.c_int, ctypes.c_int)
+        self.fd_array = ctypes.c_int * ZYGOTE_FDS_MAX
+        self.environ = dict(os.environ)         # the sandbox's own, as the pool set it
+        for name in PRELOAD:
+            try:
+                __import__(name)
+            except Exception as e:              # sessions import it themselves then
+                print("sesh fork server: %s not preloaded: %s" % (name, e), file=sys.stderr)
+        self.runner = Runner(plots="eager")
+        os.close(self.runner.census.fd)         # the server's pid namespace: none of a session's
+        self.runner.warm_up()
+        self.pools = stop_thread_pools()
+        self.tmp_dirs = self.directories("/tmp")
+        self.null_fds = self.opened_by_imports()
+        gc.collect()
+        gc.freeze()                             # the collector leaves the shared pages alone
+
+    @staticmethod
+    def directories(top):
+        """What the imports made in the server's /tmp (matplotlib's and
+        IPython's folders): each session gets the same, empty."""
+        found = []
+        for root, dirs, _ in os.walk(top):
+            for d in sorted(dirs):
+                path = os.path.join(root, d)
+                found.append((path, os.stat(path).st_mode & 0o7777))
+        return found
+
+    @staticmethod
+    def opened_by_imports():
+        """Descriptors the imports keep open (IPython's /dev/null): a session
+        gets each again at its number, or Python's objects holding it would
+        hold whatever the number opens next. Anything else open is refused."""
+        own = {0, 1, 2, ZYGOTE_CONTROL, ZYGOTE_MOUNTS}
+        nulls = []
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            try:
+                target = os.readlink("/proc/self/fd/%d" % fd)
+            except OSError:
+                continue                        # the listing's own
+            if fd in own:
+                continue
+            if target != os.devnull:
+                raise RuntimeError("descriptor %d (%s) is open in the fork server" % (fd, target))
+            nulls.append(fd)
+        return sorted(nulls)
+
+    def receive(self):
+        """The next request and its descriptors; (None, []) when the pool is gone."""
+        import array
+        import socket
+        data, ancillary, flags, _ = self.control.recvmsg(
+            ZYGOTE_REQUEST_MAX, socket.CMSG_SPACE(ZYGOTE_FDS_MAX * 4))
+        fds = array.array("i")
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+        if not data or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or \
+                len(fds) > ZYGOTE_FDS_MAX:
+            for fd in fds:
+                os.close(fd)
+            return (None if not data else b""), []
+        return data, list(fds)
+
+    def serve(self):
+        self.control.send(b"ready")
+        while True:
+            request, fds = self.receive()
+            if request is None:
+                return
+            self.control.send(self.fork(request, fds))
+
+    def fork(self, request, fds):
+        """Forks a sandbox; returns the answer in the server, never in the sandbox."""
+        alive = threads()
+        if not request or alive != 1:
+            for fd in fds:
+                os.close(fd)
+            why = "%d threads are alive in the fork server" % alive if request else \
+                "the request was cut short"
+            return b"refused " + why.encode()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = self.enter(request, len(request), self.fd_array(*fds), len(fds), ZYGOTE_MOUNTS)
+        if pid == 0:
+            self.become_session()
+        for fd in fds:
+            os.close(fd)
+        return b"forked %d" % pid if pid > 0 else b"refused " + os.strerror(-pid).encode()
+
+    def become_session(self):
+        """In the sandbox's runner, confined: what a runner started by bwrap
+        has, and nothing of the server's; then the session's protocol."""
+        try:
+            self.control.detach()               # descriptor 3 is the channel now
+            for fd in self.null_fds:            # before anything opens a file
+                null = os.open(os.devnull, os.O_RDWR)
+                if null != fd:
+                    os.dup2(null, fd, inheritable=False)
+                    os.close(null)
+            os.environ.clear()
+            os.environ.update(self.environ, PWD="/mnt/data")
+            reseed()
+            runner = self.runner
+            runner.shell.execution_count = 1
+            runner.census = ProcessCensus()
+            for path, mode in self.tmp_dirs:
+                os.mkdir(path, mode)
+                os.chmod(path, mode)
+            start_thread_pools(self.pools)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+            os._exit(1)
+        main(forked=runner)
+        sys.exit(0)                             # out through the server's frames, as any end
+
+
+if __name__ == "__sesh_zygote__":
+    ForkServer().serve()
+else:
+    main()

@@ -1,11 +1,20 @@
 /*
  * sandbox.c — one Python interpreter in a bubblewrap sandbox (see sandbox.h).
  *
- * The shape of a sandbox, from the host:
+ * The shape of a sandbox, from the host, on either path:
  *
  *   pool ── fork (spawner thread) ── bwrap (outer, our child, as the sandbox uid)
  *                                       └─ bwrap init, pid 1 of a new pid namespace
  *                                            └─ python3 runner.py, pid 2
+ *
+ *   pool ── fork server (zygote.h) ┈┈ outer process (our child by CLONE_PARENT; exits)
+ *        ├─ init, pid 1 of a new pid namespace (our child by CLONE_PARENT)
+ *        │    └─ runner.py, forked with everything loaded, pid 2
+ *
+ * A pool with a fork server forks sandboxes from it, and starts with bwrap
+ * each one the server cannot give (none ready, or one that did not start);
+ * after the start nothing here cares which path made a sandbox: "bwrap" below
+ * is the sandbox's outer process, our child, which is init on the fork path.
  *
  * sandbox_spawn.c makes the bwrap command line and forks; sandbox_disk.c walks
  * the data directory; cgroup.c makes each sandbox's control group (its
@@ -25,6 +34,7 @@
 #include "pool/sandbox_spawn.h"
 #include "pool/seccomp.h"
 #include "pool/util.h"
+#include "pool/zygote.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -95,7 +105,9 @@ typedef struct {
 } proc_ref;
 
 struct sesh_sandbox {
-    proc_ref bwrap;            /* outer bwrap, our child */
+    proc_ref bwrap;            /* outer bwrap, our child (init, on the fork path) */
+    int forked;                /* forked by the fork server */
+    int go;                    /* a forked sandbox's init waits on it (zygote_enter.h) */
     proc_ref init;             /* pid 1 of the sandbox */
     proc_ref python;           /* the interpreter */
     int chan;                  /* socket to the runner, non-blocking */
@@ -319,6 +331,7 @@ uid_t sesh_sandbox_uid(sesh_sandbox *sb)
 
 pid_t sesh_sandbox_pid(sesh_sandbox *sb)
 {
+    /* the outer process: bwrap, or init on the fork path */
     return sb ? sb->bwrap.pid : -1;
 }
 
@@ -338,6 +351,7 @@ void sesh_sandbox_free(sesh_sandbox *sb)
     close_fd(&sb->console);
     close_fd(&sb->status_fd);
     close_fd(&sb->data_fd);
+    close_fd(&sb->go);
     sesh_cgroup_free(sb->cg);          /* once its last process is gone */
     free(sb);
 }
@@ -1123,40 +1137,18 @@ sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int time
 
 /* ---- start ---- */
 
-static int make_memfd(const char *name, const void *data, size_t len)
-{
-    int fd = memfd_create(name, MFD_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    const char *p = data;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            close(fd);
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    if (lseek(fd, 0, SEEK_SET) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* bwrap's first status line: { "child-pid": N }. */
+/* bwrap's first status line: { "child-pid": N }; the forked sandbox's outer
+ * process writes the same. */
 static pid_t read_child_pid(sesh_sandbox *sb, long long deadline, char **why)
 {
+    const char *who = sb->forked ? "the forked sandbox" : "bwrap";
     char buf[256];
     size_t have = 0;
     while (have < sizeof buf - 1) {
         struct pollfd p = { .fd = sb->status_fd, .events = POLLIN };
         long long left = deadline - now_ms();
         if (left <= 0) {
-            *why = strdup("bwrap did not report its child in time");
+            *why = format("%s did not report its init in time", who);
             return -1;
         }
         if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
@@ -1176,7 +1168,7 @@ static pid_t read_child_pid(sesh_sandbox *sb, long long deadline, char **why)
     pid_t result = json_is_integer(pid) ? (pid_t)json_integer_value(pid) : -1;
     json_decref(v);
     if (result <= 0)
-        *why = strdup("bwrap did not start its child");
+        *why = format("%s did not start its init", who);
     return result;
 }
 
@@ -1235,12 +1227,13 @@ static int accounts_fd(const char *name, const char *fmt, uid_t uid)
 {
     char text[256];
     snprintf(text, sizeof text, fmt, (unsigned)uid, (unsigned)uid);
-    return make_memfd(name, text, strlen(text));
+    return sesh_memfd(name, text, strlen(text));
 }
 
 /* Opens the descriptors the child gets (see sandbox_spawn.h) into fds, and
- * keeps our ends of the channel, console and status pipes in sb. */
-static char *open_descriptors(sesh_sandbox *sb, int fds[SESH_SPAWN_FDS])
+ * keeps our ends of the channel, console and status pipes in sb. A forked
+ * sandbox has its runner already (no SESH_FD_RUNNER). */
+static char *open_descriptors(sesh_sandbox *sb, int fds[SESH_SPAWN_FDS], int forked)
 {
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
@@ -1261,12 +1254,13 @@ static char *open_descriptors(sesh_sandbox *sb, int fds[SESH_SPAWN_FDS])
     fcntl(sb->status_fd, F_SETFL, O_NONBLOCK);
 
     fds[SESH_FD_NULL] = open("/dev/null", O_RDWR | O_CLOEXEC);
-    fds[SESH_FD_RUNNER] = make_memfd("sesh-runner", sesh_runner_py, sesh_runner_py_len);
+    if (!forked)
+        fds[SESH_FD_RUNNER] = sesh_memfd("sesh-runner", sesh_runner_py, sesh_runner_py_len);
     fds[SESH_FD_PASSWD] = accounts_fd("sesh-passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\n"
                                       "sesh:x:%u:%u:sesh:/tmp:/usr/sbin/nologin\n", sb->uid);
     fds[SESH_FD_GROUP] = accounts_fd("sesh-group", "root:x:0:\nsesh:x:%u:\n", sb->uid);
     for (int i = 0; i < SESH_SPAWN_FDS; i++)
-        if (i != SESH_FD_SECCOMP && fds[i] < 0)
+        if (i != SESH_FD_SECCOMP && fds[i] < 0 && !(forked && i == SESH_FD_RUNNER))
             return format("cannot prepare descriptor %d: %s", i, strerror(errno));
     char *why = NULL;
     fds[SESH_FD_SECCOMP] = sesh_seccomp_filter_fd(&why);
@@ -1297,7 +1291,7 @@ static char *make_cgroup(sesh_sandbox *sb, const sesh_sandbox_config *cfg)
     sb->memory = cfg->session_memory ? cfg->session_memory : SESH_SANDBOX_DEFAULT_MEMORY;
     sesh_cgroup_limits limits = {
         .memory = sb->memory,
-        .tasks = max_processes(cfg) + 2,    /* the outer bwrap and the namespace's init */
+        .tasks = max_processes(cfg) + 2,    /* the outer process and the namespace's init */
         .background = sb->background,
     };
     char *err = NULL;
@@ -1305,23 +1299,37 @@ static char *make_cgroup(sesh_sandbox *sb, const sesh_sandbox_config *cfg)
     return err;
 }
 
-/* May this process mount (root, or a pool in a user namespace of its own,
- * see datadir.h)? Then bwrap is shown data_dir at HOST_STAGE, and its
- * command line, which the sandbox's init shows in /proc/1/cmdline, names
- * no path of the host. */
-static int may_mount(void)
+/* The limits every process of the sandbox starts with, set in its outer
+ * process: an address space, the largest file (never above the whole disk
+ * allowance), open files, no core dumps. RLIMIT_NPROC is set inside. */
+typedef struct {
+    int id;
+    const char *name;
+    rlim_t value;
+} limit;
+
+static int sandbox_limits(const sesh_sandbox *sb, const sesh_sandbox_config *cfg,
+                          limit out[SESH_SPAWN_LIMITS])
 {
-    struct __user_cap_header_struct head = { .version = _LINUX_CAPABILITY_VERSION_3 };
-    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
-    if (syscall(SYS_capget, &head, caps) != 0)
-        return geteuid() == 0;
-    return (caps[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective & CAP_TO_MASK(CAP_SYS_ADMIN)) != 0;
+    size_t file_size = cfg->file_size_limit ? cfg->file_size_limit : DEFAULT_FILE_SIZE;
+    if (file_size > sb->disk_limit)
+        file_size = sb->disk_limit;
+    int files = cfg->max_open_files > 0 ? cfg->max_open_files : DEFAULT_OPEN_FILES;
+    out[0] = (limit){ RLIMIT_AS, "setrlimit(RLIMIT_AS)",
+                      cfg->memory_limit ? cfg->memory_limit : DEFAULT_MEMORY };
+    out[1] = (limit){ RLIMIT_FSIZE, "setrlimit(RLIMIT_FSIZE)", file_size };
+    out[2] = (limit){ RLIMIT_NOFILE, "setrlimit(RLIMIT_NOFILE)", (rlim_t)files };
+    out[3] = (limit){ RLIMIT_CORE, "setrlimit(RLIMIT_CORE)", 0 };
+    return 4;
 }
 
 static char *spawn_bwrap(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int as_root,
                          const int fds[SESH_SPAWN_FDS])
 {
-    int stage = as_root || may_mount();
+    /* A pool that may mount shows bwrap data_dir at HOST_STAGE: its command
+     * line, which the sandbox's init shows in /proc/1/cmdline, then names no
+     * path of the host. */
+    int stage = as_root || sesh_may_mount();
     sesh_bwrap_options o = {
         .python = cfg->python && *cfg->python ? cfg->python : DEFAULT_PYTHON,
         .network = cfg->network,
@@ -1344,16 +1352,9 @@ static char *spawn_bwrap(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int a
     };
     memcpy(plan.fds, fds, sizeof plan.fds);
     plan.ncgroup_procs = sesh_cgroup_procs(sb->cg, plan.cgroup_procs, SESH_SPAWN_CGROUPS);
-    size_t memory = cfg->memory_limit ? cfg->memory_limit : DEFAULT_MEMORY;
-    sesh_spawn_limit(&plan, RLIMIT_AS, "setrlimit(RLIMIT_AS)", memory);
-    /* No single file may be larger than the whole disk allowance. */
-    size_t file_size = cfg->file_size_limit ? cfg->file_size_limit : DEFAULT_FILE_SIZE;
-    if (file_size > sb->disk_limit)
-        file_size = sb->disk_limit;
-    sesh_spawn_limit(&plan, RLIMIT_FSIZE, "setrlimit(RLIMIT_FSIZE)", file_size);
-    int files = cfg->max_open_files > 0 ? cfg->max_open_files : DEFAULT_OPEN_FILES;
-    sesh_spawn_limit(&plan, RLIMIT_NOFILE, "setrlimit(RLIMIT_NOFILE)", (rlim_t)files);
-    sesh_spawn_limit(&plan, RLIMIT_CORE, "setrlimit(RLIMIT_CORE)", 0);
+    limit limits[SESH_SPAWN_LIMITS];
+    for (int i = 0, n = sandbox_limits(sb, cfg, limits); i < n; i++)
+        sesh_spawn_limit(&plan, limits[i].id, limits[i].name, limits[i].value);
 
     char *why = NULL;
     if (!plan.argv || !plan.envp) {
@@ -1371,6 +1372,82 @@ static char *spawn_bwrap(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int a
     return why;
 }
 
+/* The descriptors of a forked sandbox are a bwrap child's, but for the
+ * session directory where bwrap gets runner.py (zygote_enter.h). */
+#define SAME(a, b) ((int)(a) == (int)(b))
+_Static_assert(SAME(SESH_ENTER_NULL, SESH_FD_NULL) && SAME(SESH_ENTER_OUT, SESH_FD_OUT) &&
+               SAME(SESH_ENTER_ERR, SESH_FD_ERR) && SAME(SESH_ENTER_CHANNEL, SESH_FD_CHANNEL) &&
+               SAME(SESH_ENTER_DATA, SESH_FD_RUNNER) && SAME(SESH_ENTER_SECCOMP, SESH_FD_SECCOMP) &&
+               SAME(SESH_ENTER_STATUS, SESH_FD_STATUS) && SAME(SESH_ENTER_PASSWD, SESH_FD_PASSWD) &&
+               SAME(SESH_ENTER_GROUP, SESH_FD_GROUP) && SAME(SESH_ENTER_GO, SESH_SPAWN_FDS),
+               "a forked sandbox's descriptors are a bwrap child's");
+
+/* Asks the fork server for the sandbox. NULL with *forked set when it forked
+ * one; NULL with *forked 0 when it could not (start it with bwrap). */
+static char *fork_sandbox(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int as_root,
+                          const int fds[SESH_SPAWN_FDS], int *forked)
+{
+    sesh_enter_request req = {
+        .version = SESH_ENTER_VERSION, .size = sizeof req, .pool_pid = getpid(),
+        .as_root = as_root, .uid = sb->uid, .gid = sb->uid, .network = cfg->network,
+        .nice = sb->background ? BACKGROUND_NICE : SANDBOX_NICE,
+        .processes = max_processes(cfg),
+        .tmp_size = tmp_size(cfg, sb->disk_limit), .shm_size = DEFAULT_SHM_SIZE,
+    };
+    limit limits[SESH_SPAWN_LIMITS];
+    req.nlimits = sandbox_limits(sb, cfg, limits);
+    for (int i = 0; i < req.nlimits; i++) {
+        req.limit_ids[i] = limits[i].id;
+        req.limit_values[i] = limits[i].value;
+    }
+    int enter[SESH_ENTER_FDS], go[2];
+    if (pipe2(go, O_CLOEXEC) < 0)
+        return format("pipe: %s", strerror(errno));
+    memcpy(enter, fds, sizeof(int) * SESH_SPAWN_FDS);
+    enter[SESH_ENTER_DATA] = sb->data_fd;
+    enter[SESH_ENTER_GO] = go[0];
+    pid_t pid = sb->data_fd >= 0 ? sesh_zygote_fork(cfg->zygote, &req, enter, SESH_ENTER_FDS)
+                                 : -1;
+    close(go[0]);
+    sb->go = go[1];
+    if (pid < 0)
+        return strdup("the fork server could not fork it");
+    ref_open(&sb->bwrap, pid);
+    sb->forked = *forked = 1;
+    return NULL;
+}
+
+/* A forked sandbox's init goes into the sandbox's cgroups from here, while
+ * it builds its mount tree (zygote_enter.h says why), and then is told to go
+ * on. Where the pool has no cgroups, it goes on at once. */
+static char *move_init(sesh_sandbox *sb, pid_t init)
+{
+    int procs[SESH_SPAWN_CGROUPS];
+    char pid[16];
+    int len = snprintf(pid, sizeof pid, "%d", (int)init);
+    for (int i = 0, n = sesh_cgroup_procs(sb->cg, procs, SESH_SPAWN_CGROUPS); i < n; i++)
+        if (write(procs[i], pid, (size_t)len) != len)
+            return format("cannot move the sandbox into its cgroup: %s", strerror(errno));
+    ssize_t w = write(sb->go, "g", 1);
+    close_fd(&sb->go);
+    return w == 1 ? NULL : format("cannot tell the sandbox to go on: %s", strerror(errno));
+}
+
+/* A forked sandbox's outer process exits once it has reported init, which is
+ * the sandbox's process, our child, from then on. */
+static char *adopt_init(sesh_sandbox *sb, pid_t init)
+{
+    if (!reap(sb, START_TIMEOUT_MS))
+        return strdup("the forked sandbox's outer process did not exit");
+    if (!WIFEXITED(sb->wait_status) || WEXITSTATUS(sb->wait_status) != 0)
+        return death_note(sb);
+    close_fd(&sb->bwrap.fd);
+    ref_open(&sb->bwrap, init);
+    sb->reaped = 0;
+    sb->wait_status = 0;
+    return move_init(sb, init);
+}
+
 /* The runner's first frame: how to start (see runner.py). It waits in the
  * channel until the runner reads it. */
 static char *send_start(sesh_sandbox *sb, const sesh_sandbox_config *cfg)
@@ -1385,13 +1462,15 @@ static char *send_start(sesh_sandbox *sb, const sesh_sandbox_config *cfg)
     return r == IO_OK ? NULL : why;
 }
 
-/* From bwrap's start to the runner's "ready". */
+/* From bwrap's start (or the fork) to the runner's "ready". */
 static char *wait_started(sesh_sandbox *sb)
 {
     char *why = NULL;
     long long deadline = now_ms() + START_TIMEOUT_MS;
     pid_t init = read_child_pid(sb, deadline, &why);
     if (init <= 0)
+        return why;
+    if (sb->forked && (why = adopt_init(sb, init)) != NULL)
         return why;
     ref_open(&sb->init, init);
     if (wait_ready(sb, deadline, &why) < 0)
@@ -1403,21 +1482,18 @@ static char *wait_started(sesh_sandbox *sb)
     return NULL;
 }
 
-sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err)
+/* One start, forked by the fork server (fork_it) or by bwrap. *forked: the
+ * server forked it (whether it then started or not). */
+static sesh_sandbox *start_sandbox(const sesh_sandbox_config *cfg, int fork_it, int *forked,
+                                   char **err)
 {
-    *err = NULL;
-    struct stat st;
-    if (!cfg || !cfg->data_dir || stat(cfg->data_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        *err = format("sandbox: data directory %s is not a directory",
-                      cfg && cfg->data_dir ? cfg->data_dir : "(none)");
-        return NULL;
-    }
     sesh_sandbox *sb = calloc(1, sizeof *sb);
     if (!sb) {
         *err = strdup("sandbox: out of memory");
         return NULL;
     }
     sb->bwrap.fd = sb->init.fd = sb->python.fd = sb->chan = sb->console = sb->status_fd = -1;
+    sb->go = -1;
     sb->data_fd = open(cfg->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     sb->disk_limit = cfg->disk_limit ? cfg->disk_limit : DEFAULT_DISK;
     sb->min_free_disk = cfg->min_free_disk;
@@ -1432,11 +1508,12 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err)
         fds[i] = -1;
     char *why = as_root ? give_data_dir(sb, cfg->data_dir) : NULL;
     if (!why)
-        why = open_descriptors(sb, fds);
+        why = open_descriptors(sb, fds, fork_it);
     if (!why)
         why = make_cgroup(sb, cfg);
     if (!why)
-        why = spawn_bwrap(sb, cfg, as_root, fds);
+        why = fork_it ? fork_sandbox(sb, cfg, as_root, fds, forked)
+                      : spawn_bwrap(sb, cfg, as_root, fds);
     for (int i = 0; i < SESH_SPAWN_FDS; i++)
         close_fd(&fds[i]);          /* the child's now, or nobody's */
     if (!why)
@@ -1452,4 +1529,26 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err)
     free(why);
     sesh_sandbox_free(sb);
     return NULL;
+}
+
+sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err)
+{
+    *err = NULL;
+    struct stat st;
+    if (!cfg || !cfg->data_dir || stat(cfg->data_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        *err = format("sandbox: data directory %s is not a directory",
+                      cfg && cfg->data_dir ? cfg->data_dir : "(none)");
+        return NULL;
+    }
+    if (cfg->zygote) {
+        int forked = 0;
+        sesh_sandbox *sb = start_sandbox(cfg, 1, &forked, err);
+        if (forked)
+            sesh_zygote_outcome(cfg->zygote, sb != NULL, *err);
+        if (sb)
+            return sb;
+        free(*err);          /* bwrap's turn */
+        *err = NULL;
+    }
+    return start_sandbox(cfg, 0, NULL, err);
 }

@@ -1,6 +1,7 @@
 /*
- * sandbox.h — one Python interpreter in a bubblewrap sandbox, and the framed
- * protocol spoken with the runner (host/pool/runner.py) inside it.
+ * sandbox.h — one Python interpreter in a sandbox, started by bubblewrap or
+ * forked from the pool's fork server (zygote.h) with the same confinement,
+ * and the framed protocol spoken with the runner (host/pool/runner.py).
  *
  * The session manager owns sandboxes; this file knows nothing of HTTP or of
  * session identifiers. Everything that comes back from a sandbox is untrusted:
@@ -19,6 +20,7 @@
 #include <jansson.h>
 
 typedef struct sesh_sandbox sesh_sandbox;
+typedef struct sesh_zygote sesh_zygote;
 
 typedef struct sesh_sandbox_config {
     const char *python;        /* interpreter inside, default "/usr/bin/python3" */
@@ -45,6 +47,8 @@ typedef struct sesh_sandbox_config {
     size_t session_memory;     /* bytes of memory of all its processes together, its
                                   files in /tmp and /dev/shm included, where the pool
                                   has cgroups (cgroup.h); 0: the default below */
+    sesh_zygote *zygote;       /* the fork server to fork it from; NULL, or when the
+                                  server cannot: bwrap starts it */
 } sesh_sandbox_config;
 
 #define SESH_SANDBOX_DEFAULT_MEMORY (1UL << 30)     /* session_memory: 1 GiB */
@@ -69,8 +73,9 @@ typedef struct sesh_watch {
     void *data;
 } sesh_watch;
 
-/* Starts a sandbox and waits until the runner inside is ready. NULL on
- * failure, with a malloc'd message in *err. */
+/* Starts a sandbox and waits until the runner inside is ready: forked by
+ * cfg->zygote when it can, else (or when that sandbox does not start) by
+ * bwrap. NULL on failure, with a malloc'd message in *err. */
 sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err);
 
 /* Runs one request (a JSON object, see runner.py) and waits for the reply, at
@@ -109,7 +114,7 @@ void sesh_sandbox_files_changed(sesh_sandbox *sb);
 void sesh_sandbox_interrupt(sesh_sandbox *sb);   /* Ctrl-C to the running code */
 void sesh_sandbox_kill(sesh_sandbox *sb);        /* ends every process of the sandbox */
 int sesh_sandbox_alive(sesh_sandbox *sb);
-pid_t sesh_sandbox_pid(sesh_sandbox *sb);         /* the bwrap process, for logs */
+pid_t sesh_sandbox_pid(sesh_sandbox *sb);         /* the outer process, for logs */
 
 /* Gives a sandbox started in the background the CPU priority of every other
  * (nice 10): for a warm sandbox taken by a session. Cheap; a no-op otherwise. */

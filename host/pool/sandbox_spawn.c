@@ -3,6 +3,7 @@
  * runs it (see sandbox_spawn.h).
  */
 #include "pool/sandbox_spawn.h"
+#include "pool/sandbox_system.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,7 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define BWRAP "/usr/bin/bwrap"
@@ -116,18 +120,14 @@ static void add_python_etc(strvec *a)
     closedir(d);
 }
 
-/* What Python and its packages need of the system, read-only, and nothing
- * else: no home, no /root, no /var, no file of the pool. */
+/* What Python and its packages need of the system (sandbox_system.h). */
 static void add_system(strvec *a, int network)
 {
     add(a, "--ro-bind"); add(a, "/usr"); add(a, "/usr");
-    static const char *const tops[] = { "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin" };
+    static const char *const tops[] = SESH_SANDBOX_TOPS;
     for (size_t i = 0; i < sizeof tops / sizeof *tops; i++)
         add_top_link(a, tops[i]);
-    static const char *const etc[] = {
-        "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/alternatives", "/etc/localtime",
-        "/etc/fonts", "/etc/matplotlibrc", "/etc/mime.types", "/etc/os-release",
-    };
+    static const char *const etc[] = SESH_SANDBOX_ETC;
     for (size_t i = 0; i < sizeof etc / sizeof *etc; i++)
         add_ro_try(a, etc[i]);
     add_python_etc(a);
@@ -135,10 +135,7 @@ static void add_system(strvec *a, int network)
     add(a, "--ro-bind-data"); addf(a, "%d", SESH_FD_PASSWD); add(a, "/etc/passwd");
     add(a, "--ro-bind-data"); addf(a, "%d", SESH_FD_GROUP); add(a, "/etc/group");
     if (network) {
-        static const char *const net[] = {
-            "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf",
-            "/etc/ssl/certs", "/etc/ca-certificates", "/etc/protocols", "/etc/services",
-        };
+        static const char *const net[] = SESH_SANDBOX_NET;
         for (size_t i = 0; i < sizeof net / sizeof *net; i++)
             add_ro_try(a, net[i]);
     }
@@ -158,7 +155,7 @@ char **sesh_bwrap_argv(const sesh_bwrap_options *o)
     add(&a, "--die-with-parent");
     add(&a, "--new-session");
     add(&a, "--cap-drop"); add(&a, "ALL");
-    add(&a, "--hostname"); add(&a, "sesh");
+    add(&a, "--hostname"); add(&a, SESH_SANDBOX_HOSTNAME);
     add_system(&a, o->network);
 
     add(&a, "--proc"); add(&a, "/proc");
@@ -208,6 +205,15 @@ void sesh_spawn_limit(sesh_spawn_plan *p, int id, const char *name, rlim_t value
     p->nlimits++;
 }
 
+int sesh_may_mount(void)
+{
+    struct __user_cap_header_struct head = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+    if (syscall(SYS_capget, &head, caps) != 0)
+        return geteuid() == 0;
+    return (caps[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective & CAP_TO_MASK(CAP_SYS_ADMIN)) != 0;
+}
+
 /* ---- the child: from fork to exec, async-signal-safe calls only ---- */
 
 static void child_fail(const char *what)
@@ -227,8 +233,8 @@ static void child_descriptors(const sesh_spawn_plan *p)
 {
     int high[SESH_SPAWN_FDS], cgroups[SESH_SPAWN_CGROUPS];
     for (int i = 0; i < SESH_SPAWN_FDS; i++) {
-        high[i] = fcntl(p->fds[i], F_DUPFD, 64);
-        if (high[i] < 0)
+        high[i] = p->fds[i] < 0 ? -1 : fcntl(p->fds[i], F_DUPFD, 64);
+        if (p->fds[i] >= 0 && high[i] < 0)
             child_fail("dup");
     }
     for (int i = 0; i < p->ncgroup_procs; i++) {
@@ -236,9 +242,12 @@ static void child_descriptors(const sesh_spawn_plan *p)
         if (cgroups[i] < 0)
             child_fail("dup");
     }
-    for (int i = 0; i < SESH_SPAWN_FDS; i++)
-        if (dup2(high[i], i) < 0)
+    for (int i = 0; i < SESH_SPAWN_FDS; i++) {
+        if (high[i] >= 0 && dup2(high[i], i) < 0)
             child_fail("dup2");
+        if (high[i] < 0)
+            close(i);
+    }
     for (int i = 0; i < p->ncgroup_procs; i++)
         if (write(cgroups[i], "0", 1) != 1)
             child_fail("enter the session's cgroup");
@@ -285,10 +294,49 @@ static void child_drop_root(const sesh_spawn_plan *p)
         child_fail("setresuid");
 }
 
+/* The fork server's own /tmp, where its imports write (matplotlib's and
+ * IPython's folders), in a mount namespace that host mounts still reach. */
+static void child_private_tmp(const sesh_spawn_plan *p)
+{
+    char opts[64];
+    snprintf(opts, sizeof opts, "mode=0700,size=%zu", p->private_tmp);
+    if (unshare(CLONE_NEWNS) < 0)
+        child_fail("unshare(CLONE_NEWNS)");
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+        child_fail("make / slave");
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+        child_fail("mount a private /tmp");
+}
+
+/* A pool that is not root holds CAP_SYS_ADMIN in a user namespace of its
+ * own (datadir.h), which an exec drops: kept as ambient capabilities, the
+ * fork server's children may go back to the pool's mount namespace. */
+static void child_keep_mount_caps(void)
+{
+    struct __user_cap_header_struct head = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+    static const int keep[] = { CAP_SYS_ADMIN, CAP_SYS_CHROOT };
+    if (syscall(SYS_capget, &head, caps) < 0)
+        child_fail("capget");
+    for (int i = 0; i < 2; i++)
+        caps[CAP_TO_INDEX(keep[i])].inheritable |= CAP_TO_MASK(keep[i]);
+    if (syscall(SYS_capset, &head, caps) < 0)
+        child_fail("capset");
+    for (int i = 0; i < 2; i++)
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, keep[i], 0, 0) < 0)
+            child_fail("keep a capability");
+}
+
 static void child_run(const sesh_spawn_plan *p)
 {
+    if (p->die_with_parent && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        child_fail("prctl(PR_SET_PDEATHSIG)");
     child_descriptors(p);
     child_limits(p);
+    if (p->private_tmp)
+        child_private_tmp(p);
+    if (p->keep_mount_caps)
+        child_keep_mount_caps();
     if (p->stage)
         child_stage_data(p);
     if (p->as_root)
@@ -304,8 +352,9 @@ static void child_run(const sesh_spawn_plan *p)
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
     signal(SIGINT, SIG_DFL);
-    execve(BWRAP, p->argv, p->envp);
-    child_fail("exec " BWRAP);
+    const char *exe = p->exe ? p->exe : BWRAP;
+    execve(exe, p->argv, p->envp);
+    child_fail(exe);
 }
 
 /* ---- the spawner thread ----

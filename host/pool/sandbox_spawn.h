@@ -1,7 +1,8 @@
 /*
  * sandbox_spawn.h — the bwrap command line of a sandbox, and the fork that
- * runs it. Internal to sandbox.c, which decides what goes in; this file knows
- * how bubblewrap is driven and what a child may do between fork and exec.
+ * runs it (or the fork server's interpreter, zygote.c). Internal to
+ * sandbox.c and zygote.c, which decide what goes in; this file knows how
+ * bubblewrap is driven and what a child may do between fork and exec.
  */
 #ifndef SESH_SANDBOX_SPAWN_H
 #define SESH_SANDBOX_SPAWN_H
@@ -11,7 +12,8 @@
 #include <sys/types.h>
 
 /* The descriptors a sandbox gets, by the numbers the child sees. 3 and 4 are
- * also known to the bootstrap (sandbox_spawn.c) and to runner.py. */
+ * also known to the bootstrap (sandbox_spawn.c) and to runner.py. The fork
+ * server gets its own on these numbers (zygote.c); -1: none there. */
 enum {
     SESH_FD_NULL,              /* 0: /dev/null */
     SESH_FD_OUT,               /* 1, 2: the console pipe (its tail goes into messages) */
@@ -43,6 +45,7 @@ void sesh_strv_free(char **v);
 #define SESH_SPAWN_CGROUPS 3
 
 typedef struct sesh_spawn_plan {
+    const char *exe;           /* what to run; NULL: bwrap */
     char **argv, **envp;
     int fds[SESH_SPAWN_FDS];   /* what lands on each descriptor of the child */
     struct rlimit limits[SESH_SPAWN_LIMITS];
@@ -63,12 +66,24 @@ typedef struct sesh_spawn_plan {
      * it, bwrap and all they start are held to the session's limits. */
     int cgroup_procs[SESH_SPAWN_CGROUPS];
     int ncgroup_procs;
+    /* The fork server's: it dies with the pool (SIGKILL), lives in a mount
+     * namespace of its own with a private /tmp (tmp_size bytes), and keeps
+     * CAP_SYS_ADMIN and CAP_SYS_CHROOT of the pool's user namespace, where
+     * the pool has them and is not root, to go back to the pool's mounts. */
+    int die_with_parent;
+    size_t private_tmp;
+    int keep_mount_caps;
 } sesh_spawn_plan;
 
 void sesh_spawn_limit(sesh_spawn_plan *p, int id, const char *name, rlim_t value);
 
-/* Forks and execs bwrap from a thread that lives as long as the process (see
- * sandbox_spawn.c). Returns the child's pid, or -1 with errno in *err. */
+/* May this process mount: root, or a pool in a user namespace of its own
+ * (datadir.h)? Its children may then, before they exec. */
+int sesh_may_mount(void);
+
+/* Forks and execs bwrap (or plan->exe) from a thread that lives as long as
+ * the process (see sandbox_spawn.c). Returns the child's pid, or -1 with
+ * errno in *err. */
 pid_t sesh_spawn(const sesh_spawn_plan *plan, int *err);
 
 #endif

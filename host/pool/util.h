@@ -1,6 +1,7 @@
 /*
  * util.h — small helpers the pool's files share: clocks, RFC 3339 times,
- * random identifiers, base64, percent decoding, constant-time compare.
+ * random identifiers, base64, percent decoding, constant-time compare,
+ * memory files.
  */
 #ifndef SESH_POOL_UTIL_H
 #define SESH_POOL_UTIL_H
@@ -43,6 +44,10 @@ int sesh_percent_decode_text(char *s, int plus_is_space);
 
 /* Compares in time that depends only on the lengths: for secrets. */
 int sesh_secret_equal(const char *a, size_t alen, const char *b, size_t blen);
+
+/* A memory file (close-on-exec) holding data, its offset at 0: what a child
+ * reads (runner.py, the sandbox's accounts). -1 with errno. */
+int sesh_memfd(const char *name, const void *data, size_t len);
 
 /* malloc'd printf; aborts the process on out-of-memory like the rest of the
  * pool's allocators (xmalloc and friends). */
