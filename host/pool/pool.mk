@@ -1,11 +1,12 @@
 # pool: sesh-pool, the local pool server (server, session manager, sandbox, runner).
 # runner.py is compiled into the binary, so a pool never runs a runner that
-# does not match its own protocol; so is the fork server's shared library
-# (zygote_enter.c, built alone: no sanitizer, nothing of the pool in it,
-# since it is loaded into the fork server's Python).
-ENTER_SRC := host/pool/zygote_enter.c
-POOL_OBJS := $(patsubst host/%.c,$(OBJ)/%.o,$(filter-out $(ENTER_SRC),$(wildcard host/pool/*.c))) \
-             $(OBJ)/pool/runner_py.o $(OBJ)/pool/zygote_enter_so.o
+# does not match its own protocol; so are the shared libraries of forked
+# sandboxes (zygote_enter.c, loaded by the fork server's Python; sandbox_oom.c,
+# loaded by what a forked sandbox executes), each built alone: no sanitizer,
+# nothing of the pool in it.
+LIB_SRCS  := host/pool/zygote_enter.c host/pool/sandbox_oom.c
+POOL_OBJS := $(patsubst host/%.c,$(OBJ)/%.o,$(filter-out $(LIB_SRCS),$(wildcard host/pool/*.c))) \
+             $(OBJ)/pool/runner_py.o $(OBJ)/pool/zygote_enter_so.o $(OBJ)/pool/sandbox_oom_so.o
 
 all: $(BIN)/sesh-pool
 
@@ -24,16 +25,19 @@ $(OBJ)/pool/runner_py.c: host/pool/runner.py
 	@mkdir -p $(dir $@)
 	$(call embed,$<,sesh_runner_py) > $@
 
-$(OBJ)/pool/zygote_enter.so: $(ENTER_SRC) host/pool/zygote_enter.h host/pool/sandbox_system.h
+$(OBJ)/pool/%.so: host/pool/%.c host/pool/zygote_enter.h host/pool/sandbox_system.h
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out $(SANITIZE) -MMD -MP,$(CFLAGS)) -fvisibility=hidden -shared \
 	    -o $@ $< -ldl
 
-$(OBJ)/pool/zygote_enter_so.c: $(OBJ)/pool/zygote_enter.so
-	$(call embed,$<,sesh_zygote_enter_so) > $@
+$(OBJ)/pool/%_so.c: $(OBJ)/pool/%.so
+	$(call embed,$<,sesh_$*_so) > $@
+
+$(OBJ)/pool/%_so.o: $(OBJ)/pool/%_so.c
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(OBJ)/pool/runner_py.o: $(OBJ)/pool/runner_py.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(OBJ)/pool/zygote_enter_so.o: $(OBJ)/pool/zygote_enter_so.c
-	$(CC) $(CFLAGS) -c $< -o $@
+# The libraries themselves are kept, so that a build does not make them again.
+.SECONDARY: $(patsubst host/%.c,$(OBJ)/%.so,$(LIB_SRCS))

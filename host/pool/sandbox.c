@@ -60,6 +60,8 @@
 
 extern const unsigned char sesh_runner_py[];
 extern const unsigned long sesh_runner_py_len;
+extern const unsigned char sesh_sandbox_oom_so[];
+extern const unsigned long sesh_sandbox_oom_so_len;
 
 #define DEFAULT_PYTHON       "/usr/bin/python3"
 #define UID_BASE             1800000000u        /* root pools: one uid per sandbox */
@@ -1393,6 +1395,7 @@ static char *fork_sandbox(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int 
         .nice = sb->background ? BACKGROUND_NICE : SANDBOX_NICE,
         .processes = max_processes(cfg),
         .tmp_size = tmp_size(cfg, sb->disk_limit), .shm_size = DEFAULT_SHM_SIZE,
+        .session_memory = sb->memory,
     };
     limit limits[SESH_SPAWN_LIMITS];
     req.nlimits = sandbox_limits(sb, cfg, limits);
@@ -1403,12 +1406,16 @@ static char *fork_sandbox(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int 
     int enter[SESH_ENTER_FDS], go[2];
     if (pipe2(go, O_CLOEXEC) < 0)
         return format("pipe: %s", strerror(errno));
+    int oom = sesh_memfd("sesh-oom", sesh_sandbox_oom_so, sesh_sandbox_oom_so_len);
     memcpy(enter, fds, sizeof(int) * SESH_SPAWN_FDS);
     enter[SESH_ENTER_DATA] = sb->data_fd;
     enter[SESH_ENTER_GO] = go[0];
-    pid_t pid = sb->data_fd >= 0 ? sesh_zygote_fork(cfg->zygote, &req, enter, SESH_ENTER_FDS)
-                                 : -1;
+    enter[SESH_ENTER_OOM] = oom;
+    pid_t pid = sb->data_fd >= 0 && oom >= 0
+                ? sesh_zygote_fork(cfg->zygote, &req, enter, SESH_ENTER_FDS) : -1;
     close(go[0]);
+    if (oom >= 0)
+        close(oom);
     sb->go = go[1];
     if (pid < 0)
         return strdup("the fork server could not fork it");

@@ -517,23 +517,61 @@ static void python_etc(const entry *e)
     closedir(d);
 }
 
-/* --ro-bind-data FD DEST: the memory file's bytes in a file of the root
- * tmpfs (0600, as mkstemp makes it), bound read-only, the file unlinked. */
-static void bind_data(const entry *e, int fd, const char *path)
+/* --ro-bind-data: bytes in a file of the root tmpfs (0600, as mkstemp makes
+ * it), bound read-only at path, the file itself unlinked. */
+static void bind_bytes(const entry *e, const char *data, size_t len, const char *path)
 {
     char dest[PATH_MAX], tmp[] = "/bindfileXXXXXX";
     snprintf(dest, sizeof dest, "/newroot%s", path);
-    size_t len;
-    char *data = read_fd(fd, 1 << 20, &len);
-    int out = data ? mkstemp(tmp) : -1;
+    int out = mkstemp(tmp);
     if (out < 0 || fchmod(out, 0600) < 0 || write_all(out, data, len) < 0)
         die_at("write", path);
     close(out);
-    free(data);
-    close(fd);
     ensure_file(dest);
     bind_mount(e, tmp, dest, BIND_READONLY | BIND_RECURSIVE);
     unlink(tmp);
+}
+
+/* --ro-bind-data FD DEST: the memory file's bytes. */
+static void bind_data(const entry *e, int fd, const char *path)
+{
+    size_t len;
+    char *data = read_fd(fd, 1 << 20, &len);
+    if (!data)
+        die_at("read the data of", path);
+    bind_bytes(e, data, len, path);
+    free(data);
+    close(fd);
+}
+
+/* What this process shares with the fork server (its anonymous pages, the
+ * runner's too: a copy of ours), in thousandths of the session's memory:
+ * the weight sandbox_oom.c gives every program the sandbox executes. */
+static long shared_weight(const entry *e)
+{
+    int fd = openat(e->proc_fd, "self/status", O_RDONLY | O_CLOEXEC);
+    size_t len;
+    char *status = fd >= 0 ? read_fd(fd, 64 << 10, &len) : NULL;
+    if (fd >= 0)
+        close(fd);
+    const char *anon = status ? strstr(status, "RssAnon:") : NULL;
+    unsigned long long kb = anon ? strtoull(anon + 8, NULL, 10) : 0;
+    free(status);
+    unsigned long long memory = e->req->session_memory;
+    if (!memory)
+        return 0;
+    unsigned long long weight = (kb * 1024 * 1000 + memory - 1) / memory;
+    return weight > 1000 ? 1000 : (long)weight;
+}
+
+/* /etc/ld.so.preload naming sandbox_oom.c's library, its weight in its name. */
+static void preload_oom(const entry *e)
+{
+    char lib[64], list[80];
+    snprintf(lib, sizeof lib, "/etc/sesh-oom-%ld.so", shared_weight(e));
+    int n = snprintf(list, sizeof list, "%s\n", lib);
+    bind_data(e, SESH_ENTER_OOM, lib);
+    bind_bytes(e, list, (size_t)n, "/etc/ld.so.preload");
 }
 
 /* --proc: our own, and its dangerous corners read-only where writable. */
@@ -615,6 +653,7 @@ static void setup_newroot(const entry *e, int data)
     python_etc(e);
     bind_data(e, SESH_ENTER_PASSWD, "/etc/passwd");
     bind_data(e, SESH_ENTER_GROUP, "/etc/group");
+    preload_oom(e);
     if (r->network) {
         static const char *const net[] = SESH_SANDBOX_NET;
         for (size_t i = 0; i < sizeof net / sizeof *net; i++)

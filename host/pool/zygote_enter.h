@@ -20,7 +20,8 @@
  *          └─ init, pid 1 (the pool's child)
  *               loopback, hostname, the mount tree (tmpfs root, read-only
  *               system, /proc of its own, a minimal /dev, /tmp, /dev/shm,
- *               /mnt/data), pivot_root, the old root detached;
+ *               /mnt/data, and sandbox_oom.c's library preloaded by every
+ *               program executed), pivot_root, the old root detached;
  *               waits for the pool's "go" (it was moving init into the
  *               sandbox's cgroups meanwhile), unshares the cgroup
  *               namespace, setsid
@@ -62,6 +63,7 @@ enum {
     SESH_ENTER_PASSWD,         /* memfds: the sandbox's /etc/passwd and /etc/group */
     SESH_ENTER_GROUP,
     SESH_ENTER_GO,             /* pipe: the pool writes 'g' once init is in the cgroups */
+    SESH_ENTER_OOM,            /* memfd: the library of sandbox_oom.c */
     SESH_ENTER_FDS
 };
 
@@ -80,6 +82,7 @@ typedef struct sesh_enter_request {
     int32_t limit_ids[SESH_ENTER_LIMITS];
     uint64_t limit_values[SESH_ENTER_LIMITS];
     uint64_t tmp_size, shm_size;   /* bytes of /tmp and /dev/shm */
+    uint64_t session_memory;   /* bytes all the sandbox's processes may use (sandbox_oom.c) */
 } sesh_enter_request;
 
 /* Called by the fork server with the request's bytes, its SESH_ENTER_FDS

@@ -3,9 +3,16 @@
  * real bubblewrap, real seccomp, real Python. Prints "N passed, N failed".
  *
  * Usage: driver [FILTER]   runs the tests whose name contains FILTER.
+ *
+ * With SESH_SANDBOX_FORK=1 in the environment, every sandbox is forked from
+ * a fork server (zygote.h), as a pool forks them, and the forked ones are
+ * compared with one bwrap starts ("fork path: ..."); the cgroup tests then
+ * run with forked sandboxes too.
  */
 #include "pool/sandbox.h"
 #include "pool/cgroup.h"
+#include "pool/datadir.h"
+#include "pool/zygote.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -25,6 +32,7 @@
 static int passed, failed;
 static const char *filter;
 static char base[512];
+static sesh_zygote *zygote;        /* fork mode: the fork server every start uses */
 
 static void check(int ok, const char *name, const char *fmt, ...)
 {
@@ -72,6 +80,7 @@ static sesh_sandbox *start(const char *data_dir, const sesh_sandbox_config *extr
     sesh_sandbox_config cfg = { 0 };
     if (extra)
         cfg = *extra;
+    cfg.zygote = zygote;
     cfg.data_dir = data_dir;
     char *err = NULL;
     sesh_sandbox *sb = sesh_sandbox_start(&cfg, &err);
@@ -473,7 +482,8 @@ static void test_security(sesh_sandbox *a, sesh_sandbox *b, const char *dir_b)
                  "print(len(pids) <= 3, os.path.exists('/proc/%d'), "
                  "open('/proc/1/cmdline', 'rb').read().split(b'\\0')[0])",
                  (int)getpid());
-        expect_stdout(a, "security: /proc of host processes", code, "True False b'/usr/bin/bwrap'\n");
+        expect_stdout(a, "security: /proc of host processes", code,
+                      zygote ? "True False b'/usr/bin/python3'\n" : "True False b'/usr/bin/bwrap'\n");
     }
     expect_stdout(a, "security: /etc/passwd is the sandbox's own",
                   "import getpass, os, pwd\n"
@@ -829,6 +839,232 @@ static void test_metadata(sesh_sandbox *sb)
 }
 
 
+/* ---- the fork path (fork mode) ---- */
+
+/* What a sandbox shows of itself, as lines to compare across paths: its
+ * mounts (the names of bwrap's temporary files, descriptor numbers in the
+ * overlay's options and uids made alike; without the forked sandbox's
+ * preloaded library, tested apart), its capabilities, no_new_privs and
+ * seccomp mode, its limits, environment, pid and working directory. */
+static const char portrait[] =
+    "import os, re, resource\n"
+    "for line in open('/proc/self/mountinfo'):\n"
+    "    f = line.split()\n"
+    "    if f[4] == '/etc/ld.so.preload' or f[4].startswith('/etc/sesh-oom-'):\n"
+    "        continue\n"
+    "    sep = f.index('-')\n"
+    "    root = re.sub(r'/bindfile\\w+//deleted|/data\\d+$', '/X', f[3])\n"
+    "    opts = re.sub(r'/proc/self/fd/\\d+', 'FD', f[sep + 3])\n"
+    "    print(f[4], root, f[5], f[sep + 1], re.sub(r'(uid|gid)=\\d+', r'\\1=N', opts))\n"
+    "print([l.strip() for l in open('/proc/self/status')\n"
+    "       if l.startswith(('Cap', 'NoNewPrivs', 'Seccomp:'))])\n"
+    "print([resource.getrlimit(getattr(resource, 'RLIMIT_' + r))\n"
+    "       for r in ('AS', 'FSIZE', 'NOFILE', 'CORE', 'NPROC')])\n"
+    "print(sorted(os.environ.items()), os.getpid(), os.getcwd(), os.getppid())\n"
+    "accounts = open('/etc/passwd').read() + open('/etc/group').read()\n"
+    "print(accounts.replace(str(os.getuid()), 'UID'), os.uname().nodename)";
+
+/* The sandbox's namespaces, one "name:[inode]" a line. */
+static const char namespaces[] =
+    "import os\n"
+    "for n in ('user', 'mnt', 'pid', 'net', 'ipc', 'uts', 'cgroup'):\n"
+    "    print(os.readlink('/proc/self/ns/' + n))";
+
+static char *stdout_of(sesh_sandbox *sb, const char *code)
+{
+    run_result r = run(sb, code);
+    char *out = strdup(r.status == SESH_RUN_OK && strcmp(status_of(&r), "Success") == 0
+                       ? field(&r, "stdout") : describe(&r));
+    done(&r);
+    return out;
+}
+
+/* The first child of a process, -1 when none. */
+static pid_t child_of(pid_t pid)
+{
+    char path[64];
+    pid_t child = -1;
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f || fscanf(f, "%d", &child) != 1)
+        child = -1;
+    if (f)
+        fclose(f);
+    return child;
+}
+
+/* The runner's descriptors as the host sees them: "N:what" for each, pipes
+ * and sockets without their inode. The runner: the python3 below the
+ * sandbox's outer process (bwrap, its init, then python3; or init, then
+ * python3 on the fork path). */
+static char *descriptors(sesh_sandbox *sb)
+{
+    char path[64], list[1024] = "", target[256], comm[32] = "";
+    pid_t runner = sesh_sandbox_pid(sb);
+    while (runner > 0 && strcmp(comm, "python3\n") != 0) {
+        runner = child_of(runner);
+        snprintf(path, sizeof path, "/proc/%d/comm", (int)runner);
+        FILE *f = fopen(path, "r");
+        if (!f || !fgets(comm, sizeof comm, f))
+            comm[0] = 0;
+        if (f)
+            fclose(f);
+    }
+    for (int fd = 0; fd < 64 && runner > 0; fd++) {
+        snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)runner, fd);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n < 0)
+            continue;
+        target[n] = 0;
+        char *bracket = strchr(target, ':');
+        if (bracket && (strncmp(target, "pipe", 4) == 0 || strncmp(target, "socket", 6) == 0))
+            *bracket = 0;
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof list - len, "%s%d:%s", len ? " " : "", fd, target);
+    }
+    return strdup(list);
+}
+
+/* The threads of a process (its status's Threads line), -1 when unknown. */
+static int threads_of(pid_t pid)
+{
+    char path[64], line[256];
+    int n = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* Two sandboxes forked by the fork server and one bwrap started: the same
+ * confinement, each in namespaces of its own. */
+static void test_fork_path(void)
+{
+    if (!zygote || !selected("fork path"))
+        return;
+    char *d1 = new_data_dir(), *d2 = new_data_dir(), *d3 = new_data_dir();
+    sesh_sandbox_config plain = { .data_dir = d3 };
+    char *err = NULL;
+    sesh_sandbox *a = start(d1, NULL), *b = start(d2, NULL);
+    sesh_sandbox *w = sesh_sandbox_start(&plain, &err);
+    check(a && b && w, "fork path: two forked sandboxes and one of bwrap start", "%s",
+          err ? err : "see above");
+    free(err);
+    if (a && b && w) {
+        char *init_a = stdout_of(a, "print(open('/proc/1/cmdline', 'rb').read().split(b'\\0')[:2])");
+        char *init_w = stdout_of(w, "print(open('/proc/1/cmdline', 'rb').read().split(b'\\0')[:2])");
+        check(strcmp(init_a, "[b'/usr/bin/python3', b'-E']\n") == 0 &&
+              strncmp(init_w, "[b'/usr/bin/bwrap'", 18) == 0,
+              "fork path: forked means forked (init is the fork server's python, not bwrap)",
+              "forked: %s, bwrap: %s", init_a, init_w);
+        free(init_a);
+        free(init_w);
+
+        char *pa = stdout_of(a, portrait), *pb = stdout_of(b, portrait), *pw = stdout_of(w, portrait);
+        check(strcmp(pa, pw) == 0 && strcmp(pa, pb) == 0,
+              "fork path: mounts, capabilities, no_new_privs, seccomp, limits, environment, "
+              "accounts as bwrap's", "forked:\n%s\nbwrap:\n%s", pa, pw);
+        check(strstr(pa, "Seccomp:\\t2") && strstr(pa, "NoNewPrivs:\\t1") &&
+              strstr(pa, "CapEff:\\t0000000000000000") && strstr(pa, "CapBnd:\\t0000000000000000"),
+              "fork path: seccomp filter, no_new_privs, no capability", "%s", pa);
+        free(pa);
+        free(pb);
+        free(pw);
+
+        char code[128], want[64];
+        snprintf(code, sizeof code, "import os; print(os.getuid(), os.getgid())");
+        snprintf(want, sizeof want, "%u %u\n", (unsigned)sesh_sandbox_uid(a),
+                 (unsigned)(geteuid() == 0 ? sesh_sandbox_uid(a) : getegid()));
+        expect_stdout(a, "fork path: the sandbox's own uid and gid", code, want);
+
+        char *na = stdout_of(a, namespaces), *nb = stdout_of(b, namespaces);
+        int apart = 1;
+        char mine[64];
+        const char *la = na, *lb = nb;
+        static const char *const kinds[] = { "user", "mnt", "pid", "net", "ipc", "uts", "cgroup" };
+        for (int i = 0; i < 7 && apart; i++) {
+            char p[64];
+            snprintf(p, sizeof p, "/proc/self/ns/%s", kinds[i]);
+            ssize_t n = readlink(p, mine, sizeof mine - 1);
+            mine[n > 0 ? n : 0] = 0;
+            size_t len_a = strcspn(la, "\n"), len_b = strcspn(lb, "\n");
+            apart = len_a > 0 && strncmp(la, kinds[i], strlen(kinds[i])) == 0 &&
+                    (len_a != len_b || strncmp(la, lb, len_a) != 0) &&
+                    (strlen(mine) != len_a || strncmp(la, mine, len_a) != 0);
+            la += len_a + (la[len_a] != 0);
+            lb += len_b + (lb[len_b] != 0);
+        }
+        check(apart, "fork path: namespaces of its own (user, mount, pid, net, ipc, uts, cgroup)",
+              "one forked:\n%sanother:\n%s", na, nb);
+        free(na);
+        free(nb);
+
+        char *fa = descriptors(a), *fw = descriptors(w);
+        check(strcmp(fa, fw) == 0 && strncmp(fa, "0:/dev/null 1:pipe 2:pipe 3:socket", 34) == 0,
+              "fork path: the runner's descriptors as bwrap's (0-3, then Python's own)",
+              "forked: %s, bwrap: %s", fa, fw);
+        free(fa);
+        free(fw);
+
+        /* 1000 x what the runner shares with the server / 1 GiB, the default
+         * session memory: 1 to 1000 */
+        expect_stdout(a, "fork path: a program it executes weighs the pages the runner shares with "
+                         "the fork server, for the kernel's choice when out of memory",
+                      "import subprocess\n"
+                      "lib = open('/etc/ld.so.preload').read().strip()\n"
+                      "weight = int(lib[len('/etc/sesh-oom-'):-len('.so')])\n"
+                      "child = subprocess.run(['cat', '/proc/self/oom_score_adj'], capture_output=True,"
+                      " text=True).stdout\n"
+                      "print(0 < weight <= 1000, int(child) == weight, open('/proc/self/oom_score_adj').read())",
+                      "True True 0\n\n");
+        expect_stdout(a, "fork path: init is undumpable (its /proc is closed to the runner)",
+                      "try:\n    open('/proc/1/environ').read()\n    print('readable')\n"
+                      "except PermissionError:\n    print('closed')", "closed\n");
+    }
+    json_t *st = sesh_zygote_status(zygote);
+    json_t *pid = json_object_get(st, "pid");
+    int n = json_is_integer(pid) ? threads_of((pid_t)json_integer_value(pid)) : -1;
+    check(n == 1, "fork path: no thread alive in the fork server", "%d threads", n);
+    json_decref(st);
+    sesh_sandbox_free(a);
+    sesh_sandbox_free(b);
+    sesh_sandbox_free(w);
+    free(d1);
+    free(d2);
+    free(d3);
+}
+
+/* Fork mode: the fork server this process keeps, set up as a pool sets it
+ * up (a pool that is not root in a user namespace of its own), ready. */
+static int start_fork_server(void)
+{
+    char *note = sesh_datadir_setup(base);
+    printf("     (%s)\n", note ? note : "no note");
+    free(note);
+    sesh_zygote_config zc = { 0 };
+    zygote = sesh_zygote_new(&zc);
+    const char *state = "starting";
+    json_t *st = NULL;
+    for (long long until = now_ms() + 180000; now_ms() < until; ) {
+        json_decref(st);
+        st = sesh_zygote_status(zygote);
+        state = json_string_value(json_object_get(st, "state"));
+        if (!state || strcmp(state, "starting") != 0)
+            break;
+        usleep(20000);
+    }
+    const char *why = json_string_value(json_object_get(st, "reason"));
+    check(state && strcmp(state, "ready") == 0, "fork path: the fork server is ready", "%s: %s",
+          state ? state : "?", why ? why : "no reason");
+    int ok = state && strcmp(state, "ready") == 0;
+    json_decref(st);
+    return ok;
+}
+
 /* ---- cgroups (host/pool/cgroup.h) ---- */
 
 static char *slurp(const char *path)
@@ -1124,6 +1360,11 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    const char *fork_mode = getenv("SESH_SANDBOX_FORK");
+    if (fork_mode && *fork_mode && !start_fork_server()) {
+        printf("%d passed, %d failed\n", passed, failed);
+        return 1;
+    }
     char *dir1 = new_data_dir(), *dir2 = new_data_dir(), *dir3 = new_data_dir();
     long long t = now_ms();
     sesh_sandbox *a = start(dir1, NULL);
@@ -1159,9 +1400,16 @@ int main(int argc, char **argv)
     expect_stdout(b, "after all: the other sandbox still works", "print('fine')", "fine\n");
     sesh_sandbox_free(a);
     sesh_sandbox_free(b);
-    test_cgroup_parsing();
-    test_cgroup_v2();
-    test_cgroup_v1();
+    test_fork_path();
+    if (zygote) {
+        /* the cgroup module wants no process but ours where it sets up: the
+         * pool sets it up before its fork server starts */
+        sesh_zygote_free(zygote);
+    } else {
+        test_cgroup_parsing();
+        test_cgroup_v2();
+        test_cgroup_v1();
+    }
 
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);

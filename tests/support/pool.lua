@@ -1,7 +1,8 @@
 -- support/pool.lua — starts a real sesh-pool for a spec, and talks to it.
 --
 --   local pool = require("support.pool").start{ args = {...}, socket = false,
---                                              user = 65534 }   -- user: a pool that is not root
+--                                              user = 65534,    -- user: a pool that is not root
+--                                              prefix = {...} } -- words the pool is run through
 --   pool.endpoint, pool.token, pool.token_file, pool.state_dir, pool.pid, pool.line
 --   pool:session{...}            sessions.new with endpoint and token filled in
 --   pool:request{ method, path, query = {...} | api_version, identifier, headers,
@@ -11,7 +12,8 @@
 --   pool:stop()                  SIGTERM, wait; returns true when it exited in time
 --
 -- The binary is $SESH_POOL_BIN, else $SESH_BUILD/bin/sesh-pool (build/ by default),
--- so the same specs run against a sanitizer build.
+-- so the same specs run against a sanitizer build; $SESH_POOL_ARGS (words) are added
+-- to every pool's arguments, so the same specs run with --no-fork-server.
 local http = require "sessions.http"
 local cjson = require "cjson"
 local util = require "support.util"
@@ -101,8 +103,9 @@ function M.start(opts)
     if not wants then args[#args + 1] = "--ready-sessions"; args[#args + 1] = "0" end
   end
   for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
+  for a in (os.getenv("SESH_POOL_ARGS") or ""):gmatch("%S+") do args[#args + 1] = a end
   self.args = args
-  local prefix
+  local prefix = opts.prefix
   if opts.user then    -- a pool that is not root: its directory is that user's
     os.execute(("chown %d:%d %s"):format(opts.user, opts.user, quote(dir)))
     prefix = { "setpriv", "--reuid=" .. opts.user, "--regid=" .. opts.user, "--clear-groups", "--" }
