@@ -907,6 +907,62 @@ int sesh_cgroup_procs(const sesh_cgroup *cg, int *fds, int max)
     return n;
 }
 
+/* ---- a grace period ahead of a move ---- */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started, wanted;
+    char *procs;               /* the pool's own group's cgroup.procs */
+} ahead = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static void *move_ahead(void *unused)
+{
+    (void)unused;
+    pthread_mutex_lock(&ahead.mu);
+    for (;;) {
+        while (!ahead.wanted)
+            pthread_cond_wait(&ahead.cv, &ahead.mu);
+        ahead.wanted = 0;
+        char *procs = ahead.procs ? strdup(ahead.procs) : NULL;
+        pthread_mutex_unlock(&ahead.mu);
+        int fd = procs ? open(procs, O_WRONLY | O_CLOEXEC) : -1;
+        if (fd >= 0 && write(fd, "0", 1) < 0) { /* a move not warmed: slower, as right */ }
+        if (fd >= 0)
+            close(fd);
+        free(procs);
+        pthread_mutex_lock(&ahead.mu);
+    }
+    return NULL;
+}
+
+void sesh_cgroup_prepare_move(void)
+{
+    if (!cgs.version)
+        return;
+    /* v2: the pool's leaf; v1: the group it stayed in, above its own */
+    char *procs = cgs.version == 2 ? format("%s/pool/cgroup.procs", cgs.h[0].pool_dir)
+                                   : format("%s/../cgroup.procs", cgs.h[0].pool_dir);
+    pthread_mutex_lock(&ahead.mu);
+    free(ahead.procs);
+    ahead.procs = procs;
+    if (!ahead.started) {
+        pthread_t t;
+        pthread_attr_t attr;
+        sigset_t all, old;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);     /* no signal is handled there */
+        ahead.started = pthread_create(&t, &attr, move_ahead, NULL) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&attr);
+    }
+    ahead.wanted = 1;
+    pthread_cond_signal(&ahead.cv);
+    pthread_mutex_unlock(&ahead.mu);
+}
+
 long long sesh_cgroup_oom_kills(const sesh_cgroup *cg)
 {
     for (int i = 0; cg && i < cg->n; i++)

@@ -77,6 +77,15 @@ sesh_cgroup *sesh_cgroup_new(const sesh_cgroup_limits *limits, char **err);
  * (at most max) were put in fds; 0 for NULL. */
 int sesh_cgroup_procs(const sesh_cgroup *cg, int *fds, int max);
 
+/* A sandbox's processes are about to be moved into its group by a write
+ * that is not in their own start (a forked sandbox's init, zygote.h): the
+ * first move in a while waits for an RCU grace period (the kernel's
+ * cgroup_threadgroup_rwsem; 4 to 16 ms on a small machine), and the moves
+ * that follow within one are quick. This starts one now, in the background:
+ * a move of the pool into the group it is in already, which moves nothing.
+ * Any thread; cheap, and a no-op where the pool has no groups. */
+void sesh_cgroup_prepare_move(void);
+
 /* Processes the kernel killed in the group for want of memory so far; -1
  * when unknown (no group, or no count on this kernel). */
 long long sesh_cgroup_oom_kills(const sesh_cgroup *cg);

@@ -1494,6 +1494,8 @@ static char *wait_started(sesh_sandbox *sb)
 static sesh_sandbox *start_sandbox(const sesh_sandbox_config *cfg, int fork_it, int *forked,
                                    char **err)
 {
+    if (fork_it)
+        sesh_cgroup_prepare_move();     /* for init's move, in 10 ms (move_init) */
     sesh_sandbox *sb = calloc(1, sizeof *sb);
     if (!sb) {
         *err = strdup("sandbox: out of memory");

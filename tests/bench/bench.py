@@ -245,6 +245,39 @@ def fig_roundtrip_unix(b, n, alt):
 
 # ---- 3. allocation -------------------------------------------------------
 
+# What the fork server holds ready, and what a fork saves: a fresh interpreter
+# importing what a session's does and starting an IPython shell (inline
+# matplotlib, one cell run).
+FRESH_NAME = "fresh python3 with the session's imports"
+FRESH_IPYTHON = ("import IPython, numpy, pandas, matplotlib, sklearn\n"
+                 "from IPython.core.interactiveshell import InteractiveShell\n"
+                 "class Shell(InteractiveShell):\n"
+                 "    def enable_gui(self, gui=None): pass\n"
+                 "shell = Shell.instance()\n"
+                 "shell.enable_matplotlib('inline')\n"
+                 "shell.run_cell('x = 6 * 7')\n")
+
+
+def mpl_env(b):
+    """One matplotlib font cache for every plain interpreter, built first, as
+    any user's would be."""
+    env = dict(b.env, MPLCONFIGDIR=os.path.join(b.tmp, "mpl"))
+    if not os.path.isdir(env["MPLCONFIGDIR"]):
+        subprocess.run([PYTHON, "-c", "import matplotlib.pyplot"], env=env, timeout=300,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return env
+
+
+def fresh_python(b):
+    """The start of a fresh interpreter with a session's imports (seconds),
+    measured once per run and kept for every row that compares with it."""
+    if getattr(b, "_fresh", None) is None:
+        env = mpl_env(b)
+        spawn_time([PYTHON, "-c", FRESH_IPYTHON], env)        # the page cache warm
+        b._fresh = stats.summary([spawn_time([PYTHON, "-c", FRESH_IPYTHON], env)
+                                  for _ in range(b.reps(5, 2))])
+    return b._fresh
+
 def split_ready(answer):
     """The samples of an alloc run that found a ready sandbox, and the rest.
     The pool says which: X-Ms-Allocation-Time is 0 when no sandbox had to be
@@ -276,6 +309,8 @@ def fig_alloc(b):
     def summ(samples):
         return stats.summary(samples) if samples else None
 
+    fresh, fresh_err = side(lambda: fresh_python(b))
+    burst_sesh = summ(burst["sesh"][0] and burst["sesh"][0]["samples"])
     hits = {who: f"{len(r)} of {len(r) + len(c)}" for who, (r, c) in got.items()}
     no_ready = [(who, "no call found a ready sandbox (the pool refills too slowly "
                       "on this machine now)") for who, (r, c) in got.items() if not r and c]
@@ -287,24 +322,34 @@ def fig_alloc(b):
                errors=[("sesh", err["sesh"]), ("python", err["alt"])] + no_ready,
                ready_hits=hits),
         figure(f"allocation: burst of {k} new sessions, all answered", "s",
-               summ(burst["sesh"][0] and burst["sesh"][0]["samples"]),
+               burst_sesh,
                summ(burst["alt"][0] and burst["alt"][0]["samples"]),
                "Python requests, threads",
                errors=[("sesh", burst["sesh"][1]), ("python", burst["alt"][1])]),
+        figure(f"allocation: burst of {k} new sessions, all answered", "s", burst_sesh,
+               fresh, FRESH_NAME + " (one)", target=">= 2x faster than one",
+               met=lambda f: f["ratio"] >= 2,
+               errors=[("sesh", burst["sesh"][1]), ("fresh python3", fresh_err)]),
     ]
 
 
 def fig_alloc_cold(b):
-    """For scale: the first execute when no sandbox is ready."""
-    n = b.reps(4, 2)
+    """The first execute when no sandbox is ready: what a new session costs
+    (forked from the fork server, where the pool has one)."""
+    n = b.reps(10, 3)
     with b.ready_pool(0) as pool:
         res = {who: side(lambda: run(pool, "alloc", n, 0.2, timeout=300)[0])
                for who, run in (("sesh", b.run_sesh), ("alt", b.run_alt))}
-    return [figure("allocation: first execute, no ready sandbox", "s",
-                   res["sesh"][0] and stats.summary(res["sesh"][0]["samples"]),
+    fresh, fresh_err = side(lambda: fresh_python(b))
+    cold = res["sesh"][0] and stats.summary(res["sesh"][0]["samples"])
+    return [figure("allocation: first execute, no ready sandbox", "s", cold,
                    res["alt"][0] and stats.summary(res["alt"][0]["samples"]),
                    "Python requests",
-                   errors=[("sesh", res["sesh"][1]), ("python", res["alt"][1])])]
+                   errors=[("sesh", res["sesh"][1]), ("python", res["alt"][1])]),
+            figure("allocation: first execute, no ready sandbox", "s", cold, fresh, FRESH_NAME,
+                   target=">= 30x faster", met=lambda f: f["ratio"] >= 30,
+                   target_value=fresh and fresh["p50"] / 30,
+                   errors=[("sesh", res["sesh"][1]), ("fresh python3", fresh_err)])]
 
 
 # ---- 4. throughput -------------------------------------------------------
@@ -431,35 +476,46 @@ def fig_memory(b):
             client.stdin.close()
             client.wait(60)
     per = {m: (after[m] - before[m]) / k for m in ("rss", "pss")}
+    env = mpl_env(b)
+    alt_per = plain_pythons(IDLE_IPYTHON, k, env)
+    fresh_per = plain_pythons(FRESH_IPYTHON + IDLE_WAIT, k, env)
+    extra = {"pool_idle": before, "pool_with_sessions": after, "sessions": k}
+    third = {"target": "<= 1/3 of plain python3's", "target_value": alt_per["pss"] / 3,
+             "met": lambda f: f["sesh"]["p50"] <= alt_per["pss"] / 3}
+    return [
+        figure(f"memory per idle session (PSS), {k} open", "bytes", {"p50": per["pss"]},
+               {"p50": alt_per["pss"]}, "plain python3, IPython + inline matplotlib",
+               **third, **extra),
+        figure(f"memory per idle session (PSS), {k} open", "bytes", {"p50": per["pss"]},
+               {"p50": fresh_per["pss"]}, FRESH_NAME, **third),
+        figure(f"memory per idle session (RSS), {k} open", "bytes", {"p50": per["rss"]},
+               {"p50": alt_per["rss"]}, "plain python3, IPython + inline matplotlib"),
+        figure("pool with no session, 1 ready sandbox (PSS)", "bytes", {"p50": before["pss"]}, None, None),
+    ]
 
-    # One matplotlib font cache for them, built first, as any user's would be.
-    env = dict(b.env, MPLCONFIGDIR=os.path.join(b.tmp, "mpl"))
-    subprocess.run([PYTHON, "-c", "import matplotlib.pyplot"], env=env, timeout=300,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    alts = [subprocess.Popen([PYTHON, "-c", IDLE_IPYTHON], env=env, text=True,
+
+IDLE_WAIT = "import sys\nprint('ready', flush=True)\nsys.stdin.read()\n"
+
+
+def plain_pythons(code, k, env):
+    """RSS and PSS per process of k plain interpreters running code, which
+    says ready and then waits on stdin."""
+    alts = [subprocess.Popen([PYTHON, "-c", code], env=env, text=True,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL) for _ in range(k)]
     try:
         for p in alts:
             p.stdout.readline()
-        alt_mem = {"rss": 0, "pss": 0}
+        mem = {"rss": 0, "pss": 0}
         for p in alts:
             m = procs.smaps_rollup(p.pid)
-            alt_mem["rss"] += m["rss"]
-            alt_mem["pss"] += m["pss"]
+            mem["rss"] += m["rss"]
+            mem["pss"] += m["pss"]
     finally:
         for p in alts:
             p.stdin.close()
             p.wait(30)
-    alt_per = {m: alt_mem[m] / k for m in ("rss", "pss")}
-    extra = {"pool_idle": before, "pool_with_sessions": after, "sessions": k}
-    return [
-        figure(f"memory per idle session (PSS), {k} open", "bytes", {"p50": per["pss"]},
-               {"p50": alt_per["pss"]}, "plain python3, IPython + inline matplotlib", **extra),
-        figure(f"memory per idle session (RSS), {k} open", "bytes", {"p50": per["rss"]},
-               {"p50": alt_per["rss"]}, "plain python3, IPython + inline matplotlib"),
-        figure("pool with no session, 1 ready sandbox (PSS)", "bytes", {"p50": before["pss"]}, None, None),
-    ]
+    return {m: mem[m] / k for m in ("rss", "pss")}
 
 
 FIGURES = [("startup", fig_startup), ("roundtrip", fig_roundtrip), ("alloc", fig_alloc),
