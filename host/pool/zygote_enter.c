@@ -11,9 +11,12 @@
  * order matters.
  *
  * Between the clone and the end, the outer process and init run this C code
- * only, never Python: they are copies of a Python process made without
- * Python's after-fork work. The runner is made with fork() from init, and
- * Python's PyOS_AfterFork_Child runs in it before it returns.
+ * only, never Python: the outer process shares the server's memory (on a
+ * stack of its own, the server waiting, as vfork does: a copy of the server's
+ * page tables costs 3 to 4 ms, and it needs none), and init is a copy made
+ * without Python's after-fork work. The runner is made with fork() from init;
+ * it goes back to the server's frame in its copy (siglongjmp) and runs
+ * Python's PyOS_AfterFork_Child there before it returns.
  */
 #include "pool/zygote_enter.h"
 #include "pool/sandbox_system.h"
@@ -29,6 +32,7 @@
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <sched.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +52,7 @@
 #define BASE "/tmp"                /* where the root tmpfs is mounted (bwrap's base_path) */
 #define TMPFS_MODE 0755            /* bwrap's --tmpfs and --dev default */
 #define BPF_MAX (64 << 10)         /* bytes of a seccomp program, far above ours */
+#define OUTER_STACK (256 << 10)    /* the outer process's, init's and the runner's, to the end */
 
 /* What every process of the sandbox inherits from the outer one. */
 typedef struct {
@@ -242,7 +247,7 @@ static void unshare_namespaces(const sesh_enter_request *r)
         die("setting up gid map");
 }
 
-/* Runs in the fork server's child; returns only in init. */
+/* Runs in the fork server's child, in its memory; returns only in init. */
 static void outer_process(entry *e, const int *fds, int nfds, int mount_ns)
 {
     const sesh_enter_request *r = e->req;
@@ -839,30 +844,50 @@ static void runner_process(entry *e)
         if (sig != SIGKILL && sig != SIGSTOP)
             sigaction(sig, &e->saved[sig], NULL);
     sigprocmask(SIG_SETMASK, &e->saved_mask, NULL);
-    python_hook("PyOS_AfterFork_Child");
 }
 
 /* ---- the entry point ---- */
 
+/* What the outer process finds, in the server's memory (static: the copies
+ * init and the runner are made of hold it too). */
+static struct {
+    entry e;
+    const int *fds;
+    int nfds, mount_ns;
+    sigjmp_buf back;           /* sesh_enter_fork's frame, where the runner returns */
+    char stack[OUTER_STACK] __attribute__((aligned(16)));
+} outer;
+
+static int outer_main(void *unused)
+{
+    (void)unused;
+    outer_process(&outer.e, outer.fds, outer.nfds, outer.mount_ns);
+    init_process(&outer.e);
+    runner_process(&outer.e);
+    siglongjmp(outer.back, 1);
+}
+
 EXPORT long sesh_enter_fork(const void *request, unsigned long size, const int *fds, int nfds,
                             int pool_mount_ns)
 {
-    static entry e;
     const sesh_enter_request *r = request;
     if (size != sizeof *r || r->version != SESH_ENTER_VERSION || r->size != sizeof *r ||
         nfds != SESH_ENTER_FDS)
         return -EINVAL;
-    memset(&e, 0, sizeof e);
-    e.req = r;
+    memset(&outer.e, 0, sizeof outer.e);
+    outer.e.req = r;
+    outer.fds = fds;
+    outer.nfds = nfds;
+    outer.mount_ns = pool_mount_ns;
     python_hook("PyOS_BeforeFork");
-    pid_t outer = raw_clone(CLONE_PARENT | SIGCHLD);
-    if (outer != 0) {
-        int saved = errno;
-        python_hook("PyOS_AfterFork_Parent");
-        return outer > 0 ? outer : -saved;
+    if (sigsetjmp(outer.back, 0)) {
+        /* The runner, on its copy of the server's stack, confined. */
+        python_hook("PyOS_AfterFork_Child");
+        return 0;
     }
-    outer_process(&e, fds, nfds, pool_mount_ns);
-    init_process(&e);
-    runner_process(&e);
-    return 0;
+    pid_t pid = clone(outer_main, outer.stack + OUTER_STACK,
+                      CLONE_VM | CLONE_VFORK | CLONE_PARENT | SIGCHLD, NULL);
+    int saved = errno;
+    python_hook("PyOS_AfterFork_Parent");
+    return pid > 0 ? pid : -saved;
 }
