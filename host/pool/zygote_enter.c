@@ -247,7 +247,12 @@ static void unshare_namespaces(const sesh_enter_request *r)
         die("setting up gid map");
 }
 
-/* Runs in the fork server's child, in its memory; returns only in init. */
+/* Runs in the fork server's child, in its memory; returns only in init.
+ * What it changes is its own (signal handlers, descriptors, limits,
+ * credentials, namespaces, working directory: none is shared without
+ * CLONE_SIGHAND, CLONE_FILES, CLONE_THREAD, CLONE_FS), but for the dumpable
+ * flag, which belongs to the memory: a root pool's uid change clears it for
+ * the server too, until drop_root sets it again. */
 static void outer_process(entry *e, const int *fds, int nfds, int mount_ns)
 {
     const sesh_enter_request *r = e->req;

@@ -64,7 +64,8 @@ class Bench:
         self.sesh_client = os.path.join(HERE, "sesh_client.lua")
         self.alt_client = os.path.join(HERE, "alt_client.py")
         self.env = self._client_env()
-        self._ready_flag = None
+        self._help = None
+        self._fresh = None
         self.pools = 0
         for old in os.listdir(self.out):
             if old.startswith("pool-") and old.endswith(".log"):
@@ -90,19 +91,30 @@ class Bench:
                 raise RuntimeError(f"{os.path.relpath(p)} is not built")
 
     def pool(self, *args, unix=False):
-        """A fresh pool; its log stays in the output folder (pool-N.log)."""
+        """A fresh pool, its fork server loaded (a pool that has one); its log
+        stays in the output folder (pool-N.log)."""
         self.require(self.pool_bin)
         self.pools += 1
         log = os.path.join(self.out, f"pool-{self.pools}.log")
-        return procs.Pool(self.pool_bin, self.tmp, log, args, unix=unix)
+        pool = procs.Pool(self.pool_bin, self.tmp, log, args, unix=unix)
+        if self.has_option("--no-fork-server"):
+            try:
+                pool.settle()
+            except RuntimeError:
+                pool.stop()
+                raise
+        return pool
+
+    def has_option(self, name):
+        """Does the pool under test know this option (its --help says)?"""
+        if self._help is None:
+            self._help = subprocess.run([self.pool_bin, "--help"], capture_output=True,
+                                        text=True, timeout=10)
+        return name in self._help.stdout + self._help.stderr
 
     def ready_pool(self, n):
         """A pool keeping n sandboxes started ahead of demand."""
-        if self._ready_flag is None:
-            help_text = subprocess.run([self.pool_bin, "--help"], capture_output=True,
-                                       text=True, timeout=10)
-            self._ready_flag = "--ready-sessions" in help_text.stdout + help_text.stderr
-        if not self._ready_flag:
+        if not self.has_option("--ready-sessions"):
             raise RuntimeError("sesh-pool has no --ready-sessions yet")
         return self.pool("--ready-sessions", str(n))
 
@@ -271,7 +283,7 @@ def mpl_env(b):
 def fresh_python(b):
     """The start of a fresh interpreter with a session's imports (seconds),
     measured once per run and kept for every row that compares with it."""
-    if getattr(b, "_fresh", None) is None:
+    if b._fresh is None:
         env = mpl_env(b)
         spawn_time([PYTHON, "-c", FRESH_IPYTHON], env)        # the page cache warm
         b._fresh = stats.summary([spawn_time([PYTHON, "-c", FRESH_IPYTHON], env)

@@ -58,6 +58,20 @@ class Pool:
             buf += chunk
         return buf.split(b"\n", 1)[0].decode(errors="replace")
 
+    def settle(self, timeout=180):
+        """Waits until the pool's fork server is ready, or off (its log says
+        which): until then a new session waits for it to load."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.log.flush()
+            with open(self.log_path, "rb") as f:
+                text = f.read()
+            if b"fork server: ready" in text or b"fork server: off" in text:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"the pool's fork server was not ready in {timeout} s "
+                           f"(log: {self.tail()})")
+
     def tail(self, n=400):
         self.log.flush()
         with open(self.log_path, "rb") as f:
