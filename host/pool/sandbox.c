@@ -1,5 +1,6 @@
 /*
- * sandbox.c — one Python interpreter in a bubblewrap sandbox (see sandbox.h).
+ * sandbox.c — one Python interpreter in a sandbox, started by bwrap or forked
+ * from the fork server (see sandbox.h).
  *
  * The shape of a sandbox, from the host, on either path:
  *
@@ -50,10 +51,8 @@
 #include <sys/mman.h>
 #include <sys/pidfd.h>
 #include <sys/resource.h>
-#include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>

@@ -31,13 +31,16 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -53,6 +56,8 @@
 #define TMPFS_MODE 0755            /* bwrap's --tmpfs and --dev default */
 #define BPF_MAX (64 << 10)         /* bytes of a seccomp program, far above ours */
 #define OUTER_STACK (256 << 10)    /* the outer process's, init's and the runner's, to the end */
+#define FORGET_MIN (1 << 20)       /* the smallest region of the server's that init unmaps */
+#define FORGET_MAX 4096            /* regions init may unmap */
 
 /* What every process of the sandbox inherits from the outer one. */
 typedef struct {
@@ -62,6 +67,16 @@ typedef struct {
     int proc_fd;                   /* the host's /proc, for mountinfo during setup */
     struct sock_fprog filter;
 } entry;
+
+/* What the outer process finds, in the server's memory (static: the copies
+ * init and the runner are made of hold it too). */
+static struct {
+    entry e;
+    const int *fds;
+    int nfds, mount_ns;
+    sigjmp_buf back;           /* sesh_enter_fork's frame, where the runner returns */
+    char stack[OUTER_STACK] __attribute__((aligned(16)));
+} outer;
 
 /* ---- failing ---- */
 
@@ -766,6 +781,59 @@ static int exit_status(int st)
     return 255;
 }
 
+/* Does [start, end) hold one of the addresses? */
+static int holds(uintptr_t start, uintptr_t end, const uintptr_t *keep, int nkeep)
+{
+    for (int i = 0; i < nkeep; i++)
+        if (keep[i] >= start && keep[i] < end)
+            return 1;
+    return 0;
+}
+
+/* init needs none of the server's memory, which the runner has its own copy
+ * of: its large anonymous regions (the interpreter's heap and arenas) are
+ * unmapped, so that init is not counted as holding them (resident size, for
+ * the kernel's choice out of memory too) nor maps them with page tables of
+ * its own. Kept: every region holding what init still uses (its stack, this
+ * library's statics, its thread's TLS), and every file's. Nothing is read
+ * from the heap after this, nor allocated. */
+static void forget_server(void)
+{
+    static uintptr_t ranges[FORGET_MAX][2];
+    int here = 0, n = 0;
+    const uintptr_t keep[] = { (uintptr_t)&here, (uintptr_t)ranges, (uintptr_t)&outer,
+                               (uintptr_t)pthread_self(), (uintptr_t)&errno };
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    char buf[8192];
+    size_t have = 0;
+    ssize_t got;
+    while (fd >= 0 && (got = read(fd, buf + have, sizeof buf - 1 - have)) > 0) {
+        have += (size_t)got;
+        buf[have] = 0;
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n')) != NULL) {
+            *nl = 0;
+            unsigned long start, end;
+            char perms[8], path[16] = "";
+            if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %15s", &start, &end, perms, path) >= 3 &&
+                (path[0] == 0 || strcmp(path, "[heap]") == 0) &&
+                strncmp(perms, "rw-p", 4) == 0 && end - start >= FORGET_MIN &&
+                !holds(start, end, keep, sizeof keep / sizeof *keep) && n < FORGET_MAX) {
+                ranges[n][0] = start;
+                ranges[n][1] = end;
+                n++;
+            }
+            line = nl + 1;
+        }
+        have = strlen(line);
+        memmove(buf, line, have);
+    }
+    if (fd >= 0)
+        close(fd);
+    for (int i = 0; i < n; i++)
+        munmap((void *)ranges[i][0], ranges[i][1] - ranges[i][0]);
+}
+
 /* bwrap's do_init, except that it ends with the runner: the pool sees the
  * runner's death as init's, and everything left in the namespace goes with
  * init. Undumpable, so nothing of it shows to the runner's /proc/1. */
@@ -775,6 +843,7 @@ static void __attribute__((noreturn)) init_loop(const entry *e, pid_t runner)
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         die("prctl(PR_SET_DUMPABLE)");
     apply_filter(e);
+    forget_server();
     for (;;) {
         int st;
         pid_t child = wait(&st);
@@ -852,16 +921,6 @@ static void runner_process(entry *e)
 }
 
 /* ---- the entry point ---- */
-
-/* What the outer process finds, in the server's memory (static: the copies
- * init and the runner are made of hold it too). */
-static struct {
-    entry e;
-    const int *fds;
-    int nfds, mount_ns;
-    sigjmp_buf back;           /* sesh_enter_fork's frame, where the runner returns */
-    char stack[OUTER_STACK] __attribute__((aligned(16)));
-} outer;
 
 static int outer_main(void *unused)
 {
