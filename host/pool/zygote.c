@@ -206,15 +206,12 @@ static int start_server(sesh_zygote *z, server *s, char **why)
         *why = sesh_printf("fork: %s", strerror(err));
         goto done;
     }
+    /* Without a pidfd (valgrind has none), its death is its socket's hang-up. */
     s->pidfd = pidfd_open(s->pid, 0);
     s->control = pair[0];
     pair[0] = -1;
     close(pair[1]);
     pair[1] = -1;
-    if (s->pidfd < 0) {
-        *why = sesh_printf("pidfd_open: %s", strerror(errno));
-        goto done;
-    }
     if (wait_ready(z, s, why) < 0)
         goto done;
     s->started_ms = sesh_now_ms();
@@ -322,7 +319,6 @@ static void first_server(sesh_zygote *z, int *retry_ms)
         pthread_mutex_lock(&z->mu);
     } else if (!z->stopping && !z->ever_ready) {
         turn_off(z, sesh_printf("the fork server did not start: %s", why));
-        why = NULL;
     } else if (!z->stopping) {
         sesh_log("fork server: a new one did not start (%s); trying again in %d s", why,
                  *retry_ms / 1000);
@@ -335,21 +331,22 @@ static void first_server(sesh_zygote *z, int *retry_ms)
     free(why);
 }
 
-/* Under mu, which it leaves and takes again: waits for the server's death,
- * its age, or a wake-up. */
+/* Under mu, which it leaves and takes again: waits for the server's death
+ * (its pidfd, or its socket's hang-up), its age, or a wake-up. */
 static void watch_server(sesh_zygote *z, uint64_t wait_ms)
 {
-    struct pollfd p[2] = { { .fd = z->cur.pidfd, .events = POLLIN },
+    struct pollfd p[3] = { { .fd = z->cur.pidfd, .events = POLLIN },
+                           { .fd = z->cur.control, .events = 0 },
                            { .fd = z->wake, .events = POLLIN } };
     pthread_mutex_unlock(&z->mu);
-    int n = poll(p, 2, wait_ms > INT32_MAX ? INT32_MAX : (int)wait_ms);
-    if (n > 0 && p[1].revents) {
+    int n = poll(p, 3, wait_ms > INT32_MAX ? INT32_MAX : (int)wait_ms);
+    if (n > 0 && p[2].revents) {
         uint64_t drained;
         if (read(z->wake, &drained, sizeof drained) < 0) { /* nothing to drain */ }
     }
     pthread_mutex_lock(&z->talk);
     pthread_mutex_lock(&z->mu);
-    if (n > 0 && p[0].revents && z->state == READY) {
+    if (n > 0 && (p[0].revents || p[1].revents) && z->state == READY) {
         int st = 0;
         while (waitpid(z->cur.pid, &st, 0) < 0 && errno == EINTR)
             ;
@@ -552,9 +549,10 @@ pid_t sesh_zygote_fork(sesh_zygote *z, const sesh_enter_request *req, const int 
     } else if (why) {
         sesh_log("fork server: pid %d could not fork a sandbox (%s); it starts with bwrap",
                  (int)s.pid, why);
-        if (broken && z->cur.pid == s.pid && z->cur.pidfd >= 0) {
+        if (broken && z->cur.pid == s.pid) {
             /* Its death is the keeper's to see: it starts the next one. */
-            pidfd_send_signal(z->cur.pidfd, SIGKILL, NULL, 0);
+            if (z->cur.pidfd < 0 || pidfd_send_signal(z->cur.pidfd, SIGKILL, NULL, 0) < 0)
+                kill(z->cur.pid, SIGKILL);
         } else if (strstr(why, "threads are alive")) {
             z->replace = 1;
             z->replace_why = "a thread was alive in it";
