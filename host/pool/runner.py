@@ -820,6 +820,10 @@ class ForkServer:
         self.null_fds = self.opened_by_imports()
         gc.collect()
         gc.freeze()                             # the collector leaves the shared pages alone
+        alive = threads()
+        if alive != 1:                          # a thread pool no stop_thread_pools knows
+            raise RuntimeError("%d threads are alive after the imports: a fork would copy "
+                               "one" % alive)
 
     @staticmethod
     def directories(top):
