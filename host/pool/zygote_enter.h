@@ -11,8 +11,9 @@
  *
  *   fork server (Python, one thread, pre-loaded)
  *     sesh_enter_fork(request, descriptors)          clone(CLONE_PARENT): the
- *     └─ outer process (the pool's child)           pool, not the server, is
- *          rlimits, nice, the pool's mount          the parent of what follows
+ *     └─ outer process (the pool's child,           pool, not the server, is
+ *        in the server's memory, which waits)       the parent of what follows
+ *          rlimits, nice, the pool's mount
  *          namespace, uid (root pools), unshare of
  *          user, mount, pid, net, ipc, uts
  *          namespaces, uid and gid maps
@@ -27,7 +28,8 @@
  *               namespace, setsid
  *               fork()
  *               ├─ init: undumpable, no capabilities, the seccomp filter,
- *               │    reaps orphans, exits with the runner's status
+ *               │    the server's image unmapped, reaps orphans, exits
+ *               │    with the runner's status
  *               └─ runner, pid 2: chdir /mnt/data, RLIMIT_NPROC, no
  *                    capabilities, no_new_privs, the seccomp filter,
  *                    descriptors 0-3 only, Python's after-fork work done;
