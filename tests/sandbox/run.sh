@@ -6,7 +6,8 @@
 # a uid of their own) and as an unprivileged user (sandboxes in a user
 # namespace of that user). Then the security specs (*_spec.lua) run through
 # a real sesh-pool over HTTP, forked by its fork server, then once more with
-# --no-fork-server (bwrap).
+# --no-fork-server (bwrap); as root, both again with a pool run by an
+# unprivileged user.
 # Prints "N passed, N failed". `sh tests/sandbox/run.sh FILTER` runs a subset
 # of the driver only.
 set -u
@@ -54,16 +55,22 @@ done
 # The security suite through a real pool over HTTP (busted specs).
 if [ $# -eq 0 ]; then
     if make --no-print-directory -s "$BUILD/bin/sesh" "$BUILD/bin/sesh-pool" >&2; then
-        # support/pool.lua adds SESH_POOL_ARGS to every pool a spec starts
-        for args in "" --no-fork-server; do
-            echo "== specs through the pool${args:+ ($args)}"
-            SESH_TEST_TMP="$WORK/root" SESH_POOL_ARGS="$args" "$BUILD/bin/sesh" /usr/bin/busted \
-                -o TAP -m 'tests/?.lua;tests/?/init.lua' tests/sandbox >"$WORK/out" 2>&1
-            rc=$?
-            cat "$WORK/out"
-            p=$(grep -c '^ok ' "$WORK/out"); f=$(grep -c '^not ok ' "$WORK/out")
-            [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-            passed=$((passed + p)) failed=$((failed + f))
+        # support/pool.lua adds SESH_POOL_ARGS to every pool a spec starts, and
+        # runs it as SESH_POOL_USER (a pool that is not root) when set
+        users=""
+        [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null && users=65534
+        for user in "" $users; do
+            for args in "" --no-fork-server; do
+                echo "== specs through the pool${user:+ run by uid $user}${args:+ ($args)}"
+                SESH_TEST_TMP="$WORK/root" SESH_POOL_ARGS="$args" SESH_POOL_USER="$user" \
+                    "$BUILD/bin/sesh" /usr/bin/busted -o TAP -m 'tests/?.lua;tests/?/init.lua' \
+                    tests/sandbox >"$WORK/out" 2>&1
+                rc=$?
+                cat "$WORK/out"
+                p=$(grep -c '^ok ' "$WORK/out"); f=$(grep -c '^not ok ' "$WORK/out")
+                [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+                passed=$((passed + p)) failed=$((failed + f))
+            done
         done
     else
         failed=$((failed + 1))

@@ -13,7 +13,8 @@
 --
 -- The binary is $SESH_POOL_BIN, else $SESH_BUILD/bin/sesh-pool (build/ by default),
 -- so the same specs run against a sanitizer build; $SESH_POOL_ARGS (words) are added
--- to every pool's arguments, so the same specs run with --no-fork-server.
+-- to every pool's arguments, so the same specs run with --no-fork-server, and
+-- $SESH_POOL_USER (a uid) runs every pool as that user, as `user` does.
 local http = require "sessions.http"
 local cjson = require "cjson"
 local util = require "support.util"
@@ -106,9 +107,10 @@ function M.start(opts)
   for a in (os.getenv("SESH_POOL_ARGS") or ""):gmatch("%S+") do args[#args + 1] = a end
   self.args = args
   local prefix = opts.prefix
-  if opts.user then    -- a pool that is not root: its directory is that user's
-    os.execute(("chown %d:%d %s"):format(opts.user, opts.user, quote(dir)))
-    prefix = { "setpriv", "--reuid=" .. opts.user, "--regid=" .. opts.user, "--clear-groups", "--" }
+  local user = opts.user or tonumber(os.getenv("SESH_POOL_USER") or "")
+  if user then         -- a pool that is not root: its directory is that user's
+    os.execute(("chown %d:%d %s"):format(user, user, quote(dir)))
+    prefix = { "setpriv", "--reuid=" .. user, "--regid=" .. user, "--clear-groups", "--" }
   end
   local pid, out, err = M.spawn(args, dir, prefix)
   self.pid, self.stdout, self.stderr = pid, out, err
