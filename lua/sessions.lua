@@ -327,7 +327,8 @@ function Session:_send(req, x)
     })
     local ms = (core.monotonic() - started) * 1000
     if ok then
-      self.used = true
+      -- an answer: the pool saw the session, unless it refused who asked
+      if res.status ~= 401 and res.status ~= 403 then self.used = true end
       log((res.attempts or 1) > 1 and "info" or "debug", ("sessions: %s -> %d in %.1f ms%s"):format(
           log_name(req), res.status, ms, tries(res.attempts)))
       return res
@@ -563,17 +564,31 @@ end
 
 local FILES_OPTS = set{ "path", "recursive" }
 
+-- An entry listed under `path`: its path from /mnt/data. The pool says its
+-- directory relative to the folder listed ("" for the folder itself); an
+-- absolute one, or one that already names that folder, is taken as it is.
+local function under(base, f)
+  local dir = type(f.directory) == "string" and f.directory or ""
+  if dir:find("^/") or dir == base or dir:sub(1, #base + 1) == base .. "/" then return f.path end
+  return base .. "/" .. f.path
+end
+
 --- s:files{ path =, recursive = } -> { {name, size, modified, ...}, ... }
 function Session:files(opts)
   local o = check_opts("files", opts, FILES_OPTS)
   if o.path and self.generation == 1 then self:_need("files", "gen2", "the path option") end
   if o.recursive then self:_need("files", "recursive", "the recursive option") end
   local req = protocol.list(self.generation, self.id, self.api_version, o)
+  local base = o.path and o.path:gsub("^/mnt/data/?", ""):gsub("^/+", ""):gsub("/+$", "")
+  if base == "" then base = nil end
   local all = {}
   local origin = self.endpoint:match("^(%a[%w+.-]*://[^/?#]*)")
   for _ = 1, 1000 do
     local res = self:_send(req)
     local list, next_link = parse("files", res, protocol.parse_files, self.generation, decode("files", res))
+    if base then
+      for _, f in ipairs(list) do f.path = under(base, f) end
+    end
     table.move(list, 1, #list, #all + 1, all)
     if type(next_link) ~= "string" or next_link == "" then break end
     if next_link:sub(1, 1) == "/" then next_link = origin .. next_link
