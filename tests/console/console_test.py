@@ -321,7 +321,12 @@ def ctrl_c_interrupts_a_running_chunk():
 
 @test
 def ctrl_c_at_the_prompt_drops_the_line():
-    c = Console()
+    # readline's default since 8.1: with bracketed paste on, leaving the line
+    # writes "\x1b[?2004l\r", which once put the ^C over the prompt
+    inputrc = os.path.join(TMP, "inputrc-paste")
+    with open(inputrc, "w") as f:
+        f.write("set enable-bracketed-paste on\nset bell-style none\n")
+    c = Console(env={"INPUTRC": inputrc})
     try:
         c.prompt()
         c.send("half_typed_garbage")
