@@ -191,6 +191,7 @@ Client.__index = Client
 --   api_key or token (string, function or
 --   credential), entra (sign-in options)        Azure OpenAI
 --   provider = "openai" | "azure"               when both are configured
+--   ca_file (a private CA's PEM bundle)
 --   timeout (600 s), connect_timeout (10 s), max_retries (3), retry_total
 --   (300 s: no retry starts later than that after the first try), headers,
 --   defaults = { temperature = 0, ... }          fields added to every request
@@ -202,6 +203,7 @@ function M.new(opts)
     connect_timeout = c.connect_timeout,
     timeout = c.timeout,
     user_agent = M.USER_AGENT,
+    ca_file = opts and opts.ca_file,     -- else CURL_CA_BUNDLE, SSL_CERT_FILE, the system's
   }
   return setmetatable(c, Client)
 end
