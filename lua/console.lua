@@ -269,7 +269,13 @@ end
 -- s:execute, s:run, s:invoke, an agent's tool. After a request that got no
 -- answer (Ctrl-C) the number is unknown until the session is asked again.
 local counts = setmetatable({}, { __mode = "k" })      -- result -> its execution count
-local next_counts = setmetatable({}, { __mode = "k" }) -- session -> the number its next cell gets
+local next_counts = setmetatable({}, { __mode = "k" }) -- session -> { id =, n = the number its next cell gets }
+
+-- The number the next cell of s gets, when known (s:restart() starts afresh).
+local function next_count(s)
+  local c = next_counts[s]
+  return c and c.id == s.id and c.n or nil
+end
 
 -- A session's own execute (its class's), past the console's watch below.
 local function class_execute(s)
@@ -347,7 +353,7 @@ local function hidden(s, args)
   if not ok or type(r) ~= "table" or type(r.stdout) ~= "string" then return nil end
   local decoded, t = pcall(json.decode, r.stdout:match("\30sesh (%b{})") or "")
   if not decoded or type(t) ~= "table" then return nil end
-  if math.type(t.count) == "integer" then next_counts[s] = t.count end
+  if math.type(t.count) == "integer" then next_counts[s] = { id = s.id, n = t.count } end
   return t
 end
 
@@ -358,13 +364,13 @@ local function watch(s)
   local execute = class_execute(s)
   if not execute then return end
   s.execute = function(self, code, opts)
-    if next_counts[self] == nil then hidden(self, { count = true }) end
-    local n = next_counts[self]
+    if next_count(self) == nil then hidden(self, { count = true }) end
+    local n = next_count(self)
     next_counts[self] = nil                 -- unknown until this one is answered
     local r = execute(self, code, opts)
     if n then
       counts[r] = n
-      next_counts[self] = n + 1
+      next_counts[self] = { id = self.id, n = n + 1 }
     end
     return r
   end

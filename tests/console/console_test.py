@@ -605,6 +605,10 @@ def lua_executions_of_the_console_session_are_numbered_too():
         c.expect(r"Out\[3\]: 42", timeout=30)
         c.line("sessions.new{}:execute('7')")               # another session: no number of ours
         c.expect(r"\nOut: 7\n", timeout=60)
+        c.line("s:restart() and nil")                       # a fresh interpreter counts from 1
+        c.prompt(timeout=30)
+        c.line("%'again'")
+        c.expect(r"Out\[1\]: 'again'", timeout=60)
     finally:
         c.close()
 
