@@ -66,7 +66,7 @@ install: all
 	    [ -d "$$p" ] || new="$$d $$new"; done; \
 	  install -d $(DEST)/bin $(DEST)/lib/lua/5.4 $(DEST)/lib/pkgconfig \
 	    $(DEST)/include $(DEST)/share/sesh/lua && \
-	  old=$$(cat $(DEST)/share/sesh/installed-dirs 2>/dev/null); \
+	  old=$$(cat $(DEST)/share/sesh/installed-dirs 2>/dev/null || true) && \
 	  echo $$new $$old > $(DEST)/share/sesh/installed-dirs
 	install -m 755 $(BIN)/sesh $(BIN)/sesh-pool $(DEST)/bin/
 	install -m 644 $(LIB)/libsesh.a $(DEST)/lib/
