@@ -19,6 +19,7 @@ local protocol = require "sessions.protocol"
 local auth = require "sessions.auth"
 local image = require "sessions.image"
 local localpool = require "sessions.localpool"
+local log = require "sessions.log"
 
 local sessions = {
   _VERSION = "sessions " .. (http.version or "0"),
@@ -28,13 +29,6 @@ local sessions = {
   errors = errors,
   protocol = protocol,
 }
-
-local function host() return package.loaded["sessions.host"] end
-
-local function log(level, line)
-  local h = host()
-  if h and h.log then h.log(level, line) end
-end
 
 -- Defaults -------------------------------------------------------------------
 
@@ -145,12 +139,37 @@ end
 
 -- Sessions ----------------------------------------------------------------------
 
+-- The id is a secret (whoever knows it can use the session): texts show
+-- only its start, as the pool's log does.
+local function short_id(id) return #id > 8 and (id:sub(1, 8) .. "…") or id end
+
 local Session = { __name = "sessions.session" }
 Session.__index = Session
 
 local NEW_OPTS = set{ "endpoint", "id", "token", "token_file", "api_version", "timeout",
   "connect_timeout", "retries", "retry_time", "progress", "sanitize", "user_agent",
-  "unix_socket", "azure", "execution_timeout", "max_output" }
+  "unix_socket", "azure", "execution_timeout", "max_output", "ca_file" }
+
+-- The token for an endpoint: the options, then SESH_TOKEN, then the file named
+-- by SESH_TOKEN_FILE (a pool started by hand), then Azure sign-in.
+local function read_token_file(path, what)
+  local f, err = io.open(path, "rb")
+  if not f then usage("sessions.new", "cannot read the token file (%s): %s", what, tostring(err)) end
+  local token = f:read("a"):gsub("^%s+", ""):gsub("%s+$", "")
+  f:close()
+  if token == "" then usage("sessions.new", "the token file %s (%s) is empty", path, what) end
+  return token
+end
+
+local function token_option(o)
+  if o.token ~= nil then return o.token end
+  if o.token_file then return read_token_file(o.token_file, "token_file") end
+  local env = os.getenv("SESH_TOKEN")
+  if env and env ~= "" then return env end
+  env = os.getenv("SESH_TOKEN_FILE")
+  if env and env ~= "" then return read_token_file(env, "SESH_TOKEN_FILE") end
+  return nil
+end
 
 -- The connection: endpoint, socket and credential, from the options, then
 -- POOL_MANAGEMENT_ENDPOINT, then the local pool.
@@ -162,6 +181,11 @@ local function resolve_connection(o)
   end
   if endpoint == nil then
     if o.unix_socket then usage("sessions.new", "the unix_socket option needs an endpoint too") end
+    if o.token ~= nil and type(o.token) ~= "string" then
+      usage("sessions.new", "a token %s needs an endpoint (endpoint = ... or POOL_MANAGEMENT_ENDPOINT): "
+            .. "the local pool takes the token in its own folder", type(o.token) == "function"
+            and "function" or "from sessions.credential{}")
+    end
     local pool = localpool.connect{}
     return { endpoint = pool.endpoint, unix_socket = pool.socket, local_pool = pool,
              credential = auth.static(o.token or pool.token) }
@@ -170,14 +194,7 @@ local function resolve_connection(o)
     usage("sessions.new", "endpoint must be an http:// or https:// URL, got %s",
           type(endpoint) == "string" and ("%q"):format(endpoint) or type(endpoint))
   end
-  local token = o.token
-  if token == nil and o.token_file then
-    local f, err = io.open(o.token_file, "rb")
-    if not f then usage("sessions.new", "cannot read the token file: %s", tostring(err)) end
-    token = f:read("a"):gsub("^%s+", ""):gsub("%s+$", "")
-    f:close()
-  end
-  local credential = auth.from_option(token, o.azure)
+  local credential = auth.from_option(token_option(o), o.azure)
   if credential.kind == "azure" and endpoint:find("^http:") and not is_loopback(endpoint) then
     usage("sessions.new", "refusing to send an Azure token over plain http to %s: use https",
           endpoint:match("^http://([^/?#]*)"))
@@ -223,14 +240,13 @@ function sessions.new(opts)
       timeout = o.timeout or DEFAULTS.timeout,
       unix_socket = conn.unix_socket,
       user_agent = o.user_agent,
+      ca_file = o.ca_file,
     },
   }, Session)
+  log("debug", ("sessions: session %s on %s, api-version %s"):format(short_id(id),
+      self.local_pool and ("the local pool " .. self.local_pool) or self.endpoint, version))
   return self
 end
-
--- The id is a secret (whoever knows it can use the session): texts show
--- only its start, as the pool's log does.
-local function short_id(id) return #id > 8 and (id:sub(1, 8) .. "…") or id end
 
 function Session:__tostring()
   return ("sessions.session %s (%s, %s%s)"):format(short_id(self.id),
@@ -256,6 +272,42 @@ function Session:_retry(req)
            idempotent = req.idempotent }
 end
 
+-- Transport failures that prove the request never reached the server
+-- (CURLcodes: protocol, URL, proxy and host names, connect, TLS handshake and
+-- trust): a session the pool never saw was not made, and closing it sends nothing.
+local NEVER_SENT = set{ 1, 3, 5, 6, 7, 35, 58, 59, 60, 77, 83 }
+
+local function reached(e)
+  if e.kind == "usage" or e.kind == "file" then return false end
+  return not (e.kind == "transport" and NEVER_SENT[e.code])
+end
+
+-- A request as the log names it: method and path, never the query (it holds the id).
+local function log_name(req)
+  local path = req.path or (req.url or ""):match("^%a[%w+.-]*://[^/?#]*/?([^?#]*)") or "?"
+  return (req.method or "GET") .. " " .. path
+end
+
+local function tries(n)
+  if not n or n <= 1 then return "" end
+  return (", %d attempts"):format(n)
+end
+
+-- What to say when a pool on this machine refuses us or sign-in fails for it.
+local LOCAL_TOKEN_HINT = "a pool on this machine wants the token it was started with: " ..
+  "token_file = PATH or token = ... in sessions.new, or SESH_TOKEN_FILE=PATH (or SESH_TOKEN) " ..
+  "in the environment; sesh-pool names its token file when it starts"
+
+-- Limits of the local pool are its options, given through SESH_POOL_ARGS.
+local POOL_ARGS_HINT = "the local pool takes its options from SESH_POOL_ARGS, " ..
+  "e.g. SESH_POOL_ARGS='--max-upload 1073741824 --max-disk 4294967296'; " ..
+  "a running pool keeps its own until it exits"
+
+function Session:_hint(status)
+  if status == 401 and is_loopback(self.endpoint) then return LOCAL_TOKEN_HINT end
+  if (status == 413 or status == 507) and self.local_pool then return POOL_ARGS_HINT end
+end
+
 -- Send one request; returns the transport's answer for a 2xx status,
 -- raises an error value otherwise.  x: body, multipart, output_file, timeout, accept.
 function Session:_send(req, x)
@@ -266,24 +318,38 @@ function Session:_send(req, x)
     local headers = { Authorization = "Bearer " .. token, Accept = x.accept or "application/json" }
     if req.content_type then headers["Content-Type"] = req.content_type end
     for k, v in pairs(req.headers or {}) do headers[k] = v end
+    local started = core.monotonic()
     local ok, res = pcall(client.request, client, {
       method = req.method, url = url, headers = headers,
       body = req.body, multipart = x.multipart, output_file = x.output_file,
       timeout = x.timeout, low_speed_limit = x.low_speed_limit, low_speed_time = x.low_speed_time,
       retry = self:_retry(req), progress = self.progress,
     })
-    if ok then return res end
+    local ms = (core.monotonic() - started) * 1000
+    if ok then
+      -- an answer: the pool saw the session, unless it refused who asked
+      if res.status ~= 401 and res.status ~= 403 then self.used = true end
+      log((res.attempts or 1) > 1 and "info" or "debug", ("sessions: %s -> %d in %.1f ms%s"):format(
+          log_name(req), res.status, ms, tries(res.attempts)))
+      return res
+    end
     if errors.is(res) then      -- the transport's error value, now this operation's
+      if reached(res) then self.used = true end
+      log("debug", ("sessions: %s failed in %.1f ms%s: %s"):format(log_name(req), ms,
+          tries(res.attempts), errors.scrub(tostring(res.message), { token })))
       errors.reraise(res, req.op, { retries = (res.attempts or 1) - 1, secrets = { token } })
     end
     error(res, 0)
   end
   local cred = self._credential
-  local token = cred:token()
-  self.used = true
+  local got, token = pcall(cred.token, cred)
+  if not got then
+    if errors.is(token, "auth") and is_loopback(self.endpoint) then token.hint = LOCAL_TOKEN_HINT end
+    error(token, 0)
+  end
   local res = attempt(token)
   if res.status == 401 and cred:refreshable() then
-    log("info", req.op .. ": 401, signing in again and retrying once")
+    log("info", "sessions: " .. req.op .. ": 401, signing in again and retrying once")
     cred:invalidate()
     token = cred:token()
     res = attempt(token)
@@ -293,7 +359,8 @@ function Session:_send(req, x)
   errors.raise{ kind = "http", op = req.op, status = res.status, code = code,
                 message = message or reasons[res.status] or "unexpected answer",
                 request_id = request_id, retries = (res.attempts or 1) - 1,
-                retry_after = res.retry_after, secrets = { token } }
+                retry_after = res.retry_after, secrets = { token },
+                hint = self:_hint(res.status) }
 end
 
 -- Decode a JSON answer; a bad one is a protocol error that says what arrived.
@@ -466,7 +533,7 @@ function Session:upload(opts)
   if not ok then usage("upload", "%s", why) end
   if o.file then
     local f, err = io.open(o.file, "rb")
-    if not f then usage("upload", "cannot read %s", tostring(err)) end
+    if not f then errors.raise{ kind = "file", op = "upload", message = "cannot read " .. tostring(err) } end
     f:close()
   end
   local req = protocol.upload(self.generation, self.id, self.api_version, name)
@@ -497,17 +564,31 @@ end
 
 local FILES_OPTS = set{ "path", "recursive" }
 
+-- An entry listed under `path`: its path from /mnt/data. The pool says its
+-- directory relative to the folder listed ("" for the folder itself); an
+-- absolute one, or one that already names that folder, is taken as it is.
+local function under(base, f)
+  local dir = type(f.directory) == "string" and f.directory or ""
+  if dir:find("^/") or dir == base or dir:sub(1, #base + 1) == base .. "/" then return f.path end
+  return base .. "/" .. f.path
+end
+
 --- s:files{ path =, recursive = } -> { {name, size, modified, ...}, ... }
 function Session:files(opts)
   local o = check_opts("files", opts, FILES_OPTS)
   if o.path and self.generation == 1 then self:_need("files", "gen2", "the path option") end
   if o.recursive then self:_need("files", "recursive", "the recursive option") end
   local req = protocol.list(self.generation, self.id, self.api_version, o)
+  local base = o.path and o.path:gsub("^/mnt/data/?", ""):gsub("^/+", ""):gsub("/+$", "")
+  if base == "" then base = nil end
   local all = {}
   local origin = self.endpoint:match("^(%a[%w+.-]*://[^/?#]*)")
   for _ = 1, 1000 do
     local res = self:_send(req)
     local list, next_link = parse("files", res, protocol.parse_files, self.generation, decode("files", res))
+    if base then
+      for _, f in ipairs(list) do f.path = under(base, f) end
+    end
     table.move(list, 1, #list, #all + 1, all)
     if type(next_link) ~= "string" or next_link == "" then break end
     if next_link:sub(1, 1) == "/" then next_link = origin .. next_link

@@ -27,15 +27,21 @@ protocol.RESOURCE = "https://dynamicsessions.io"
 --   sessions   the session itself (GET/DELETE session), listSessions, metadata
 --   recursive  listing files recursively
 --   stop       stopping a session's container (.management/stopSession)
+--   jupyter    results as the text IPython shows (returnJupyterFormatExecutionResult)
 protocol.VERSIONS = {
   { name = "2024-02-02-preview", gen = 1 },
   { name = "2024-08-02-preview", gen = 1 },
   { name = "2024-10-02-preview", gen = 2, gen2 = true },
   { name = "2025-02-02-preview", gen = 2, gen2 = true, sessions = true },
-  { name = "2025-10-02-preview", gen = 2, gen2 = true, sessions = true, recursive = true, stop = true },
+  { name = "2025-10-02-preview", gen = 2, gen2 = true, sessions = true, recursive = true, stop = true,
+    jupyter = true },
 }
-protocol.DEFAULT_VERSION = protocol.VERSIONS[1].name            -- what LangChain speaks
 protocol.LATEST_VERSION = protocol.VERSIONS[#protocol.VERSIONS].name
+-- The default is the newest: it is the one version on which every call of
+-- the module works (subdirectories listed and named, file info, delete,
+-- recursive listings, session, stop); the first generation, which LangChain
+-- and its peers speak, stays a choice (README "sessions.new").
+protocol.DEFAULT_VERSION = protocol.LATEST_VERSION
 
 -- The request builders below, each with the feature it needs (none: every version).
 protocol.OPERATIONS = { "execute", "get_execution", "upload", "list", "download", "file_info",

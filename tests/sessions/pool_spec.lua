@@ -244,7 +244,7 @@ end)
 
 describe("first generation:", function()
   it("says that deleting a file needs the second generation", function()
-    local s = pool:session{}
+    local s = pool:session{ api_version = "2024-02-02-preview" }
     local ok, e = pcall(s.delete, s, "x.txt")
     assert.is_false(ok)
     assert.equal("usage", e.kind)
@@ -252,7 +252,7 @@ describe("first generation:", function()
   end)
 
   it("finds file metadata by listing", function()
-    local s = pool:session{}
+    local s = pool:session{ api_version = "2024-02-02-preview" }
     s:upload{ name = "m.txt", data = "four" }
     assert.equal(4, s:file("m.txt").size)
     s:close()
