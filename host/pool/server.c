@@ -2,11 +2,15 @@
  * server.c — see server.h.
  */
 #include "pool/server.h"
+#include "pool/conns.h"
 #include "pool/log.h"
 #include "pool/util.h"
+#include "pool/workers.h"
 
 #include <microhttpd.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,19 +27,37 @@ typedef int MHD_Result;
 
 #define POST_BUFFER 65536
 
+#define KEEP_WORKERS 4          /* worker threads kept when idle */
+
 struct sesh_server {
     struct MHD_Daemon *daemon;
     sesh_api *api;
     char *token;
+    sesh_conns *conns;
+    sesh_workers *workers;
+    pthread_mutex_t mu;
+    pthread_cond_t drained;
+    int suspended;              /* connections a worker holds: stop waits for them */
+    int stopping;
+    unsigned idle_timeout;      /* seconds, libmicrohttpd's default for a connection */
 };
 
-/* One request, from its first line to its completion. */
+/* One request, from its first line to its completion. While a worker runs
+ * one of its steps the connection is suspended, so the loop does not touch
+ * it; the worker lets go of it (MHD_resume_connection) last. */
 typedef struct request {
     sesh_server *srv;
+    struct MHD_Connection *con;
+    sesh_conn *conn;            /* the connection's entry in the table (NULL: none) */
     char *raw_uri;
     uint64_t t0;
     int started;
+    int authed;                 /* carried the token */
     int failed;                 /* reply holds an error; the rest of the body is dropped */
+    int answered;               /* a worker did the operation: the reply is ready */
+    sesh_job job;
+    char *piece;                /* a piece of a multipart body, for a worker */
+    size_t piece_len, piece_cap;
     sesh_call call;
     sesh_reply reply;
     char *body;                 /* a JSON body */
@@ -51,7 +73,11 @@ typedef struct request {
  * Its end of the connection closing (a FIN) may be a half-close, which HTTP
  * allows, or the client gone: an interim 102 Processing, which an HTTP/1.1
  * client must accept, tells them apart, since a closed socket answers it with
- * a reset. Nothing may be sent to an HTTP/1.0 client: its code runs on. */
+ * a reset. Nothing may be sent to an HTTP/1.0 client: its code runs on.
+ * Called on a worker while the connection is suspended, so libmicrohttpd
+ * writes nothing meanwhile. The probe is raw bytes: on a TLS connection they
+ * would break the session, so there it must not be sent (watch for a reset or
+ * a hang-up only, as for HTTP/1.0) unless it goes through the TLS session. */
 static int client_still_waiting(sesh_watch *w, short revents)
 {
     static const char probe[] = "HTTP/1.1 102 Processing\r\n\r\n";
@@ -143,14 +169,37 @@ static MHD_RESULT on_part(void *cls, enum MHD_ValueKind kind, const char *key, c
     return MHD_YES;
 }
 
+/* The connection's entry in the table of connections. */
+static sesh_conn *conn_of(struct MHD_Connection *con)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Whether a worker holds the connection (only the loop changes that). */
+static int suspended(struct MHD_Connection *con)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_SUSPENDED);
+    return ci && ci->suspended == MHD_YES;
+}
+
+/* Whether a body follows the headers (a length above 0, or chunks). */
+static int has_body(struct MHD_Connection *con)
+{
+    const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) return strtoll(cl, NULL, 10) > 0;
+    return MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+}
+
 /* The first call for a request: headers are in, no body yet. */
 static void begin(request *rq, struct MHD_Connection *con, const char *method)
 {
     sesh_server *srv = rq->srv;
     sesh_call *call = &rq->call;
+    rq->authed = authorized(srv, con);
     if (sesh_call_parse(call, method, rq->raw_uri, &rq->reply) != 0) {
         /* An unknown path still needs the token: say nothing to strangers. */
-        if (!authorized(srv, con)) {
+        if (!rq->authed) {
             sesh_reply_free(&rq->reply);
             sesh_reply_error(&rq->reply, 401, "Unauthorized", NULL,
                              "a valid 'Authorization: Bearer <token>' header is required");
@@ -158,7 +207,7 @@ static void begin(request *rq, struct MHD_Connection *con, const char *method)
         rq->failed = 1;
         return;
     }
-    if (!call->public_op && !authorized(srv, con)) {
+    if (!call->public_op && !rq->authed) {
         sesh_reply_error(&rq->reply, 401, "Unauthorized", NULL,
                          "a valid 'Authorization: Bearer <token>' header is required");
         rq->failed = 1;
@@ -189,16 +238,19 @@ static void begin(request *rq, struct MHD_Connection *con, const char *method)
     }
 }
 
-static void take_body(request *rq, const char *data, size_t size)
+/* A piece of a multipart body: its parts go to disk (sesh_api_upload). */
+static void take_multipart(request *rq, const char *data, size_t size)
 {
-    if (rq->call.body == SESH_BODY_MULTIPART) {
-        if (rq->pp && !rq->failed && MHD_post_process(rq->pp, data, size) != MHD_YES && !rq->failed) {
-            sesh_reply_error(&rq->reply, 400, "InvalidMultipartBody", NULL,
-                             "the multipart/form-data body is malformed");
-            rq->failed = 1;
-        }
-        return;
+    if (rq->pp && !rq->failed && MHD_post_process(rq->pp, data, size) != MHD_YES && !rq->failed) {
+        sesh_reply_error(&rq->reply, 400, "InvalidMultipartBody", NULL,
+                         "the multipart/form-data body is malformed");
+        rq->failed = 1;
     }
+}
+
+/* A piece of a JSON body, kept in memory up to the cap; other bodies are dropped. */
+static void take_json(request *rq, const char *data, size_t size)
+{
     if (rq->call.body != SESH_BODY_JSON || rq->failed) return;   /* a body nobody asked for */
     if (rq->body_len + size > SESH_MAX_JSON_BODY) {
         rq->body_too_large = 1;
@@ -216,43 +268,158 @@ static void take_body(request *rq, const char *data, size_t size)
     rq->body_len += size;
 }
 
+/* ---- steps on a worker ---- */
+
+#define REQUEST_OF(j) ((request *)((char *)(j) - offsetof(request, job)))
+
+/* Suspends the connection and has a worker run the step; MHD_YES. While the
+ * pool stops, the request gets a 503 instead (a worker would find nothing
+ * running, and the server must not stop with a connection suspended). */
+static MHD_RESULT hand_to_worker(request *rq, void (*step)(sesh_job *))
+{
+    sesh_server *srv = rq->srv;
+    pthread_mutex_lock(&srv->mu);
+    int stopping = srv->stopping;
+    if (!stopping) srv->suspended++;
+    pthread_mutex_unlock(&srv->mu);
+    if (stopping) {
+        sesh_reply_free(&rq->reply);
+        sesh_reply_error(&rq->reply, 503, "ServiceUnavailable", NULL, "the pool is shutting down");
+        rq->failed = 1;
+        return MHD_YES;
+    }
+    sesh_conn_pause(rq->conn);
+    MHD_suspend_connection(rq->con);
+    rq->job.run = step;
+    sesh_workers_submit(srv->workers, &rq->job);
+    return MHD_YES;
+}
+
+/* The end of a step: the loop takes the connection back. rq may be gone
+ * once it is resumed. */
+static void back_to_loop(request *rq)
+{
+    sesh_server *srv = rq->srv;
+    MHD_resume_connection(rq->con);
+    pthread_mutex_lock(&srv->mu);
+    if (--srv->suspended == 0) pthread_cond_broadcast(&srv->drained);
+    pthread_mutex_unlock(&srv->mu);
+}
+
+static void piece_step(sesh_job *job)
+{
+    request *rq = REQUEST_OF(job);
+    take_multipart(rq, rq->piece, rq->piece_len);
+    rq->piece_len = 0;
+    sesh_conn_resume_body(rq->conn);
+    back_to_loop(rq);
+}
+
+/* The operation. The session is let go of here too: when it was deleted
+ * meanwhile, the last one to let go removes its files. */
+static void operation_step(sesh_job *job)
+{
+    request *rq = REQUEST_OF(job);
+    if (rq->pp) {
+        MHD_destroy_post_processor(rq->pp);     /* may hand the last bytes to on_part */
+        rq->pp = NULL;
+    }
+    if (!rq->failed)
+        sesh_api_finish(rq->srv->api, &rq->call, rq->body, rq->body_len, &rq->reply);
+    sesh_session_release(rq->call.session);
+    rq->call.session = NULL;
+    rq->answered = 1;
+    back_to_loop(rq);
+}
+
 static MHD_RESULT handle(void *cls, struct MHD_Connection *con, const char *url, const char *method,
                          const char *version, const char *upload_data, size_t *upload_size, void **ctx)
 {
     request *rq = *ctx;
     if (!rq) return MHD_NO;                    /* no URI logger call: cannot happen */
+    if (rq->answered) {
+        MHD_set_connection_option(con, MHD_CONNECTION_OPTION_TIMEOUT, rq->srv->idle_timeout);
+        return send_reply(con, rq);
+    }
     if (!rq->started) {
         rq->started = 1;
+        rq->con = con;
+        rq->conn = conn_of(con);
         rq->http11 = version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
         begin(rq, con, method);
+        sesh_conn_headers_done(rq->conn, rq->authed, has_body(con));
         /* A large body refused at once is not read: answer now (a client
          * that sent Expect: 100-continue never sends it). A small one is
          * read and dropped, so the client is not reset mid-send. */
-        if (rq->failed && rq->call.content_length > (1 << 20)) return send_reply(con, rq);
+        if (rq->failed && rq->call.content_length > (1 << 20)) {
+            sesh_conn_pause(rq->conn);
+            return send_reply(con, rq);
+        }
         return MHD_YES;
     }
     if (*upload_size > 0) {
-        take_body(rq, upload_data, *upload_size);
+        /* Chunks of a chunked body come in one go even once a worker holds
+         * the request: those wait until the loop has it back. */
+        if (suspended(con)) return MHD_YES;
+        size_t n = *upload_size;
         *upload_size = 0;
-        return MHD_YES;
-    }
-    if (!rq->failed) {
-        if (rq->pp) {
-            MHD_destroy_post_processor(rq->pp);
-            rq->pp = NULL;
+        sesh_conn_body(rq->conn, n);
+        if (rq->call.body != SESH_BODY_MULTIPART) {
+            take_json(rq, upload_data, n);
+            return MHD_YES;
         }
-        if (!rq->failed)
-            sesh_api_finish(rq->srv->api, &rq->call, rq->body, rq->body_len, &rq->reply);
+        if (!rq->pp || rq->failed) return MHD_YES;
+        if (n > rq->piece_cap) {
+            rq->piece_cap = n;
+            rq->piece = sesh_xrealloc(rq->piece, n);
+        }
+        memcpy(rq->piece, upload_data, n);     /* libmicrohttpd moves its buffer meanwhile */
+        rq->piece_len = n;
+        return hand_to_worker(rq, piece_step);
     }
+    sesh_conn_pause(rq->conn);
+    if (!rq->failed && rq->call.op != SESH_OP_HEALTH) {
+        /* libmicrohttpd (0.9.75) takes a resumed connection back by reading
+         * first, as it did before: a client that half-closed its side would
+         * see its connection end before the answer. A connection with a
+         * timeout of its own is looked at before any read, and the answer is
+         * queued then: so it has one (none) until the answer is queued. */
+        MHD_set_connection_option(con, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+        hand_to_worker(rq, operation_step);
+        if (!rq->failed) return MHD_YES;
+        MHD_set_connection_option(con, MHD_CONNECTION_OPTION_TIMEOUT, rq->srv->idle_timeout);
+    }
+    if (rq->pp) {                               /* failed: its parts are dropped */
+        MHD_destroy_post_processor(rq->pp);
+        rq->pp = NULL;
+    }
+    if (!rq->failed) sesh_api_finish(rq->srv->api, &rq->call, rq->body, rq->body_len, &rq->reply);
     return send_reply(con, rq);
+}
+
+static void free_request(request *rq)
+{
+    if (rq->pp) MHD_destroy_post_processor(rq->pp);
+    sesh_call_free(&rq->call);
+    sesh_reply_free(&rq->reply);
+    free(rq->piece);
+    free(rq->body);
+    free(rq->raw_uri);
+    free(rq);
+}
+
+static void free_step(sesh_job *job)
+{
+    free_request(REQUEST_OF(job));
 }
 
 static void completed(void *cls, struct MHD_Connection *con, void **ctx, enum MHD_RequestTerminationCode why)
 {
+    sesh_server *srv = cls;
     request *rq = *ctx;
     if (!rq) return;
     *ctx = NULL;
-    if (rq->pp) MHD_destroy_post_processor(rq->pp);
+    sesh_conn_done(conn_of(con));
     const char *path = rq->call.path ? rq->call.path : "?";
     char safe[160];
     size_t j = 0;
@@ -266,11 +433,39 @@ static void completed(void *cls, struct MHD_Connection *con, void **ctx, enum MH
              rq->call.log_session[0] ? " session " : "", rq->call.log_session,
              rq->reply.error_code ? " " : "", rq->reply.error_code ? rq->reply.error_code : "",
              status_note);
-    sesh_call_free(&rq->call);
-    sesh_reply_free(&rq->reply);
-    free(rq->body);
-    free(rq->raw_uri);
-    free(rq);
+    /* A request cut short may still hold a session (whose files may go
+     * with it), an upload's temporary file, or body bytes for the disk. */
+    if (rq->call.session || rq->call.upload || rq->pp) {
+        rq->job.run = free_step;
+        sesh_workers_submit(srv->workers, &rq->job);
+        return;
+    }
+    free_request(rq);
+}
+
+/* ---- connections ---- */
+
+static MHD_RESULT admit(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    sesh_server *srv = cls;
+    return sesh_conns_admit(srv->conns, addr, addrlen) ? MHD_YES : MHD_NO;
+}
+
+/* libmicrohttpd says CLOSED before it closes the descriptor (daemon.c), so
+ * the table never holds a descriptor number that was reused. */
+static void on_connection(void *cls, struct MHD_Connection *con, void **socket_context,
+                          enum MHD_ConnectionNotificationCode what)
+{
+    sesh_server *srv = cls;
+    if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        *socket_context = sesh_conns_open(srv->conns, fd ? fd->connect_fd : -1,
+                                          addr ? addr->client_addr : NULL);
+    } else if (what == MHD_CONNECTION_NOTIFY_CLOSED) {
+        sesh_conns_close(srv->conns, *socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -280,27 +475,54 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     sesh_log("http: %s", buf);
 }
 
+static void free_server(sesh_server *srv)
+{
+    sesh_workers_free(srv->workers);
+    sesh_conns_free(srv->conns);
+    pthread_mutex_destroy(&srv->mu);
+    pthread_cond_destroy(&srv->drained);
+    free(srv->token);
+    free(srv);
+}
+
 sesh_server *sesh_server_start(const sesh_server_config *cfg, sesh_api *api, char **err)
 {
     sesh_server *srv = sesh_xcalloc(1, sizeof *srv);
     srv->api = api;
     srv->token = sesh_xstrdup(cfg->token);
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    srv->idle_timeout = (unsigned)(cfg->idle_timeout > 0 ? cfg->idle_timeout : 60);
+    pthread_mutex_init(&srv->mu, NULL);
+    pthread_cond_init(&srv->drained, NULL);
+    unsigned max_connections = (unsigned)(cfg->max_connections > 0 ? cfg->max_connections : 256);
+    unsigned idle_timeout = srv->idle_timeout;
+    int header_timeout = cfg->header_timeout > 0 ? cfg->header_timeout : 30;
+    sesh_conns_config cc = {
+        .max_connections = (int)max_connections, .max_per_client = cfg->max_per_client,
+        .header_timeout_ms = header_timeout * 1000,
+        .keepalive_timeout_ms = (int)(idle_timeout > (unsigned)header_timeout ? idle_timeout : (unsigned)header_timeout) * 1000,
+        .min_body_rate = cfg->min_body_rate,
+    };
+    srv->conns = sesh_conns_new(&cc, err);
+    srv->workers = srv->conns ? sesh_workers_new(KEEP_WORKERS, cfg->max_workers, err) : NULL;
+    if (!srv->workers) {
+        free_server(srv);
+        return NULL;
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, handle, srv,
+        flags, 0, admit, srv, handle, srv,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)cfg->listen_fd,
         MHD_OPTION_URI_LOG_CALLBACK, uri_logger, srv,
         MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(cfg->max_connections > 0 ? cfg->max_connections : 256),
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->idle_timeout > 0 ? cfg->idle_timeout : 60),
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+        MHD_OPTION_CONNECTION_LIMIT, max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
         MHD_OPTION_END);
     if (!srv->daemon) {
         if (err) *err = sesh_xstrdup("libmicrohttpd could not start on the listening socket");
-        free(srv->token);
-        free(srv);
+        free_server(srv);
         return NULL;
     }
     return srv;
@@ -309,7 +531,12 @@ sesh_server *sesh_server_start(const sesh_server_config *cfg, sesh_api *api, cha
 void sesh_server_stop(sesh_server *srv)
 {
     if (!srv) return;
+    /* libmicrohttpd must not stop with a connection suspended: new steps
+     * are refused, and those under way end (the manager was stopped). */
+    pthread_mutex_lock(&srv->mu);
+    srv->stopping = 1;
+    while (srv->suspended > 0) pthread_cond_wait(&srv->drained, &srv->mu);
+    pthread_mutex_unlock(&srv->mu);
     MHD_stop_daemon(srv->daemon);
-    free(srv->token);
-    free(srv);
+    free_server(srv);          /* after the daemon: its last completions hand work to the workers */
 }
