@@ -28,6 +28,7 @@ typedef int MHD_Result;
 #define POST_BUFFER 65536
 
 #define KEEP_WORKERS 4          /* worker threads kept when idle */
+#define PENDING_MAX (512u << 10) /* upload bytes read ahead of the disk */
 
 struct sesh_server {
     struct MHD_Daemon *daemon;
@@ -42,22 +43,40 @@ struct sesh_server {
     unsigned idle_timeout;      /* seconds, libmicrohttpd's default for a connection */
 };
 
-/* One request, from its first line to its completion. While a worker runs
- * one of its steps the connection is suspended, so the loop does not touch
- * it; the worker lets go of it (MHD_resume_connection) last. */
+/* One request, from its first line to its completion.
+ *
+ * The operation runs on a worker while the connection is suspended: the loop
+ * does not touch the request meanwhile, and the worker lets go of it
+ * (MHD_resume_connection) last. A multipart body goes to disk on a worker
+ * while the loop reads on: the loop adds pieces to `pending`, one drain job
+ * at a time writes what is there; the connection waits (suspended) only
+ * while PENDING_MAX bytes wait, or once the body is in and not yet written.
+ * While a drain may run, `mu` guards what it shares with the loop (pending,
+ * draining, held, drop, operate_after, orphaned) and only the drain reads
+ * or writes `failed` and the reply. */
 typedef struct request {
     sesh_server *srv;
     struct MHD_Connection *con;
     sesh_conn *conn;            /* the connection's entry in the table (NULL: none) */
     char *raw_uri;
+    char *method;               /* ours: the log may outlive the connection's */
     uint64_t t0;
     int started;
     int authed;                 /* carried the token */
     int failed;                 /* reply holds an error; the rest of the body is dropped */
     int answered;               /* a worker did the operation: the reply is ready */
-    sesh_job job;
-    char *piece;                /* a piece of a multipart body, for a worker */
-    size_t piece_len, piece_cap;
+    sesh_job job;               /* the one job of this request at a time */
+    pthread_mutex_t mu;
+    char *pending;              /* multipart bytes read, not yet written */
+    size_t pending_len, pending_cap;
+    char *writing;              /* the drain's: what it writes now */
+    size_t writing_cap;
+    int draining;               /* a drain job is queued or runs */
+    int held;                   /* suspended until the drain takes what is pending */
+    int drop;                   /* failed: further pieces are dropped */
+    int operate_after;          /* the body is in: the drain runs the operation next */
+    int orphaned;               /* the connection ended during a drain: it ends the request */
+    enum MHD_RequestTerminationCode ended;
     sesh_call call;
     sesh_reply reply;
     char *body;                 /* a JSON body */
@@ -100,6 +119,7 @@ static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *con)
     rq->srv = cls;
     rq->raw_uri = sesh_xstrdup(uri);   /* undecoded: route.c decodes its way */
     rq->t0 = sesh_now_ms();
+    pthread_mutex_init(&rq->mu, NULL);
     sesh_reply_init(&rq->reply);
     return rq;
 }
@@ -197,7 +217,8 @@ static void begin(request *rq, struct MHD_Connection *con, const char *method)
     sesh_server *srv = rq->srv;
     sesh_call *call = &rq->call;
     rq->authed = authorized(srv, con);
-    if (sesh_call_parse(call, method, rq->raw_uri, &rq->reply) != 0) {
+    rq->method = sesh_xstrdup(method);
+    if (sesh_call_parse(call, rq->method, rq->raw_uri, &rq->reply) != 0) {
         /* An unknown path still needs the token: say nothing to strangers. */
         if (!rq->authed) {
             sesh_reply_free(&rq->reply);
@@ -272,31 +293,18 @@ static void take_json(request *rq, const char *data, size_t size)
 
 #define REQUEST_OF(j) ((request *)((char *)(j) - offsetof(request, job)))
 
-/* Suspends the connection and has a worker run the step; MHD_YES. While the
- * pool stops, the request gets a 503 instead (a worker would find nothing
- * running, and the server must not stop with a connection suspended). */
-static MHD_RESULT hand_to_worker(request *rq, void (*step)(sesh_job *))
+/* Suspends the connection for a worker; counted, so that stop waits. */
+static void suspend_for_worker(request *rq)
 {
     sesh_server *srv = rq->srv;
     pthread_mutex_lock(&srv->mu);
-    int stopping = srv->stopping;
-    if (!stopping) srv->suspended++;
+    srv->suspended++;
     pthread_mutex_unlock(&srv->mu);
-    if (stopping) {
-        sesh_reply_free(&rq->reply);
-        sesh_reply_error(&rq->reply, 503, "ServiceUnavailable", NULL, "the pool is shutting down");
-        rq->failed = 1;
-        return MHD_YES;
-    }
     sesh_conn_pause(rq->conn);
     MHD_suspend_connection(rq->con);
-    rq->job.run = step;
-    sesh_workers_submit(srv->workers, &rq->job);
-    return MHD_YES;
 }
 
-/* The end of a step: the loop takes the connection back. rq may be gone
- * once it is resumed. */
+/* The loop takes the connection back; rq may be gone once it has. */
 static void back_to_loop(request *rq)
 {
     sesh_server *srv = rq->srv;
@@ -306,13 +314,14 @@ static void back_to_loop(request *rq)
     pthread_mutex_unlock(&srv->mu);
 }
 
-static void piece_step(sesh_job *job)
+/* libmicrohttpd (0.9.75) takes a resumed connection back by reading first,
+ * as it did before the suspension: a client that half-closed its side would
+ * see its connection end before the answer. A connection with a timeout of
+ * its own is looked at before any read, and its answer is queued then: so it
+ * has one (none) from the hand-over of the operation until the answer. */
+static void answer_before_reading(request *rq, int on)
 {
-    request *rq = REQUEST_OF(job);
-    take_multipart(rq, rq->piece, rq->piece_len);
-    rq->piece_len = 0;
-    sesh_conn_resume_body(rq->conn);
-    back_to_loop(rq);
+    MHD_set_connection_option(rq->con, MHD_CONNECTION_OPTION_TIMEOUT, on ? 0u : rq->srv->idle_timeout);
 }
 
 /* The operation. The session is let go of here too: when it was deleted
@@ -332,13 +341,118 @@ static void operation_step(sesh_job *job)
     back_to_loop(rq);
 }
 
+/* Has a worker run the operation; MHD_YES. While the pool stops, the
+ * request gets a 503 instead (the server must not stop with a connection
+ * suspended, and the session manager takes no more work). */
+static MHD_RESULT operate_on_worker(request *rq)
+{
+    sesh_server *srv = rq->srv;
+    pthread_mutex_lock(&srv->mu);
+    int stopping = srv->stopping;
+    pthread_mutex_unlock(&srv->mu);
+    if (stopping) {
+        sesh_reply_free(&rq->reply);
+        sesh_reply_error(&rq->reply, 503, "ServiceUnavailable", NULL, "the pool is shutting down");
+        rq->failed = 1;
+        return send_reply(rq->con, rq);
+    }
+    answer_before_reading(rq, 1);
+    suspend_for_worker(rq);
+    rq->job.run = operation_step;
+    sesh_workers_submit(srv->workers, &rq->job);
+    return MHD_YES;
+}
+
+static void log_request(request *rq, enum MHD_RequestTerminationCode why);
+static void free_request(request *rq);
+
+/* Writes what the loop read of a multipart body, until nothing is pending;
+ * then runs the operation if the body is all in, or ends the request if
+ * its connection ended meanwhile. */
+static void drain_step(sesh_job *job)
+{
+    request *rq = REQUEST_OF(job);
+    pthread_mutex_lock(&rq->mu);
+    while (rq->pending_len > 0 && !rq->orphaned) {
+        char *data = rq->pending;
+        size_t len = rq->pending_len, cap = rq->pending_cap;
+        rq->pending = rq->writing;
+        rq->pending_cap = rq->writing_cap;
+        rq->pending_len = 0;
+        rq->writing = data;
+        rq->writing_cap = cap;
+        if (rq->held) {                         /* room again: read on while this is written */
+            rq->held = 0;
+            sesh_conn_resume_body(rq->conn);
+            back_to_loop(rq);
+        }
+        pthread_mutex_unlock(&rq->mu);
+        take_multipart(rq, data, len);
+        pthread_mutex_lock(&rq->mu);
+        rq->drop = rq->failed;
+    }
+    rq->draining = 0;
+    int operate = rq->operate_after, orphaned = rq->orphaned;
+    rq->operate_after = 0;
+    pthread_mutex_unlock(&rq->mu);
+    if (orphaned) {
+        log_request(rq, rq->ended);
+        free_request(rq);
+    } else if (operate) {
+        operation_step(job);
+    }
+}
+
+/* A piece of a multipart body, for the drain; MHD_YES. */
+static MHD_RESULT take_piece(request *rq, const char *data, size_t n)
+{
+    pthread_mutex_lock(&rq->mu);
+    if (!rq->draining) rq->drop = rq->failed || !rq->pp;     /* no drain runs: failed is the loop's */
+    if (rq->drop) {
+        pthread_mutex_unlock(&rq->mu);
+        return MHD_YES;
+    }
+    if (rq->pending_len + n > rq->pending_cap) {
+        rq->pending_cap = rq->pending_len + n > PENDING_MAX ? rq->pending_len + n : PENDING_MAX;
+        rq->pending = sesh_xrealloc(rq->pending, rq->pending_cap);
+    }
+    memcpy(rq->pending + rq->pending_len, data, n);
+    rq->pending_len += n;
+    if (!rq->draining) {
+        rq->draining = 1;
+        rq->job.run = drain_step;
+        sesh_workers_submit(rq->srv->workers, &rq->job);
+    }
+    if (rq->pending_len >= PENDING_MAX) {
+        rq->held = 1;
+        suspend_for_worker(rq);
+    }
+    pthread_mutex_unlock(&rq->mu);
+    return MHD_YES;
+}
+
+/* The body is in. MHD_YES when a drain still writes it and will run the
+ * operation; MHD_NO when nothing is pending any more. */
+static int operate_after_drain(request *rq)
+{
+    pthread_mutex_lock(&rq->mu);
+    int draining = rq->draining;
+    if (draining) {
+        rq->operate_after = 1;
+        answer_before_reading(rq, 1);
+        suspend_for_worker(rq);
+    }
+    pthread_mutex_unlock(&rq->mu);
+    return draining;
+}
+
 static MHD_RESULT handle(void *cls, struct MHD_Connection *con, const char *url, const char *method,
                          const char *version, const char *upload_data, size_t *upload_size, void **ctx)
 {
     request *rq = *ctx;
     if (!rq) return MHD_NO;                    /* no URI logger call: cannot happen */
     if (rq->answered) {
-        MHD_set_connection_option(con, MHD_CONNECTION_OPTION_TIMEOUT, rq->srv->idle_timeout);
+        answer_before_reading(rq, 0);
         return send_reply(con, rq);
     }
     if (!rq->started) {
@@ -358,37 +472,19 @@ static MHD_RESULT handle(void *cls, struct MHD_Connection *con, const char *url,
         return MHD_YES;
     }
     if (*upload_size > 0) {
-        /* Chunks of a chunked body come in one go even once a worker holds
-         * the request: those wait until the loop has it back. */
+        /* Chunks of a chunked body come in one go even once the connection
+         * is suspended: those wait until the loop has it back. */
         if (suspended(con)) return MHD_YES;
         size_t n = *upload_size;
         *upload_size = 0;
         sesh_conn_body(rq->conn, n);
-        if (rq->call.body != SESH_BODY_MULTIPART) {
-            take_json(rq, upload_data, n);
-            return MHD_YES;
-        }
-        if (!rq->pp || rq->failed) return MHD_YES;
-        if (n > rq->piece_cap) {
-            rq->piece_cap = n;
-            rq->piece = sesh_xrealloc(rq->piece, n);
-        }
-        memcpy(rq->piece, upload_data, n);     /* libmicrohttpd moves its buffer meanwhile */
-        rq->piece_len = n;
-        return hand_to_worker(rq, piece_step);
+        if (rq->call.body == SESH_BODY_MULTIPART) return take_piece(rq, upload_data, n);
+        take_json(rq, upload_data, n);
+        return MHD_YES;
     }
     sesh_conn_pause(rq->conn);
-    if (!rq->failed && rq->call.op != SESH_OP_HEALTH) {
-        /* libmicrohttpd (0.9.75) takes a resumed connection back by reading
-         * first, as it did before: a client that half-closed its side would
-         * see its connection end before the answer. A connection with a
-         * timeout of its own is looked at before any read, and the answer is
-         * queued then: so it has one (none) until the answer is queued. */
-        MHD_set_connection_option(con, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
-        hand_to_worker(rq, operation_step);
-        if (!rq->failed) return MHD_YES;
-        MHD_set_connection_option(con, MHD_CONNECTION_OPTION_TIMEOUT, rq->srv->idle_timeout);
-    }
+    if (rq->call.body == SESH_BODY_MULTIPART && operate_after_drain(rq)) return MHD_YES;
+    if (!rq->failed && rq->call.op != SESH_OP_HEALTH) return operate_on_worker(rq);
     if (rq->pp) {                               /* failed: its parts are dropped */
         MHD_destroy_post_processor(rq->pp);
         rq->pp = NULL;
@@ -402,9 +498,12 @@ static void free_request(request *rq)
     if (rq->pp) MHD_destroy_post_processor(rq->pp);
     sesh_call_free(&rq->call);
     sesh_reply_free(&rq->reply);
-    free(rq->piece);
+    pthread_mutex_destroy(&rq->mu);
+    free(rq->pending);
+    free(rq->writing);
     free(rq->body);
     free(rq->raw_uri);
+    free(rq->method);
     free(rq);
 }
 
@@ -413,13 +512,8 @@ static void free_step(sesh_job *job)
     free_request(REQUEST_OF(job));
 }
 
-static void completed(void *cls, struct MHD_Connection *con, void **ctx, enum MHD_RequestTerminationCode why)
+static void log_request(request *rq, enum MHD_RequestTerminationCode why)
 {
-    sesh_server *srv = cls;
-    request *rq = *ctx;
-    if (!rq) return;
-    *ctx = NULL;
-    sesh_conn_done(conn_of(con));
     const char *path = rq->call.path ? rq->call.path : "?";
     char safe[160];
     size_t j = 0;
@@ -433,6 +527,24 @@ static void completed(void *cls, struct MHD_Connection *con, void **ctx, enum MH
              rq->call.log_session[0] ? " session " : "", rq->call.log_session,
              rq->reply.error_code ? " " : "", rq->reply.error_code ? rq->reply.error_code : "",
              status_note);
+}
+
+static void completed(void *cls, struct MHD_Connection *con, void **ctx, enum MHD_RequestTerminationCode why)
+{
+    sesh_server *srv = cls;
+    request *rq = *ctx;
+    if (!rq) return;
+    *ctx = NULL;
+    sesh_conn_done(conn_of(con));
+    pthread_mutex_lock(&rq->mu);
+    int draining = rq->draining;
+    if (draining) {                             /* the drain ends it */
+        rq->orphaned = 1;
+        rq->ended = why;
+    }
+    pthread_mutex_unlock(&rq->mu);
+    if (draining) return;
+    log_request(rq, why);
     /* A request cut short may still hold a session (whose files may go
      * with it), an upload's temporary file, or body bytes for the disk. */
     if (rq->call.session || rq->call.upload || rq->pp) {
