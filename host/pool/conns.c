@@ -2,9 +2,10 @@
  * conns.c — see conns.h.
  *
  * One mutex guards the table: every connection on one list, those that may
- * be let go (never showed the token, not being served) also on two lists
- * in the order they became so, the server's and their address's, and the
- * addresses in a hash table. The sweeper scans the whole list at the next
+ * be let go (never showed the token: the server serves such a connection
+ * on its loop, never on a worker) also on two lists, the server's and their
+ * address's, in the order they were opened or last answered; the addresses
+ * in a hash table. The sweeper scans the whole list at the next
  * deadline (at most once a second otherwise, at least 20 ms apart): a few
  * microseconds per thousand connections.
  */
@@ -181,7 +182,7 @@ static void spare_add(sesh_conn *c)
 {
     sesh_conns *t = c->t;
     addr_rec *a = c->addr;
-    if (c->spare || c->authed || c->cut || c->ph == SERVING) return;
+    if (c->spare || c->authed || c->cut) return;
     c->spare = 1;
     c->snext = NULL;
     c->sprev = t->spare_tail;
@@ -300,7 +301,6 @@ void sesh_conn_headers_done(sesh_conn *c, int authenticated, int body)
         spare_remove(c);
     }
     c->ph = body ? BODY : SERVING;
-    if (c->ph == SERVING) spare_remove(c);
     c->body_start_ms = sesh_now_ms();
     c->received = 0;
     pthread_mutex_unlock(&t->mu);
@@ -320,7 +320,6 @@ void sesh_conn_pause(sesh_conn *c)
     pthread_mutex_lock(&c->t->mu);
     if (c->ph == BODY) c->paused_ms = sesh_now_ms();
     c->ph = SERVING;
-    spare_remove(c);
     pthread_mutex_unlock(&c->t->mu);
 }
 
@@ -331,7 +330,6 @@ void sesh_conn_resume_body(sesh_conn *c)
     if (c->paused_ms) c->body_start_ms += sesh_now_ms() - c->paused_ms;
     c->paused_ms = 0;
     c->ph = BODY;
-    spare_add(c);
     pthread_mutex_unlock(&c->t->mu);
 }
 

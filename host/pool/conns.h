@@ -53,8 +53,9 @@ void sesh_conns_free(sesh_conns *t);
 
 /* Whether to accept a connection from addr: 0 when its client address
  * holds its bound and none of those connections may be let go. Lets go of
- * connections that never showed the token (the oldest idle first) to make
- * room, for the address or, near the limit, for the server. */
+ * connections that never showed the token (those opened or last answered
+ * longest ago first) to make room, for the address or, near the limit, for
+ * the server. */
 int sesh_conns_admit(sesh_conns *t, const struct sockaddr *addr, socklen_t len);
 
 /* A connection accepted (fd: its socket; addr as accepted); never NULL. */
