@@ -29,6 +29,7 @@ typedef int MHD_Result;
 
 #define KEEP_WORKERS 4          /* worker threads kept when idle */
 #define PENDING_MAX (512u << 10) /* upload bytes read ahead of the disk */
+#define MHD_LOG_BURST 10        /* libmicrohttpd's messages a second, at most */
 
 struct sesh_server {
     struct MHD_Daemon *daemon;
@@ -41,6 +42,8 @@ struct sesh_server {
     int suspended;              /* connections a worker holds: stop waits for them */
     int stopping;
     unsigned idle_timeout;      /* seconds, libmicrohttpd's default for a connection */
+    uint64_t log_second;        /* libmicrohttpd's messages this second: */
+    unsigned log_lines, log_dropped;
 };
 
 /* One request, from its first line to its completion.
@@ -580,8 +583,25 @@ static void on_connection(void *cls, struct MHD_Connection *con, void **socket_c
     }
 }
 
+/* libmicrohttpd's messages, at most MHD_LOG_BURST a second: any client can
+ * make it say something (a request cut short says one line), and the log
+ * must not grow with an attacker's connections. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    sesh_server *srv = cls;
+    uint64_t second = sesh_now_ms() / 1000;
+    pthread_mutex_lock(&srv->mu);
+    unsigned left_out = 0;
+    if (second != srv->log_second) {
+        left_out = srv->log_dropped;
+        srv->log_second = second;
+        srv->log_lines = srv->log_dropped = 0;
+    }
+    int keep = srv->log_lines++ < MHD_LOG_BURST;
+    if (!keep) srv->log_dropped++;
+    pthread_mutex_unlock(&srv->mu);
+    if (left_out) sesh_log("http: %u more messages left out", left_out);
+    if (!keep) return;
     char buf[512];
     vsnprintf(buf, sizeof buf, fmt, ap);
     sesh_log("http: %s", buf);
@@ -623,7 +643,7 @@ sesh_server *sesh_server_start(const sesh_server_config *cfg, sesh_api *api, cha
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     srv->daemon = MHD_start_daemon(
         flags, 0, admit, srv, handle, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)cfg->listen_fd,
         MHD_OPTION_URI_LOG_CALLBACK, uri_logger, srv,
         MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
