@@ -68,6 +68,7 @@ typedef struct request {
     int authed;                 /* carried the token */
     int failed;                 /* reply holds an error; the rest of the body is dropped */
     int answered;               /* a worker did the operation: the reply is ready */
+    struct MHD_Response *response;  /* made by that worker, off the loop */
     sesh_job job;               /* the one job of this request at a time */
     pthread_mutex_t mu;
     char *pending;              /* multipart bytes read, not yet written */
@@ -133,7 +134,8 @@ static void add_common_headers(struct MHD_Response *resp)
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 }
 
-static MHD_RESULT send_reply(struct MHD_Connection *con, request *rq)
+/* The reply as libmicrohttpd's response (NULL: out of memory); any thread. */
+static struct MHD_Response *make_response(request *rq)
 {
     sesh_reply *r = &rq->reply;
     struct MHD_Response *resp;
@@ -156,12 +158,21 @@ static MHD_RESULT send_reply(struct MHD_Connection *con, request *rq)
     } else {
         resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     }
-    if (!resp) return MHD_NO;
+    if (!resp) return NULL;
     add_common_headers(resp);
     for (int i = 0; i < r->nheaders; i++)
         MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
     if (r->status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
     rq->status = r->status ? r->status : 500;
+    return resp;
+}
+
+/* Queues the response (made now unless a worker made it); MHD_NO on failure. */
+static MHD_RESULT send_reply(struct MHD_Connection *con, request *rq)
+{
+    struct MHD_Response *resp = rq->response ? rq->response : make_response(rq);
+    rq->response = NULL;
+    if (!resp) return MHD_NO;
     MHD_RESULT ret = MHD_queue_response(con, (unsigned)rq->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -340,6 +351,7 @@ static void operation_step(sesh_job *job)
         sesh_api_finish(rq->srv->api, &rq->call, rq->body, rq->body_len, &rq->reply);
     sesh_session_release(rq->call.session);
     rq->call.session = NULL;
+    rq->response = make_response(rq);
     rq->answered = 1;
     back_to_loop(rq);
 }
@@ -499,6 +511,7 @@ static MHD_RESULT handle(void *cls, struct MHD_Connection *con, const char *url,
 static void free_request(request *rq)
 {
     if (rq->pp) MHD_destroy_post_processor(rq->pp);
+    if (rq->response) MHD_destroy_response(rq->response);
     sesh_call_free(&rq->call);
     sesh_reply_free(&rq->reply);
     pthread_mutex_destroy(&rq->mu);
