@@ -8,9 +8,13 @@
 #include "pool/workers.h"
 
 #include <microhttpd.h>
+#include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +31,7 @@ typedef int MHD_Result;
 
 #define POST_BUFFER 65536
 
-#define KEEP_WORKERS 4          /* worker threads kept when idle */
+#define KEEP_WORKERS 4          /* threads kept when idle, the loop's included */
 #define PENDING_MAX (512u << 10) /* upload bytes read ahead of the disk */
 #define MHD_LOG_BURST 10        /* libmicrohttpd's messages a second, at most */
 
@@ -37,11 +41,13 @@ struct sesh_server {
     char *token;
     sesh_conns *conns;
     sesh_workers *workers;
+    int epoll_fd;               /* libmicrohttpd's: the loop waits on it */
+    int wake_fd;                /* an eventfd: makes the loop's wait end, to stop */
     pthread_mutex_t mu;
     pthread_cond_t drained;
     int suspended;              /* connections a worker holds: stop waits for them */
-    int stopping;
     unsigned idle_timeout;      /* seconds, libmicrohttpd's default for a connection */
+    unsigned max_connections;
     uint64_t log_second;        /* libmicrohttpd's messages this second: */
     unsigned log_lines, log_dropped;
 };
@@ -318,11 +324,16 @@ static void suspend_for_worker(request *rq)
     MHD_suspend_connection(rq->con);
 }
 
-/* The loop takes the connection back; rq may be gone once it has. */
+static void wake_loop(void *ctx);
+
+/* The loop takes the connection back; rq may be gone once it has.
+ * libmicrohttpd run by the application wakes nobody on a resume: the wake
+ * is ours to give. */
 static void back_to_loop(request *rq)
 {
     sesh_server *srv = rq->srv;
     MHD_resume_connection(rq->con);
+    wake_loop(srv);
     pthread_mutex_lock(&srv->mu);
     if (--srv->suspended == 0) pthread_cond_broadcast(&srv->drained);
     pthread_mutex_unlock(&srv->mu);
@@ -356,21 +367,11 @@ static void operation_step(sesh_job *job)
     back_to_loop(rq);
 }
 
-/* Has a worker run the operation; MHD_YES. While the pool stops, the
- * request gets a 503 instead (the server must not stop with a connection
- * suspended, and the session manager takes no more work). */
+/* Has a worker run the operation (the thread that runs this round of the
+ * loop, once the round is over: see workers.h); MHD_YES. */
 static MHD_RESULT operate_on_worker(request *rq)
 {
     sesh_server *srv = rq->srv;
-    pthread_mutex_lock(&srv->mu);
-    int stopping = srv->stopping;
-    pthread_mutex_unlock(&srv->mu);
-    if (stopping) {
-        sesh_reply_free(&rq->reply);
-        sesh_reply_error(&rq->reply, 503, "ServiceUnavailable", NULL, "the pool is shutting down");
-        rq->failed = 1;
-        return send_reply(rq->con, rq);
-    }
     answer_before_reading(rq, 1);
     suspend_for_worker(rq);
     rq->job.run = operation_step;
@@ -620,10 +621,47 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     sesh_log("http: %s", buf);
 }
 
+/* ---- the loop ---- */
+
+static unsigned connections(sesh_server *srv)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return info ? info->num_connections : 0;
+}
+
+/* One round of the event loop, on whichever pool thread leads it: wait for
+ * libmicrohttpd's sockets (or its next timeout, or a wake-up), then let it
+ * handle what is ready. */
+static void loop_round(void *ctx)
+{
+    sesh_server *srv = ctx;
+    MHD_UNSIGNED_LONG_LONG left;
+    int timeout = -1;
+    if (MHD_get_timeout(srv->daemon, &left) == MHD_YES) timeout = left > INT_MAX ? INT_MAX : (int)left;
+    struct pollfd p[2] = { { .fd = srv->epoll_fd, .events = POLLIN }, { .fd = srv->wake_fd, .events = POLLIN } };
+    if (poll(p, 2, timeout) > 0 && p[1].revents) {
+        uint64_t n;
+        if (read(srv->wake_fd, &n, sizeof n) < 0) { /* nothing to do: it is a wake-up */ }
+    }
+    /* At its limit libmicrohttpd stops listening, and listens again only at
+     * the start of a run: when this one brought it below, one more. */
+    unsigned before = connections(srv);
+    MHD_run(srv->daemon);
+    if (before >= srv->max_connections && connections(srv) < srv->max_connections) MHD_run(srv->daemon);
+}
+
+static void wake_loop(void *ctx)
+{
+    sesh_server *srv = ctx;
+    uint64_t one = 1;
+    if (write(srv->wake_fd, &one, sizeof one) < 0) { /* an eventfd only fails when full: awake */ }
+}
+
 static void free_server(sesh_server *srv)
 {
     sesh_workers_free(srv->workers);
     sesh_conns_free(srv->conns);
+    if (srv->wake_fd >= 0) close(srv->wake_fd);
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->drained);
     free(srv->token);
@@ -636,9 +674,11 @@ sesh_server *sesh_server_start(const sesh_server_config *cfg, sesh_api *api, cha
     srv->api = api;
     srv->token = sesh_xstrdup(cfg->token);
     srv->idle_timeout = (unsigned)(cfg->idle_timeout > 0 ? cfg->idle_timeout : 60);
+    srv->wake_fd = -1;
     pthread_mutex_init(&srv->mu, NULL);
     pthread_cond_init(&srv->drained, NULL);
     unsigned max_connections = (unsigned)(cfg->max_connections > 0 ? cfg->max_connections : 256);
+    srv->max_connections = max_connections;
     unsigned idle_timeout = srv->idle_timeout;
     int header_timeout = cfg->header_timeout > 0 ? cfg->header_timeout : 30;
     sesh_conns_config cc = {
@@ -647,13 +687,17 @@ sesh_server *sesh_server_start(const sesh_server_config *cfg, sesh_api *api, cha
         .keepalive_timeout_ms = (int)(idle_timeout > (unsigned)header_timeout ? idle_timeout : (unsigned)header_timeout) * 1000,
         .min_body_rate = cfg->min_body_rate,
     };
+    srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     srv->conns = sesh_conns_new(&cc, err);
-    srv->workers = srv->conns ? sesh_workers_new(KEEP_WORKERS, cfg->max_workers, err) : NULL;
-    if (!srv->workers) {
+    srv->workers = srv->conns ? sesh_workers_new(KEEP_WORKERS, cfg->max_workers, loop_round, srv, err) : NULL;
+    if (!srv->workers || srv->wake_fd < 0) {
+        if (srv->wake_fd < 0 && err && !*err) *err = sesh_printf("cannot make an eventfd: %s", strerror(errno));
         free_server(srv);
         return NULL;
     }
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* epoll, run by the pool's threads in turn (workers.h), not by a thread
+     * of libmicrohttpd's own: the thread that reads a request runs it */
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     srv->daemon = MHD_start_daemon(
         flags, 0, admit, srv, handle, srv,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
@@ -665,21 +709,26 @@ sesh_server *sesh_server_start(const sesh_server_config *cfg, sesh_api *api, cha
         MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
         MHD_OPTION_END);
-    if (!srv->daemon) {
+    const union MHD_DaemonInfo *info = srv->daemon ? MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    if (!info) {
         if (err) *err = sesh_xstrdup("libmicrohttpd could not start on the listening socket");
+        if (srv->daemon) MHD_stop_daemon(srv->daemon);
         free_server(srv);
         return NULL;
     }
+    srv->epoll_fd = info->epoll_fd;
+    sesh_workers_start_loop(srv->workers);
     return srv;
 }
 
 void sesh_server_stop(sesh_server *srv)
 {
     if (!srv) return;
-    /* libmicrohttpd must not stop with a connection suspended: new steps
-     * are refused, and those under way end (the manager was stopped). */
+    /* No round runs any more, so nothing is suspended anew; libmicrohttpd
+     * must not stop with a connection suspended: the operations under way
+     * end (the manager was stopped) and give theirs back. */
+    sesh_workers_stop_loop(srv->workers, wake_loop);
     pthread_mutex_lock(&srv->mu);
-    srv->stopping = 1;
     while (srv->suspended > 0) pthread_cond_wait(&srv->drained, &srv->mu);
     pthread_mutex_unlock(&srv->mu);
     MHD_stop_daemon(srv->daemon);
