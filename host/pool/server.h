@@ -4,15 +4,16 @@
  * bodies buffered up to a cap, multipart uploads streamed to disk), replies,
  * and one access log line per request.
  *
- * Threads: one event loop (libmicrohttpd's epoll mode, its internal thread)
- * reads and writes every connection, so an idle or slow socket costs a
- * little memory, never a thread. What may block runs on worker threads
- * (workers.h) while its connection is suspended, then resumes it: the
+ * Threads: one event loop (libmicrohttpd's epoll mode, run by the pool's own
+ * threads in turn, workers.h) reads and writes every connection, so an idle
+ * or slow socket costs a little memory, never a thread. What may block runs
+ * on a pool thread while its connection is suspended, then resumes it: the
  * operation of every request but /health (an execution waits for its code
- * for up to the timeout; others wait for a session's lock or the disk) and
+ * for up to the timeout; others wait for a session's lock or the disk), on
+ * the very thread that read the request while another takes the loop, and
  * the writes of an upload's pieces. Headers, token checks, JSON bodies and
  * error answers stay on the loop: sesh_call_parse and sesh_api_begin must
- * stay quick. While a worker runs code for a request it watches the
+ * stay quick. While a thread runs code for a request it watches the
  * request's socket itself (sesh_watch), which the suspended loop leaves be.
  *
  * Limits and deadlines (conns.h): at most max_connections at once, and
