@@ -42,6 +42,8 @@ struct sesh_server {
     sesh_conns *conns;
     sesh_workers *workers;
     int epoll_fd;               /* libmicrohttpd's: the loop waits on it */
+    pthread_mutex_t loop_mu;    /* one thread at a time runs libmicrohttpd (not held while waiting) */
+    int loop_off;               /* stopping: nobody runs it any more */
     int wake_fd;                /* an eventfd: makes the loop's wait end, to stop */
     pthread_mutex_t mu;
     pthread_cond_t drained;
@@ -325,15 +327,30 @@ static void suspend_for_worker(request *rq)
 }
 
 static void wake_loop(void *ctx);
+static void run_mhd(sesh_server *srv);
 
 /* The loop takes the connection back; rq may be gone once it has.
- * libmicrohttpd run by the application wakes nobody on a resume: the wake
- * is ours to give. */
-static void back_to_loop(request *rq)
+ * libmicrohttpd run by the application wakes nobody on a resume: that is
+ * ours to do. When no thread runs libmicrohttpd just now (the loop's thread
+ * waits for events) and `answer` allows (the caller holds no lock the
+ * request's handler takes), this thread runs it itself: the answer goes out
+ * at once, without waking the loop's thread. */
+static void back_to_loop(request *rq, int answer)
 {
     sesh_server *srv = rq->srv;
     MHD_resume_connection(rq->con);
-    wake_loop(srv);
+    int pending = 1;
+    if (answer && pthread_mutex_trylock(&srv->loop_mu) == 0) {
+        if (!srv->loop_off) {
+            MHD_UNSIGNED_LONG_LONG left;
+            for (int i = 0; i < 4 && pending; i++) {
+                run_mhd(srv);
+                pending = MHD_get_timeout(srv->daemon, &left) == MHD_YES && left == 0;
+            }
+        }
+        pthread_mutex_unlock(&srv->loop_mu);
+    }
+    if (pending) wake_loop(srv);
     pthread_mutex_lock(&srv->mu);
     if (--srv->suspended == 0) pthread_cond_broadcast(&srv->drained);
     pthread_mutex_unlock(&srv->mu);
@@ -364,7 +381,7 @@ static void operation_step(sesh_job *job)
     rq->call.session = NULL;
     rq->response = make_response(rq);
     rq->answered = 1;
-    back_to_loop(rq);
+    back_to_loop(rq, 1);
 }
 
 /* Has a worker run the operation (the thread that runs this round of the
@@ -400,7 +417,7 @@ static void drain_step(sesh_job *job)
         if (rq->held) {                         /* room again: read on while this is written */
             rq->held = 0;
             sesh_conn_resume_body(rq->conn);
-            back_to_loop(rq);
+            back_to_loop(rq, 0);            /* rq->mu held: the handler takes it */
         }
         pthread_mutex_unlock(&rq->mu);
         take_multipart(rq, data, len);
@@ -637,12 +654,22 @@ static void loop_round(void *ctx)
     sesh_server *srv = ctx;
     MHD_UNSIGNED_LONG_LONG left;
     int timeout = -1;
+    pthread_mutex_lock(&srv->loop_mu);
     if (MHD_get_timeout(srv->daemon, &left) == MHD_YES) timeout = left > INT_MAX ? INT_MAX : (int)left;
+    pthread_mutex_unlock(&srv->loop_mu);
     struct pollfd p[2] = { { .fd = srv->epoll_fd, .events = POLLIN }, { .fd = srv->wake_fd, .events = POLLIN } };
     if (poll(p, 2, timeout) > 0 && p[1].revents) {
         uint64_t n;
         if (read(srv->wake_fd, &n, sizeof n) < 0) { /* nothing to do: it is a wake-up */ }
     }
+    pthread_mutex_lock(&srv->loop_mu);
+    run_mhd(srv);
+    pthread_mutex_unlock(&srv->loop_mu);
+}
+
+/* One run of libmicrohttpd: what is ready is handled. loop_mu held. */
+static void run_mhd(sesh_server *srv)
+{
     /* At its limit libmicrohttpd stops listening, and listens again only at
      * the start of a run: when this one brought it below, one more. */
     unsigned before = connections(srv);
@@ -663,6 +690,7 @@ static void free_server(sesh_server *srv)
     sesh_conns_free(srv->conns);
     if (srv->wake_fd >= 0) close(srv->wake_fd);
     pthread_mutex_destroy(&srv->mu);
+    pthread_mutex_destroy(&srv->loop_mu);
     pthread_cond_destroy(&srv->drained);
     free(srv->token);
     free(srv);
@@ -676,6 +704,7 @@ sesh_server *sesh_server_start(const sesh_server_config *cfg, sesh_api *api, cha
     srv->idle_timeout = (unsigned)(cfg->idle_timeout > 0 ? cfg->idle_timeout : 60);
     srv->wake_fd = -1;
     pthread_mutex_init(&srv->mu, NULL);
+    pthread_mutex_init(&srv->loop_mu, NULL);
     pthread_cond_init(&srv->drained, NULL);
     unsigned max_connections = (unsigned)(cfg->max_connections > 0 ? cfg->max_connections : 256);
     srv->max_connections = max_connections;
@@ -728,6 +757,9 @@ void sesh_server_stop(sesh_server *srv)
      * must not stop with a connection suspended: the operations under way
      * end (the manager was stopped) and give theirs back. */
     sesh_workers_stop_loop(srv->workers, wake_loop);
+    pthread_mutex_lock(&srv->loop_mu);
+    srv->loop_off = 1;
+    pthread_mutex_unlock(&srv->loop_mu);
     pthread_mutex_lock(&srv->mu);
     while (srv->suspended > 0) pthread_cond_wait(&srv->drained, &srv->mu);
     pthread_mutex_unlock(&srv->mu);
