@@ -10,6 +10,8 @@
  *   sesh_api_upload()  (multipart only) the parts' bytes, streamed to disk
  *   sesh_api_finish()  the whole body is in: do the operation
  * Any step may fill the reply with an error instead; then the rest is skipped.
+ * The first two run on the server's event loop and must not wait (for a
+ * sandbox, a lock held long, the disk); the others run on worker threads.
  */
 #ifndef SESH_POOL_API_H
 #define SESH_POOL_API_H

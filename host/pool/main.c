@@ -49,6 +49,7 @@ typedef struct options {
     const char *mcp_origins[MAX_ORIGINS + 1];
     int mcp_norigins, mcp_stdio;
     long long session_memory;
+    int max_connections, max_per_client, header_timeout, idle_timeout, min_body_rate;
 } options;
 
 static void usage(FILE *f)
@@ -78,6 +79,13 @@ static void usage(FILE *f)
           "                        stopped (default: 5% of the file system, at most 1073741824)\n"
           "  --network             give sandboxes the host's network (default: none)\n"
           "  --idle-exit SECONDS   exit after that long with no session (0: never)\n"
+          "  --max-connections N   client connections at once (default 10000, less when the\n"
+          "                        descriptor limit is lower)\n"
+          "  --max-per-client N    connections from one client address (default 1000; 0: no bound)\n"
+          "  --header-timeout SECONDS  a new connection's request headers must be in by then (default 30)\n"
+          "  --idle-timeout SECONDS    an idle connection is closed after that (default 60)\n"
+          "  --min-body-rate BYTES     bytes/s a request body must average after header-timeout\n"
+          "                        (default 4096; 0: none)\n"
           "  --daemon              detach once listening (log: --log-file, or pool.log by the socket)\n"
           "  --pid-file PATH       write the pid there (default: pool.pid by the socket)\n"
           "  --log-file PATH       log there instead of stderr\n"
@@ -123,7 +131,8 @@ static int parse_options(int argc, char **argv, options *o)
 {
     enum { O_LISTEN = 256, O_SOCKET, O_TOKEN, O_STATE, O_PYTHON, O_IDLE, O_DAEMON, O_READY, O_COOL,
            O_MAXS, O_TIMEOUT, O_MAXOUT, O_MAXUP, O_MAXDISK, O_NET, O_PID, O_LOG, O_HELP,
-           O_MINFREE, O_MCP_KEY, O_MCP_ORIGIN, O_MCP_STDIO, O_SESSMEM };
+           O_MINFREE, O_MCP_KEY, O_MCP_ORIGIN, O_MCP_STDIO, O_SESSMEM,
+           O_MAXCONN, O_PERCLIENT, O_HEADERTO, O_IDLETO, O_BODYRATE };
     static const struct option longopts[] = {
         { "listen", 1, 0, O_LISTEN }, { "socket", 1, 0, O_SOCKET }, { "token-file", 1, 0, O_TOKEN },
         { "state-dir", 1, 0, O_STATE }, { "python", 1, 0, O_PYTHON }, { "idle-exit", 1, 0, O_IDLE },
@@ -133,7 +142,9 @@ static int parse_options(int argc, char **argv, options *o)
         { "log-file", 1, 0, O_LOG }, { "help", 0, 0, O_HELP }, { "min-free-disk", 1, 0, O_MINFREE },
         { "mcp-key-file", 1, 0, O_MCP_KEY }, { "mcp-allow-origin", 1, 0, O_MCP_ORIGIN },
         { "mcp-stdio", 0, 0, O_MCP_STDIO }, { "session-memory", 1, 0, O_SESSMEM },
-        { 0, 0, 0, 0 },
+        { "max-connections", 1, 0, O_MAXCONN }, { "max-per-client", 1, 0, O_PERCLIENT },
+        { "header-timeout", 1, 0, O_HEADERTO }, { "idle-timeout", 1, 0, O_IDLETO },
+        { "min-body-rate", 1, 0, O_BODYRATE }, { 0, 0, 0, 0 },
     };
     memset(o, 0, sizeof *o);
     o->ready = 1;
@@ -146,6 +157,11 @@ static int parse_options(int argc, char **argv, options *o)
     o->min_free_disk = -5;
     o->min_free_default = 1;
     o->python = "/usr/bin/python3";
+    o->max_connections = 10000;
+    o->max_per_client = 1000;
+    o->header_timeout = 30;
+    o->idle_timeout = 60;
+    o->min_body_rate = 4096;
     int c;
     long long v;
     opterr = 0;
@@ -181,6 +197,11 @@ static int parse_options(int argc, char **argv, options *o)
         case O_MAXDISK: if (parse_int("--max-disk", optarg, 1 << 20, 1LL << 50, &v)) return -1; o->max_disk = v; break;
         case O_MINFREE: if (parse_min_free(optarg, &o->min_free_disk)) return -1; o->min_free_default = 0; break;
         case O_SESSMEM: if (parse_int("--session-memory", optarg, 64LL << 20, 1LL << 50, &v)) return -1; o->session_memory = v; break;
+        case O_MAXCONN: if (parse_int("--max-connections", optarg, 16, 1 << 20, &v)) return -1; o->max_connections = (int)v; break;
+        case O_PERCLIENT: if (parse_int("--max-per-client", optarg, 0, 1 << 20, &v)) return -1; o->max_per_client = (int)v; break;
+        case O_HEADERTO: if (parse_int("--header-timeout", optarg, 1, 3600, &v)) return -1; o->header_timeout = (int)v; break;
+        case O_IDLETO: if (parse_int("--idle-timeout", optarg, 1, 86400, &v)) return -1; o->idle_timeout = (int)v; break;
+        case O_BODYRATE: if (parse_int("--min-body-rate", optarg, 0, 1 << 30, &v)) return -1; o->min_body_rate = (int)v; break;
         case ':':
             fprintf(stderr, "sesh-pool: %s needs a value (see --help)\n", name);
             return -1;
@@ -303,7 +324,7 @@ static int listen_tcp(const char *spec, int have_token_file, char **address, cha
         if (fd < 0) continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0) break;
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) break;
         free(*err);
         *err = sesh_printf("cannot listen on %s: %s", spec, strerror(errno));
         close(fd);
@@ -366,7 +387,7 @@ static int listen_unix(const char *path, char **err)
     mode_t old = umask(0177);                  /* born 0600: no window where others may connect */
     int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
     umask(old);
-    if (rc != 0 || chmod(path, 0600) != 0 || listen(fd, 128) != 0) {
+    if (rc != 0 || chmod(path, 0600) != 0 || listen(fd, SOMAXCONN) != 0) {
         *err = sesh_printf("cannot listen on %s: %s", path, strerror(errno));
         close(fd);
         return -1;
@@ -588,6 +609,20 @@ static int setup_sessions(pool *p, char **err)
     return 0;
 }
 
+/* The connections the descriptor limit leaves room for, beside the
+ * sessions' own descriptors (a few each) and the pool's. */
+static int connection_room(int wanted, int max_sessions)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return wanted;
+    long long files = (long long)rl.rlim_cur;
+    long long room = files - 64 - 8LL * max_sessions;
+    if (room < files / 2) room = files / 2;
+    if (room >= wanted) return wanted;
+    sesh_log("the descriptor limit (%lld) leaves room for %lld connections, not %d", files, room, wanted);
+    return (int)room;
+}
+
 /* Everything from the token to the running server. 0, or -1 with *err. */
 static int setup(pool *p, char **err)
 {
@@ -618,7 +653,11 @@ static int setup(pool *p, char **err)
                            .max_sessions = o->max_sessions, .limits_warning = p->limits_warning };
     p->api = sesh_api_new(p->m, &ac);
     sesh_server_config sc = { .listen_fd = p->listen_fd, .token = p->token,
-                              .max_connections = 512, .idle_timeout = 60 };
+                              .max_connections = connection_room(o->max_connections, o->max_sessions),
+                              .max_per_client = o->max_per_client, .idle_timeout = o->idle_timeout,
+                              .header_timeout = o->header_timeout, .min_body_rate = o->min_body_rate,
+                              /* sessions run at once, and as many waiting their turn */
+                              .max_workers = 2 * o->max_sessions + 64 };
     p->srv = sesh_server_start(&sc, p->api, err);
     if (!p->srv) return -1;
 
@@ -771,10 +810,11 @@ int main(int argc, char **argv)
     p.listen_fd = -1;
     if (parse_options(argc, argv, &p.o) != 0) return 2;
 
-    /* Room for many connections and sandboxes' descriptors. */
+    /* Room for many connections and sandboxes' descriptors (nothing here
+     * uses select(), and sandboxes set their own limit). */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+        rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     signal(SIGPIPE, SIG_IGN);
