@@ -30,12 +30,16 @@ void sesh_op_list(sesh_api *api, sesh_call *call, sesh_reply *reply);
 void sesh_op_file_get(sesh_api *api, sesh_call *call, sesh_reply *reply);
 void sesh_op_file_delete(sesh_api *api, sesh_call *call, sesh_reply *reply);
 void sesh_op_download(sesh_api *api, sesh_call *call, sesh_reply *reply);
+#define SESH_MULTIPART_FRAMING 65536    /* bytes of an upload's body that may be framing, not file */
+
 /* Before an upload's body is read: 0 when the size its body announces fits
  * the session's disk limit and the pool's free space, else -1 with the
  * error in reply (413 or 507). */
 int sesh_op_upload_room(sesh_api *api, sesh_call *call, sesh_reply *reply);
 int sesh_op_upload_data(sesh_api *api, sesh_call *call, const char *filename,
                         const char *data, uint64_t off, size_t size, sesh_reply *reply);
+int sesh_op_upload_body(sesh_api *api, sesh_call *call, const char *data, size_t size, sesh_reply *reply);
 void sesh_op_upload_finish(sesh_api *api, sesh_call *call, sesh_reply *reply);
+void sesh_op_upload_body_free(sesh_call *call);
 
 #endif
