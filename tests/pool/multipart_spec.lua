@@ -16,10 +16,10 @@ describe("sesh-pool uploads from real clients", function()
 
   -- One upload by a Python client; returns status and the decoded answer.
   local n = 0
-  local function upload(client, id, name, data, path)
+  local function upload(client, id, name, data, path, api_version)
     n = n + 1
     local file = util.write(("%s/data-%d"):format(pool.dir, n), data)
-    local url = pool:url(path or "files/upload", { identifier = id })
+    local url = pool:url(path or "files/upload", { identifier = id, api_version = api_version })
     local out = support.sh(("%s tests/support/upload_clients.py %s %s %s %s %s 2>&1"):format(
       PY, client, util.quote(url), util.quote(pool.token), util.quote(name), util.quote(file)))
     local ok, res = pcall(cjson.decode, out)
@@ -67,7 +67,7 @@ describe("sesh-pool uploads from real clients", function()
     assert.are.equal("sk data.csv", body.value[1].properties.filename)
     assert.are.same({ "sk data.csv" }, inside("mp-sk"))
     -- the second generation too
-    status, body = upload("sk", "mp-sk", "two.csv", "x", "files")
+    status, body = upload("sk", "mp-sk", "two.csv", "x", "files", V2)
     assert.are.equal(200, status, cjson.encode(body))
     assert.are.equal("two.csv", body.name)
   end)
