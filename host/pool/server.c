@@ -21,6 +21,8 @@ typedef int MHD_Result;
 #define MHD_RESULT enum MHD_Result
 #endif
 
+#define POST_BUFFER 65536
+
 struct sesh_server {
     struct MHD_Daemon *daemon;
     sesh_api *api;
@@ -39,6 +41,7 @@ typedef struct request {
     char *body;                 /* a JSON body */
     size_t body_len, body_cap;
     int body_too_large;
+    struct MHD_PostProcessor *pp;
     int status;                 /* sent, for the log */
     int http11;                 /* may be sent an interim (1xx) answer */
     sesh_watch client;          /* the connection, while code runs for it */
@@ -128,6 +131,18 @@ static int authorized(sesh_server *srv, struct MHD_Connection *con)
     return sesh_secret_equal(h, n, srv->token, strlen(srv->token));
 }
 
+static MHD_RESULT on_part(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+                          const char *content_type, const char *transfer_encoding,
+                          const char *data, uint64_t off, size_t size)
+{
+    request *rq = cls;
+    if (rq->failed) return MHD_YES;
+    if (sesh_api_upload(rq->srv->api, &rq->call, key, filename, data, off, size, &rq->reply) != 0) {
+        rq->failed = 1;
+    }
+    return MHD_YES;
+}
+
 /* The first call for a request: headers are in, no body yet. */
 static void begin(request *rq, struct MHD_Connection *con, const char *method)
 {
@@ -164,13 +179,24 @@ static void begin(request *rq, struct MHD_Connection *con, const char *method)
         rq->failed = 1;
         return;
     }
+    if (call->body == SESH_BODY_MULTIPART) {
+        rq->pp = MHD_create_post_processor(con, POST_BUFFER, on_part, rq);
+        if (!rq->pp) {
+            sesh_reply_error(&rq->reply, 415, "UnsupportedMediaType", NULL,
+                             "the multipart/form-data body has no usable boundary");
+            rq->failed = 1;
+        }
+    }
 }
 
 static void take_body(request *rq, const char *data, size_t size)
 {
     if (rq->call.body == SESH_BODY_MULTIPART) {
-        if (!rq->failed && sesh_api_upload_body(rq->srv->api, &rq->call, data, size, &rq->reply) != 0)
+        if (rq->pp && !rq->failed && MHD_post_process(rq->pp, data, size) != MHD_YES && !rq->failed) {
+            sesh_reply_error(&rq->reply, 400, "InvalidMultipartBody", NULL,
+                             "the multipart/form-data body is malformed");
             rq->failed = 1;
+        }
         return;
     }
     if (rq->call.body != SESH_BODY_JSON || rq->failed) return;   /* a body nobody asked for */
@@ -210,8 +236,14 @@ static MHD_RESULT handle(void *cls, struct MHD_Connection *con, const char *url,
         *upload_size = 0;
         return MHD_YES;
     }
-    if (!rq->failed)
-        sesh_api_finish(rq->srv->api, &rq->call, rq->body, rq->body_len, &rq->reply);
+    if (!rq->failed) {
+        if (rq->pp) {
+            MHD_destroy_post_processor(rq->pp);
+            rq->pp = NULL;
+        }
+        if (!rq->failed)
+            sesh_api_finish(rq->srv->api, &rq->call, rq->body, rq->body_len, &rq->reply);
+    }
     return send_reply(con, rq);
 }
 
@@ -220,6 +252,7 @@ static void completed(void *cls, struct MHD_Connection *con, void **ctx, enum MH
     request *rq = *ctx;
     if (!rq) return;
     *ctx = NULL;
+    if (rq->pp) MHD_destroy_post_processor(rq->pp);
     const char *path = rq->call.path ? rq->call.path : "?";
     char safe[160];
     size_t j = 0;
