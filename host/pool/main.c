@@ -7,6 +7,7 @@
 #include "pool/datadir.h"
 #include "pool/files.h"
 #include "pool/log.h"
+#include "pool/python_env.h"
 #include "pool/server.h"
 #include "pool/sessions.h"
 #include "pool/util.h"
@@ -50,7 +51,8 @@ static void usage(FILE *f)
           "  --socket PATH         unix socket instead (created 0600)\n"
           "  --token-file PATH     bearer token; generated (0600) if the file does not exist\n"
           "  --state-dir DIR       where session directories live (default: a private temp dir)\n"
-          "  --python PATH         interpreter inside sandboxes (default /usr/bin/python3)\n"
+          "  --python PATH         interpreter inside sandboxes, with IPython; a virtual environment's\n"
+          "                        bin/python too, bound read-only (default /usr/bin/python3)\n"
           "  --ready-sessions N    sandboxes kept started for new sessions (default 1)\n"
           "  --cooldown SECONDS    idle time after which a session and its files go (default 300)\n"
           "  --max-sessions N      sessions at once; beyond, 429 with Retry-After (default 600)\n"
@@ -441,6 +443,7 @@ typedef struct pool {
     char *work_dir;
     long long min_free;         /* --min-free-disk, in bytes */
     char *datadir_note;         /* how sessions see their directories, for the log */
+    sesh_python_env python;     /* --python, checked */
     char *pid_file;
     sesh_manager *m;
     sesh_api *api;
@@ -468,6 +471,7 @@ static void write_pid_file(pool *p)
 static int setup(pool *p, char **err)
 {
     options *o = &p->o;
+    if (sesh_python_env_probe(o->python, &p->python, err) != 0) return -1;
     if (o->socket) {
         p->listen_fd = listen_unix(o->socket, err);
         if (p->listen_fd < 0) return -1;
@@ -492,7 +496,8 @@ static int setup(pool *p, char **err)
 
     sesh_manager_config mc = { 0 };
     mc.work_dir = p->work_dir;
-    mc.sandbox.python = o->python;
+    mc.sandbox.python = p->python.path;
+    mc.sandbox.python_dirs = (const char *const *)p->python.bind;
     mc.sandbox.network = o->network;
     mc.sandbox.disk_limit = (size_t)o->max_disk;
     mc.sandbox.min_free_disk = (size_t)p->min_free;
@@ -552,6 +557,7 @@ static void teardown(pool *p)
     free(p->work_dir);
     free(p->pid_file);
     free(p->datadir_note);
+    sesh_python_env_free(&p->python);
 }
 
 static char *startup_line(pool *p)
@@ -683,6 +689,8 @@ int main(int argc, char **argv)
     }
     sesh_log("%.*s", (int)strlen(line) - 1, line + strlen("sesh-pool: "));
     sesh_log("%s", p.datadir_note);
+    sesh_log("sessions run %s (Python %s, IPython %s, environment %s)", p.python.path, p.python.version,
+             p.python.ipython, p.python.prefix);
     free(line);
 
     for (;;) {
