@@ -4,9 +4,12 @@
  * The body is scanned as content (a part's, or the preamble's) until a line
  * end; from there the bytes that may be a boundary line are held, one state
  * per byte, until they either are one (the part ends) or are not (they are
- * content after all, and scanning goes on from the byte that told). So a
- * piece is handed on as soon as it arrives, but for at most a boundary
- * line's bytes, whatever the split.
+ * content after all, and scanning goes on from the byte that told).
+ * Content is handed on in runs: within one piece of the body, everything
+ * between two boundary lines goes out in one call, held bytes included when
+ * they turn out to be content; so a body of blank lines costs no more calls
+ * (and no more writes) than any other. Only the held bytes at the end of a
+ * piece are copied, to meet the next one.
  */
 #include "pool/multipart.h"
 #include "pool/util.h"
@@ -18,7 +21,7 @@
 #include <strings.h>
 
 #define MAX_PADDING 64      /* spaces or tabs after a boundary (RFC 2046's transport padding) */
-#define HOLD_MAX (2 + 2 + SESH_MULTIPART_MAX_BOUNDARY + 1 + MAX_PADDING + 1)
+#define HOLD_MAX (2 + 2 + SESH_MULTIPART_MAX_BOUNDARY + MAX_PADDING + 1)
 
 typedef enum {
     S_CONTENT,      /* a part's content, or the preamble (in_part says which) */
@@ -32,6 +35,12 @@ typedef enum {
     S_EPILOGUE      /* after the closing boundary: ignored */
 } state;
 
+/* The states in which bytes are held: they may be a boundary line. */
+static int holding(state st)
+{
+    return st != S_CONTENT && st != S_HEADERS && st != S_EPILOGUE;
+}
+
 struct sesh_multipart {
     sesh_multipart_fn fn;
     void *ctx;
@@ -41,8 +50,12 @@ struct sesh_multipart {
     int in_part;            /* content belongs to a part (else to the preamble) */
     int seen_boundary;
     int closed;
-    char hold[HOLD_MAX];    /* bytes since the line end that may be a boundary line */
-    size_t nhold, matched, pad;
+    size_t matched, pad;
+    /* Within the piece being fed: where pending content starts, and where
+     * the held bytes start (NULL: none in this piece). */
+    const char *run, *held_at;
+    char hold[HOLD_MAX];    /* held bytes that came in earlier pieces */
+    size_t nprev;
     uint64_t preamble;
     /* the part being read */
     sesh_multipart_part part;
@@ -110,21 +123,22 @@ static void content(sesh_multipart *mp, const char *p, size_t n)
  * goes on from the byte that told (not consumed). */
 static void not_a_boundary(sesh_multipart *mp)
 {
-    content(mp, mp->hold, mp->nhold);
-    mp->nhold = 0;
+    if (mp->nprev) {                    /* held since an earlier piece: out now */
+        content(mp, mp->hold, mp->nprev);
+        mp->nprev = 0;
+    }
+    if (!mp->run) mp->run = mp->held_at;
+    mp->held_at = NULL;
     mp->st = S_CONTENT;
 }
 
-static void hold(sesh_multipart *mp, char c)
-{
-    mp->hold[mp->nhold++] = c;       /* states bound it below HOLD_MAX */
-}
-
-/* A boundary line is whole: the part before it (if any) ends, then either
- * the body is closed or a new part's headers follow. */
+/* A boundary line is whole: the content before it goes out, the part (if
+ * any) ends, then either the body is closed or a new part's headers follow. */
 static void boundary_line(sesh_multipart *mp, int closing)
 {
-    mp->nhold = 0;
+    if (mp->run) content(mp, mp->run, (size_t)(mp->held_at - mp->run));
+    mp->run = mp->held_at = NULL;
+    mp->nprev = 0;
     if (mp->in_part) {
         call(mp, SESH_MULTIPART_END, NULL, 0);
         mp->in_part = 0;
@@ -147,20 +161,16 @@ static void boundary_line(sesh_multipart *mp, int closing)
 
 static const char *scan_content(sesh_multipart *mp, const char *p, const char *end)
 {
+    if (!mp->run) mp->run = p;
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     if (!nl) {
-        int cr = end[-1] == '\r';
-        content(mp, p, (size_t)(end - p) - (size_t)cr);
-        if (cr) {
-            hold(mp, '\r');
+        if (end[-1] == '\r') {
+            mp->held_at = end - 1;
             mp->st = S_CR;
         }
         return end;
     }
-    const char *eol = nl > p && nl[-1] == '\r' ? nl - 1 : nl;
-    content(mp, p, (size_t)(eol - p));
-    for (const char *q = eol; q <= nl; q++)
-        hold(mp, *q);
+    mp->held_at = nl > p && nl[-1] == '\r' ? nl - 1 : nl;
     mp->matched = 0;
     mp->st = S_DASHES;
     return nl + 1;
@@ -173,19 +183,17 @@ static size_t boundary_byte(sesh_multipart *mp, char c)
     switch (mp->st) {
     case S_CR:
         if (c != '\n') break;
-        hold(mp, c);
         mp->matched = 0;
         mp->st = S_DASHES;
         return 1;
     case S_DASHES:
         if (c != mp->delim[mp->matched]) break;
-        hold(mp, c);
         if (++mp->matched == mp->dlen) mp->st = S_AFTER;
         return 1;
     case S_AFTER:
-        if (c == '-') { hold(mp, c); mp->st = S_CLOSE; return 1; }
-        if (c == ' ' || c == '\t') { hold(mp, c); mp->pad = 1; mp->st = S_PAD; return 1; }
-        if (c == '\r') { hold(mp, c); mp->st = S_PAD_CR; return 1; }
+        if (c == '-') { mp->st = S_CLOSE; return 1; }
+        if (c == ' ' || c == '\t') { mp->pad = 1; mp->st = S_PAD; return 1; }
+        if (c == '\r') { mp->st = S_PAD_CR; return 1; }
         if (c == '\n') { boundary_line(mp, 0); return 1; }
         break;
     case S_CLOSE:
@@ -193,8 +201,8 @@ static size_t boundary_byte(sesh_multipart *mp, char c)
         boundary_line(mp, 1);
         return 1;
     case S_PAD:
-        if ((c == ' ' || c == '\t') && mp->pad < MAX_PADDING) { hold(mp, c); mp->pad++; return 1; }
-        if (c == '\r') { hold(mp, c); mp->st = S_PAD_CR; return 1; }
+        if ((c == ' ' || c == '\t') && mp->pad < MAX_PADDING) { mp->pad++; return 1; }
+        if (c == '\r') { mp->st = S_PAD_CR; return 1; }
         if (c == '\n') { boundary_line(mp, 0); return 1; }
         break;
     case S_PAD_CR:
@@ -206,6 +214,21 @@ static size_t boundary_byte(sesh_multipart *mp, char c)
     }
     not_a_boundary(mp);
     return 0;
+}
+
+/* The piece is all read: pending content goes out, held bytes are kept
+ * (copied: the piece is the caller's) for the next one. */
+static void piece_end(sesh_multipart *mp, const char *end)
+{
+    if (mp->st == S_CONTENT && mp->run) {
+        content(mp, mp->run, (size_t)(end - mp->run));
+    } else if (holding(mp->st) && mp->held_at) {
+        if (mp->run) content(mp, mp->run, (size_t)(mp->held_at - mp->run));
+        size_t n = (size_t)(end - mp->held_at);
+        memcpy(mp->hold + mp->nprev, mp->held_at, n);    /* the states keep it within HOLD_MAX */
+        mp->nprev += n;
+    }
+    mp->run = mp->held_at = NULL;
 }
 
 /* ---- a part's headers ---- */
@@ -452,7 +475,8 @@ static const char *take_headers(sesh_multipart *mp, const char *p, const char *e
                      * RFC 2046 lets an empty part's headers end right at the
                      * line end its delimiter begins with. */
                     mp->in_part = 1;
-                    mp->nhold = mp->matched = 0;
+                    mp->matched = 0;
+                    mp->held_at = p;
                     mp->st = S_DASHES;
                     call(mp, SESH_MULTIPART_BEGIN, NULL, 0);
                 }
@@ -505,6 +529,9 @@ void sesh_multipart_free(sesh_multipart *mp)
 sesh_multipart_status sesh_multipart_feed(sesh_multipart *mp, const char *data, size_t size)
 {
     const char *p = data, *end = data + size;
+    if (mp->status != SESH_MULTIPART_OK || size == 0) return mp->status;
+    mp->run = NULL;
+    mp->held_at = holding(mp->st) ? data : NULL;     /* a boundary line may go on here */
     while (p < end && mp->status == SESH_MULTIPART_OK) {
         switch (mp->st) {
         case S_CONTENT: p = scan_content(mp, p, end); break;
@@ -513,6 +540,7 @@ sesh_multipart_status sesh_multipart_feed(sesh_multipart *mp, const char *data, 
         default: p += boundary_byte(mp, *p); break;
         }
     }
+    if (mp->status == SESH_MULTIPART_OK) piece_end(mp, end);
     return mp->status;
 }
 

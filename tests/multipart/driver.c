@@ -110,6 +110,7 @@ typedef struct {
     int begins, events;
     int stop_at;            /* stop when this many events were seen (0: never) */
     int discard;            /* keep no content, only count it */
+    int data_calls;
     uint64_t part_len;      /* the open part's content so far */
     uint64_t emitted;       /* content bytes handed on, all parts */
     char problem[256];      /* the first broken promise */
@@ -137,6 +138,7 @@ static int on_event(void *ctx, sesh_multipart_event ev, const sesh_multipart_par
             snprintf(r->problem, sizeof r->problem, "DATA out of order (off %llu, have %llu, size %zu)",
                      (unsigned long long)off, (unsigned long long)r->part_len, size);
         if (!r->discard) put(&r->data, data, size);
+        r->data_calls++;
         r->part_len += size;
         r->emitted += size;
         break;
@@ -654,6 +656,46 @@ static void endless_part(void)
     recorder_free(&r);
 }
 
+/* Content goes out in runs: within a piece, one call between two boundary
+ * lines, however many line ends (each one is a boundary line's start). */
+static void runs(void)
+{
+    static const char *const fills[] = { "\n", "\r\n", "a,b\r\n", "\r\n--", "\n--B-\n", "\r", "\r\n--B \r" };
+    for (size_t f = 0; f < sizeof fills / sizeof *fills; f++) {
+        char label[100];
+        snprintf(label, sizeof label, "content in runs, not line by line (fill %zu)", f);
+        if (!selected(label)) continue;
+        buf body = { 0 };
+        put(&body, S("--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n"));
+        size_t start = body.n;
+        while (body.n - start < 300000) put(&body, fills[f], strlen(fills[f]));
+        size_t data_len = body.n - start;
+        put(&body, S("\r\n--B--\r\n"));
+        recorder r = { .discard = 1 };
+        const char *why;
+        sesh_multipart *mp = sesh_multipart_new("B", on_event, &r, &why);
+        sesh_multipart_status st = sesh_multipart_feed(mp, body.p, body.n);
+        int whole = r.data_calls;
+        if (st == SESH_MULTIPART_OK) st = sesh_multipart_finish(mp);
+        sesh_multipart_free(mp);
+        /* in 4 KiB pieces: about a call per piece, not per line */
+        recorder q = { .discard = 1 };
+        mp = sesh_multipart_new("B", on_event, &q, &why);
+        for (size_t at = 0; at < body.n && st == SESH_MULTIPART_OK; at += 4096)
+            st = sesh_multipart_feed(mp, body.p + at, body.n - at < 4096 ? body.n - at : 4096);
+        if (st == SESH_MULTIPART_OK) st = sesh_multipart_finish(mp);
+        sesh_multipart_free(mp);
+        size_t pieces = (body.n + 4095) / 4096;
+        check(st == SESH_MULTIPART_OK && whole <= 1 && q.data_calls <= (int)(2 * pieces) &&
+              r.part_len == data_len && q.part_len == data_len && !r.problem[0] && !q.problem[0], label,
+              "status %d, %d calls whole, %d calls in %zu pieces, %llu of %zu bytes %s%s", (int)st, whole,
+              q.data_calls, pieces, (unsigned long long)q.part_len, data_len, r.problem, q.problem);
+        free(body.p);
+        recorder_free(&r);
+        recorder_free(&q);
+    }
+}
+
 static void stops(void)
 {
     static const char body[] = "--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nxyz\r\n"
@@ -866,6 +908,7 @@ int main(int argc, char **argv)
     if (!filter) check(n >= 40, "bodies of requests, httpx, aiohttp and Semantic Kernel", "only %d cases", n);
     hand_cases();
     endless_part();
+    runs();
     stops();
     constructor();
     boundary_param();
