@@ -7,8 +7,10 @@
  * in (field name, decoded file name, content type), DATA for each piece of
  * its content (with the offset of the piece in the part), END when the
  * boundary after it is seen. A part's content is never buffered: what was
- * fed is handed on at once, except the few bytes at the end of a piece that
- * may be the start of a boundary (at most the boundary line's length).
+ * fed is handed on before feed returns, in one call per run between
+ * boundary lines of the piece (line ends cost no call of their own), except
+ * the bytes at the end of a piece that may be the start of a boundary line
+ * (at most its CRLF, "--", boundary, 64 bytes of padding and a CR).
  *
  * Bounded: the boundary (SESH_MULTIPART_MAX_BOUNDARY), a part's header block
  * (SESH_MULTIPART_MAX_HEADER), the number of parts (SESH_MULTIPART_MAX_PARTS)
@@ -37,9 +39,9 @@
  * control characters: files.c) like any other name; only a NUL, which a C
  * string cannot carry, is refused here.
  *
- * No allocation after sesh_multipart_new but the header buffer's growth
- * (at most SESH_MULTIPART_MAX_HEADER, twice: raw and decoded). Not thread
- * safe: one body, one thread at a time.
+ * No allocation after sesh_multipart_new but the header buffers' growth
+ * (the raw block, at most SESH_MULTIPART_MAX_HEADER, and four times its size
+ * for decoded values). Not thread safe: one body, one thread at a time.
  */
 #ifndef SESH_POOL_MULTIPART_H
 #define SESH_POOL_MULTIPART_H
