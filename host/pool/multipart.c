@@ -162,13 +162,24 @@ static void boundary_line(sesh_multipart *mp, int closing)
 static const char *scan_content(sesh_multipart *mp, const char *p, const char *end)
 {
     if (!mp->run) mp->run = p;
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    if (!nl) {
-        if (end[-1] == '\r') {
-            mp->held_at = end - 1;
-            mp->st = S_CR;
+    /* Only a line end followed by "--" starts a boundary line (at the
+     * piece's end, "\n-", a line end or a CR may be the start of one).
+     * Dashes are rarer than line ends in most files: look for them. */
+    const char *nl = NULL;
+    for (const char *q = p; (q = memchr(q, '-', (size_t)(end - q))) != NULL; q++)
+        if (q > p && q[-1] == '\n' && (q + 1 == end || q[1] == '-')) {
+            nl = q - 1;
+            break;
         }
-        return end;
+    if (!nl) {
+        if (end[-1] != '\n') {
+            if (end[-1] == '\r') {
+                mp->held_at = end - 1;
+                mp->st = S_CR;
+            }
+            return end;
+        }
+        nl = end - 1;
     }
     mp->held_at = nl > p && nl[-1] == '\r' ? nl - 1 : nl;
     mp->matched = 0;
