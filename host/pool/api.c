@@ -6,6 +6,7 @@
 #include "pool/api_ops.h"
 #include "pool/cgroup.h"
 #include "pool/log.h"
+#include "pool/multipart.h"
 #include "pool/util.h"
 
 #include <stdlib.h>
@@ -159,21 +160,30 @@ int sesh_api_begin(sesh_api *api, sesh_call *call, sesh_reply *reply)
         }
         if (call->content_length > (int64_t)SESH_MAX_JSON_BODY) {
             sesh_reply_error(reply, 413, "PayloadTooLarge", NULL,
-                             "the body is %lld bytes; at most %u are accepted",
+                             "the body is %lld bytes; at most %u are accepted (a fixed limit, no "
+                             "option raises it: upload large data as a file)",
                              (long long)call->content_length, SESH_MAX_JSON_BODY);
             return -1;
         }
     } else if (call->body == SESH_BODY_MULTIPART) {
-        if (!media_type_is(call->content_type, "multipart/form-data")) {
-            sesh_reply_error(reply, 415, "UnsupportedMediaType", NULL,
-                             "an upload must be multipart/form-data with a part named 'file', not '%.100s'",
-                             call->content_type ? call->content_type : "(no Content-Type)");
-            return -1;
+        /* Under another type (or without a boundary), the body's first bytes
+         * tell whether it is multipart all the same (sesh_api_upload_body). */
+        if (media_type_is(call->content_type, "multipart/form-data")) {
+            char boundary[SESH_MULTIPART_MAX_BOUNDARY + 1];
+            int found = sesh_multipart_boundary(call->content_type, boundary, sizeof boundary);
+            if (found < 0) {
+                sesh_reply_error(reply, 400, "InvalidMultipartBody", NULL,
+                                 "the boundary of the multipart/form-data Content-Type is empty, "
+                                 "badly quoted or longer than %d bytes", SESH_MULTIPART_MAX_BOUNDARY);
+                return -1;
+            }
+            if (found) call->upload_boundary = sesh_xstrdup(boundary);
         }
         /* Room for the multipart framing around the file. */
-        if (call->content_length > (int64_t)(api->cfg.max_upload + 65536)) {
+        if (call->content_length > (int64_t)(api->cfg.max_upload + SESH_MULTIPART_FRAMING)) {
             sesh_reply_error(reply, 413, "PayloadTooLarge", NULL,
-                             "the upload is %lld bytes; files up to %llu bytes are accepted",
+                             "the upload is %lld bytes; files up to %llu bytes are accepted "
+                             "(sesh-pool --max-upload raises the limit)",
                              (long long)call->content_length, (unsigned long long)api->cfg.max_upload);
             return -1;
         }
@@ -181,6 +191,12 @@ int sesh_api_begin(sesh_api *api, sesh_call *call, sesh_reply *reply)
         if (sesh_op_upload_room(api, call, reply) != 0) return -1;
     }
     return 0;
+}
+
+int sesh_api_upload_body(sesh_api *api, sesh_call *call, const char *data, size_t size,
+                         sesh_reply *reply)
+{
+    return sesh_op_upload_body(api, call, data, size, reply);
 }
 
 int sesh_api_upload(sesh_api *api, sesh_call *call, const char *key, const char *filename,

@@ -36,6 +36,8 @@ void sesh_op_list(sesh_api *api, sesh_call *call, sesh_reply *reply);
 void sesh_op_file_get(sesh_api *api, sesh_call *call, sesh_reply *reply);
 void sesh_op_file_delete(sesh_api *api, sesh_call *call, sesh_reply *reply);
 void sesh_op_download(sesh_api *api, sesh_call *call, sesh_reply *reply);
+#define SESH_MULTIPART_FRAMING 65536    /* bytes of an upload's body that may be framing, not file */
+
 /* 0 when n more bytes may be written into session s (taken from its quota,
  * quota.h, when `take`) within its disk limit (--max-disk) and the pool's
  * free-space floor (min_free bytes, --min-free-disk), else -1 with the error
@@ -49,6 +51,8 @@ int sesh_session_disk_room(sesh_session *s, uint64_t min_free, uint64_t n, int t
 int sesh_op_upload_room(sesh_api *api, sesh_call *call, sesh_reply *reply);
 int sesh_op_upload_data(sesh_api *api, sesh_call *call, const char *filename,
                         const char *data, uint64_t off, size_t size, sesh_reply *reply);
+int sesh_op_upload_body(sesh_api *api, sesh_call *call, const char *data, size_t size, sesh_reply *reply);
 void sesh_op_upload_finish(sesh_api *api, sesh_call *call, sesh_reply *reply);
+void sesh_op_upload_body_free(sesh_call *call);
 
 #endif

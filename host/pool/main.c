@@ -9,12 +9,13 @@
 #include "pool/files.h"
 #include "pool/log.h"
 #include "pool/mcp.h"
+#include "pool/python_env.h"
 #include "pool/server.h"
 #include "pool/sessions.h"
+#include "pool/statedir.h"
 #include "pool/util.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -60,8 +61,10 @@ static void usage(FILE *f)
           "  --listen HOST:PORT    TCP address (default 127.0.0.1:0 without --socket; port 0 picks one)\n"
           "  --socket PATH         unix socket instead (created 0600)\n"
           "  --token-file PATH     bearer token; generated (0600) if the file does not exist\n"
-          "  --state-dir DIR       where session directories live (default: a private temp dir)\n"
-          "  --python PATH         interpreter inside sandboxes (default /usr/bin/python3)\n"
+          "  --state-dir DIR       where session directories live, in DIR/pool-<pid> (default:\n"
+          "                        $TMPDIR/sesh-pool-<uid>); what killed pools left there goes\n"
+          "  --python PATH         interpreter inside sandboxes, with IPython; a virtual environment's\n"
+          "                        bin/python too, bound read-only (default /usr/bin/python3)\n"
           "  --ready-sessions N    sandboxes kept started for new sessions (default 1)\n"
           "  --cooldown SECONDS    idle time after which a session and its files go (default 300)\n"
           "  --max-sessions N      sessions at once; beyond, 429 with Retry-After (default: as many\n"
@@ -395,88 +398,6 @@ static int listen_unix(const char *path, char **err)
     return fd;
 }
 
-/* ---- the working directory ---- */
-
-/* Is pid a running sesh-pool? A zombie is not; nor is another program
- * that got the number since. */
-static int pool_alive(pid_t pid)
-{
-    if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM)) return 0;
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (!f) return 1;                       /* no /proc: trust kill() */
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *close_paren = strrchr(buf, ')');
-    if (!close_paren || close_paren[1] != ' ') return 1;
-    if (close_paren[2] == 'Z' || close_paren[2] == 'X') return 0;
-    return strstr(buf, "(sesh-pool)") != NULL;
-}
-
-/* Removes what pools killed without a chance to clean up left in dir. */
-static void remove_stale(const char *dir)
-{
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return;
-    DIR *d = fdopendir(dfd);
-    if (!d) { close(dfd); return; }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, "pool-", 5) != 0) continue;
-        char *end;
-        long pid = strtol(e->d_name + 5, &end, 10);
-        if (*end || pool_alive((pid_t)pid)) continue;
-        if (sesh_files_remove_tree(dfd, e->d_name) == 0)
-            sesh_log("removed %s/%s, left by a pool that is gone", dir, e->d_name);
-    }
-    closedir(d);
-}
-
-/* The pool's own directory for session directories: DIR/pool-<pid>, or a
- * fresh temporary directory. */
-static char *make_work_dir(const char *state_dir, char **err)
-{
-    if (!state_dir) {
-        const char *tmp = getenv("TMPDIR");
-        char *templ = sesh_printf("%s/sesh-pool.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(templ)) {
-            *err = sesh_printf("cannot create a directory in %s: %s", tmp && *tmp ? tmp : "/tmp", strerror(errno));
-            free(templ);
-            return NULL;
-        }
-        return templ;
-    }
-    if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
-        *err = sesh_printf("cannot create the state directory %s: %s", state_dir, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (stat(state_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        *err = sesh_printf("the state directory %s is not a directory", state_dir);
-        return NULL;
-    }
-    if (st.st_uid != geteuid() || (st.st_mode & 0077)) {
-        *err = sesh_printf("the state directory %s must belong to this user and be closed to others (chmod 700)",
-                           state_dir);
-        return NULL;
-    }
-    remove_stale(state_dir);
-    char *dir = sesh_printf("%s/pool-%d", state_dir, (int)getpid());
-    int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {                         /* our pid's old directory, from before a reboot */
-        sesh_files_remove_tree(dfd, strrchr(dir, '/') + 1);
-        close(dfd);
-    }
-    if (mkdir(dir, 0700) != 0) {
-        *err = sesh_printf("cannot create %s: %s", dir, strerror(errno));
-        free(dir);
-        return NULL;
-    }
-    return dir;
-}
-
 /* --min-free-disk in bytes: a percent of the file system the session
  * directories live on, and by default at most 1 GiB (enough for the host
  * to go on; a larger share of a large disk would only refuse uploads). */
@@ -499,9 +420,11 @@ typedef struct pool {
     int own_token_file;         /* generated in the work dir: shown, removed with it */
     char *address;
     int listen_fd;
-    char *work_dir;
+    sesh_statedir state;        /* this pool's folder, locked while it runs */
+    const char *work_dir;       /* state.dir */
     long long min_free;         /* --min-free-disk, in bytes */
     char *datadir_note;         /* how sessions see their directories, for the log */
+    sesh_python_env python;     /* --python, checked */
     char *pid_file;
     sesh_manager *m;
     sesh_api *api;
@@ -573,7 +496,8 @@ static int setup_sessions(pool *p, char **err)
     setup_limits(p);
     sesh_manager_config mc = { 0 };
     mc.work_dir = p->work_dir;
-    mc.sandbox.python = o->python;
+    mc.sandbox.python = p->python.path;
+    mc.sandbox.python_dirs = (const char *const *)p->python.bind;
     mc.sandbox.network = o->network;
     mc.sandbox.disk_limit = (size_t)o->max_disk;
     mc.sandbox.min_free_disk = (size_t)p->min_free;
@@ -627,6 +551,7 @@ static int connection_room(int wanted, int max_sessions)
 static int setup(pool *p, char **err)
 {
     options *o = &p->o;
+    if (sesh_python_env_probe(o->python, &p->python, err) != 0) return -1;
     if (o->socket) {
         p->listen_fd = listen_unix(o->socket, err);
         if (p->listen_fd < 0) return -1;
@@ -635,8 +560,8 @@ static int setup(pool *p, char **err)
         p->listen_fd = listen_tcp(o->listen, o->token_file != NULL, &p->address, err);
         if (p->listen_fd < 0) return -1;
     }
-    p->work_dir = make_work_dir(o->state_dir, err);
-    if (!p->work_dir) return -1;
+    if (sesh_statedir_open(o->state_dir, &p->state, err) != 0) return -1;
+    p->work_dir = p->state.dir;
     if (o->token_file) {
         p->token_file = sesh_xstrdup(o->token_file);
     } else {
@@ -683,26 +608,14 @@ static void teardown(pool *p)
     if (p->listen_fd >= 0) close(p->listen_fd);
     if (p->o.socket && p->listen_fd >= 0) unlink(p->o.socket);
     if (p->pid_file) unlink(p->pid_file);
-    if (p->work_dir) {
-        char *copy = sesh_xstrdup(p->work_dir);
-        char *base = sesh_xstrdup(strrchr(p->work_dir, '/') + 1);
-        char *parent = dirname(copy);
-        int dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            if (sesh_files_remove_tree(dfd, base) != 0)
-                sesh_log("could not remove all of %s", p->work_dir);
-            close(dfd);
-        }
-        free(base);
-        free(copy);
-    }
+    sesh_statedir_close(&p->state, 1);
     free(p->token);
     free(p->mcp_key);
     free(p->token_file);
     free(p->address);
-    free(p->work_dir);
     free(p->pid_file);
     free(p->datadir_note);
+    sesh_python_env_free(&p->python);
 }
 
 static char *startup_line(pool *p)
@@ -729,9 +642,14 @@ static char *startup_line(pool *p)
 static int serve_mcp_stdio(pool *p, const sigset_t *stop)
 {
     char *err = NULL;
-    p->work_dir = make_work_dir(p->o.state_dir, &err);
     int sig_fd = signalfd(-1, stop, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (!p->work_dir || setup_sessions(p, &err) != 0) {
+    int rc = sesh_python_env_probe(p->o.python, &p->python, &err);
+    if (rc == 0) rc = sesh_statedir_open(p->o.state_dir, &p->state, &err);
+    if (rc == 0) {
+        p->work_dir = p->state.dir;
+        rc = setup_sessions(p, &err);
+    }
+    if (rc != 0) {
         fprintf(stderr, "sesh-pool: %s\n", err ? err : "cannot start");
         free(err);
         teardown(p);
@@ -808,6 +726,7 @@ int main(int argc, char **argv)
     pool p;
     memset(&p, 0, sizeof p);
     p.listen_fd = -1;
+    p.state.lock_fd = -1;
     if (parse_options(argc, argv, &p.o) != 0) return 2;
 
     /* Room for many connections and sandboxes' descriptors (nothing here
@@ -875,6 +794,8 @@ int main(int argc, char **argv)
     }
     sesh_log("%.*s", (int)strlen(line) - 1, line + strlen("sesh-pool: "));
     sesh_log("%s", p.datadir_note);
+    sesh_log("sessions run %s (Python %s, IPython %s, environment %s)", p.python.path, p.python.version,
+             p.python.ipython, p.python.prefix);
     free(line);
     log_limits(&p);
 

@@ -4,7 +4,7 @@
  * order, in encoding the identifier or not, and in a trailing slash: all
  * are accepted (pool-api.md section 1).
  */
-#include "pool/api.h"
+#include "pool/api_ops.h"
 #include "pool/util.h"
 
 #include <stdlib.h>
@@ -314,6 +314,7 @@ void sesh_call_free(sesh_call *call)
     free(call->recursive);
     free(call->skip);
     json_decref(call->json);
+    sesh_op_upload_body_free(call);
     sesh_upload_abort(call->upload);           /* a request that ended mid-upload */
     if (call->upload_taken && call->session)
         sesh_quota_done(sesh_session_quota(call->session), call->upload_taken, 0, 0);

@@ -181,6 +181,15 @@ class InlineBackendOnImport:
         return spec
 
 
+class ExitCell(BaseException):
+    """exit, exit() or quit in a cell: the cell ends there, cleanly.
+
+    A notebook's kernel would restart and lose every variable; here the
+    session, its state and its files go on, as a script's exit() would end
+    the script but not what it leaves behind. A BaseException, like
+    SystemExit, so that `except Exception` in the user's code lets it by."""
+
+
 class Runner:
     def __init__(self, plots="eager"):
         from traitlets.config import Config
@@ -248,6 +257,9 @@ class Runner:
                     return raw_cell if raw_cell.endswith("\n") else raw_cell + "\n"
                 return super().transform_cell(raw_cell)
 
+            def ask_exit(self):
+                raise ExitCell()        # IPython's exit and quit call this
+
             def should_run_async(self, raw_cell, *, transformed_cell=None,
                                  preprocessing_exc_tuple=None):
                 # Top-level await needs one of these words; without them the
@@ -271,6 +283,7 @@ class Runner:
             print(shell.InteractiveTB.stb2text(stb), file=sys.stderr)
 
         shell._showtraceback = show_traceback
+        shell.set_custom_exc((ExitCell,), lambda *args, **kwargs: None)   # no traceback
         self.plain = PlainPython(shell)
         self.in_cell = False
         self.processes_before = set()
@@ -370,7 +383,7 @@ class Runner:
             self.in_cell = True
             res = self.shell.run_cell(code, store_history=True)
             self.in_cell = False
-            success = res.success
+            success = res.success or isinstance(res.error_in_exec, ExitCell)
             value = res.result
         except KeyboardInterrupt:   # one that came between the shell's own lines
             self.in_cell = False

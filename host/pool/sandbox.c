@@ -1324,6 +1324,7 @@ static char *spawn_bwrap(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int a
     int stage = as_root || may_mount();
     sesh_bwrap_options o = {
         .python = cfg->python && *cfg->python ? cfg->python : DEFAULT_PYTHON,
+        .python_dirs = cfg->python_dirs,
         .network = cfg->network,
         .data_src = stage ? HOST_STAGE : cfg->data_dir,
         .tmp_size = tmp_size(cfg, sb->disk_limit),

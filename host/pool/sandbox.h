@@ -22,6 +22,9 @@ typedef struct sesh_sandbox sesh_sandbox;
 
 typedef struct sesh_sandbox_config {
     const char *python;        /* interpreter inside, default "/usr/bin/python3" */
+    const char *const *python_dirs;  /* NULL-terminated (or NULL): host directories bound
+                                  read-only at the same paths, where the interpreter
+                                  lives beyond /usr (python_env.h) */
     const char *data_dir;      /* host directory mounted at /mnt/data (must exist) */
     int network;               /* non-zero: share the host's network */
     size_t memory_limit;       /* bytes of address space, 0: default */
