@@ -170,7 +170,8 @@ while IFS= read -r -d '' f; do
   cmp -s "a/$f" "b/$f" || printf '%%s\0' "${f#./}"
 done
 ]]):format(PRUNE, PRUNE)
-local changed = must(s, { "sh", "-c", CHANGED, "changed", WORK }, "listing the changes").stdout
+local changed = must(s, { "bash", "--norc", "--noprofile", "-c", CHANGED, "changed", WORK },
+                     "listing the changes").stdout
 
 local DIFF = [[cd -- "$1" && diff -ruN -x .git -x __pycache__ -x .pytest_cache a b > changes.diff; [ $? -le 1 ] ]]
 must(s, { "sh", "-c", DIFF, "diff", WORK }, "comparing the files")
@@ -178,7 +179,7 @@ must(s, { "sh", "-c", DIFF, "diff", WORK }, "comparing the files")
 local made, why = core.mkdir(o.out)
 if not made then usage("cannot create the output folder: " .. why) end
 local written, deleted = {}, {}
-for rel in changed:gmatch("([^%z]+)%z") do
+for rel in changed:gmatch("([^\0]+)\0") do
   local remote = name .. "/" .. rel
   local ok = pcall(s.file, s, remote)
   if ok then

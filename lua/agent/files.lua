@@ -75,8 +75,8 @@ end
 -- Numbered lines as cat -n numbers them, from line offset + 1; an empty
 -- file says so, a missing one too.
 local READ = [[
-[ -e "$1" ] || { echo "Error: File '$1' not found" >&2; exit 3; }
-[ -d "$1" ] && { echo "Error: '$1' is a directory: use ls" >&2; exit 4; }
+[ -e "$1" ] || { echo "File '$1' not found" >&2; exit 3; }
+[ -d "$1" ] && { echo "'$1' is a directory: use ls" >&2; exit 4; }
 [ -s "$1" ] || { echo "(the file exists but is empty)"; exit 0; }
 exec awk -v first="$2" -v last="$3" 'NR > last { exit } NR >= first { printf "%6d\t%s\n", NR, $0 }' "$1"
 ]]
@@ -134,9 +134,9 @@ end
 
 -- Its size, a newline, its bytes in base64: what edit_file reads.
 local FETCH = [[
-[ -f "$1" ] || { echo "Error: File '$1' not found (or not a file)" >&2; exit 3; }
+[ -f "$1" ] || { echo "File '$1' not found (or not a file)" >&2; exit 3; }
 size=$(wc -c < "$1") || exit 1
-[ "$size" -le "$2" ] || { echo "Error: '$1' has $size bytes, more than edit_file takes ($2): change it with the shell (sed, python3)" >&2; exit 5; }
+[ "$size" -le "$2" ] || { echo "'$1' has $size bytes, more than edit_file takes ($2): change it with the shell (sed, python3)" >&2; exit 5; }
 echo "$size" && exec base64 -w0 < "$1"
 ]]
 
