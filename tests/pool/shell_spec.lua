@@ -87,6 +87,18 @@ describe("a Shell pool", function()
     assert.are.equal("from langchain\n", res.json.result.stdout)
   end)
 
+  it("decodes a base64 command line, and names the execution as its operation-id says", function()
+    local b64 = require("sessions.core").b64encode("echo 'from base64'")
+    local res, j = sh.post("b64-cmd", { shellCommand = b64, codeInputType = "InlineBase64" },
+                           { headers = { ["operation-id"] = "my-op.1" } })
+    assert.are.equal(200, res.status, res.body)
+    assert.are.equal("from base64\n", j.result.stdout)
+    assert.are.equal("my-op.1", j.id)
+    local bad = sh.post("b64-cmd", { shellCommand = "%%%", codeInputType = "InlineBase64" })
+    assert.are.equal(400, bad.status)
+    assert.matches("shellCommand is not valid base64", bad.json.error.message)
+  end)
+
   it("feeds stdin, and gives end-of-file at once when none is sent", function()
     local j = sh.run("stdin", "read LINE; echo first:$LINE; cat", { stdin = "hello\nrest\n" })
     assert.are.equal("first:hello\nrest\n", j.result.stdout)
