@@ -709,7 +709,7 @@ def reap(killed, me):
         pause = min(pause * 2, 0.01)
 
 
-# -- the shell -----------------------------------------------------------------
+# -- shell commands --------------------------------------------------------------
 #
 # The session's bash, kept as a terminal keeps one: cd, variables and functions
 # stay from one command to the next. It runs with job control off and reads no
@@ -968,10 +968,13 @@ class Shell:
     def wait(self, before, out, err):
         status = b""
         deadline = None                 # set once an interrupt killed the command
-        watched = [self.out, self.err, self.status, self.pidfd, self.wake_r]
+        # poll, not select: the session's Python may hold descriptors past 1024
+        watched = select.poll()
+        for fd in (self.out, self.err, self.status, self.pidfd, self.wake_r):
+            watched.register(fd, select.POLLIN)
         while True:
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready = select.select(watched, [], [], timeout)[0]
+            timeout = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            ready = [fd for fd, _ in watched.poll(timeout)]
             if not ready and deadline is not None:
                 # A loop of builtins, or a wait for an older process: only
                 # ending the shell stops it. Its state goes with it.
@@ -988,12 +991,12 @@ class Shell:
                 if fd in ready:
                     data = self.read_some(fd)
                     if data == b"":         # nobody writes there any more (exec >&-)
-                        watched.remove(fd)
+                        watched.unregister(fd)
                     capture.take(data or b"")
             if self.status in ready:
                 data = self.read_some(self.status)
                 if data == b"":
-                    watched.remove(self.status)
+                    watched.unregister(self.status)
                 status = (status + (data or b""))[-STATUS_MAX:]
                 code = self.reported(status)
                 if code is not None:

@@ -181,6 +181,16 @@ describe("a Shell pool", function()
     assert.are.equal("x=\n/mnt/data\n", after.result.stdout)
   end)
 
+  it("goes on after a command closed the shell's own stdout, as a terminal would", function()
+    sh.run("closed", "exec >&-")
+    local j = sh.run("closed", "echo lost; echo here >&2")
+    assert.are.equal("", j.result.stdout)
+    assert.matches("Bad file descriptor", j.result.stderr)
+    assert.matches("here", j.result.stderr)
+    sh.run("closed", "exit")
+    assert.are.equal("back\n", sh.run("closed", "echo back").result.stdout)
+  end)
+
   it("cuts output beyond the cap and says so", function()
     local j = sh.run("capped", "head -c 100000 /dev/zero | tr '\\0' y; yes e | head -c 50000 >&2",
                      { outputStreamsMaxLength = 10 })
