@@ -736,14 +736,17 @@ SHELL_INIT = (
     "__sesh_rc=0\n"
     "cd /mnt/data 2>/dev/null || :\n"
 )
-# One command. `|| :` and `&& :` keep a `set -e` the user left on from ending
-# the shell in this line's own steps; in the command itself it does end it.
-SHELL_LINE = ("IFS= \\builtin read -r -d '' __sesh_cmd <'%s' || :; "
+# One command. It first says it has begun ("<seq> +"): a shell that dies
+# before has not run it, and the next shell gets it. `|| :` and `&& :` keep a
+# `set -e` the user left on from ending the shell in this line's own steps; in
+# the command itself it does end it.
+SHELL_LINE = ("\\builtin printf '%d +\\n' >&" + str(STATUS_FD) + " || :; "
+              "IFS= \\builtin read -r -d '' __sesh_cmd <'%s' || :; "
               '__sesh_status "$__sesh_rc" && :; '
               "\\builtin eval \"$__sesh_cmd\" <'%s' " + str(STATUS_FD) + ">&-; "
               "__sesh_rc=$?; __sesh_cmd=; "
               "\\builtin printf '%d %%s\\n' \"$__sesh_rc\" >&" + str(STATUS_FD) + "\n")
-STATUS_LINE = re.compile(rb"(\d+) (\d+)\n")
+STATUS_LINE = re.compile(rb"(\d+) (\d+|\+)\n")
 
 
 def shell_quote(word):
@@ -916,18 +919,24 @@ class Shell:
         new_shell = False
         exit_code, ended = None, False
         start = time.perf_counter()
-        if not self.alive():
-            new_shell = self.ever
+        # Twice at most: a shell that died before it began the command (killed
+        # by the session's Python just then) has not run it.
+        for _ in range(2):
+            if not self.alive():
+                new_shell = new_shell or self.ever
+                try:
+                    self.start()
+                except OSError as e:
+                    err.take(("sesh runner: cannot start %s: %s\n" % (BASH, e)).encode())
+                    ended = True
+                    break
             try:
-                self.start()
-            except OSError as e:
-                err.take(("sesh runner: cannot start %s: %s\n" % (BASH, e)).encode())
-                ended = True
-        if self.pid is not None:
-            try:
-                exit_code, ended = self.command(command, stdin, out, err)
+                exit_code, ended, begun = self.command(command, stdin, out, err)
             except OSError as e:        # no memory for the command's files
                 err.take(("sesh runner: cannot pass the command to the shell: %s\n" % e).encode())
+                break
+            if begun or self.interrupted:
+                break
         stdout, stdout_cut = out.value()
         stderr, stderr_cut = err.value()
         return {
@@ -942,7 +951,8 @@ class Shell:
         }
 
     def command(self, command, stdin, out, err):
-        """Runs one command; (exit code or None, whether the shell ended)."""
+        """Runs one command; (exit code or None, whether the shell ended,
+        whether it began the command)."""
         before = self.census.before_cell()          # the shell is among them
         self.seq += 1
         files = []
@@ -954,7 +964,7 @@ class Shell:
                 files.append(memory_file("sesh-stdin", stdin))
             me = os.getpid()
             paths = ["/proc/%d/fd/%d" % (me, fd) for fd in files] + ["/dev/null"]
-            line = SHELL_LINE % (paths[0], paths[1], self.seq)
+            line = SHELL_LINE % (self.seq, paths[0], paths[1], self.seq)
             try:
                 write_all(self.script, line.encode())
             except OSError:
@@ -967,6 +977,7 @@ class Shell:
 
     def wait(self, before, out, err):
         status = b""
+        begun = False
         deadline = None                 # set once an interrupt killed the command
         # poll, not select: the session's Python may hold descriptors past 1024
         watched = select.poll()
@@ -980,7 +991,7 @@ class Shell:
                 # ending the shell stops it. Its state goes with it.
                 self.drain(out, err)
                 self.kill()
-                return None, True
+                return None, True, True
             if self.wake_r in ready:
                 while self.read_some(self.wake_r):
                     pass
@@ -998,19 +1009,25 @@ class Shell:
                 if data == b"":
                     watched.unregister(self.status)
                 status = (status + (data or b""))[-STATUS_MAX:]
-                code = self.reported(status)
+                started, code = self.reported(status)
+                begun = begun or started
                 if code is not None:
                     self.drain(out, err)
-                    return code, False
+                    return code, False, True
             if self.pidfd in ready:
                 self.drain(out, err)
-                return self.reap(), True
+                return self.reap(), True, begun
 
     def reported(self, status):
+        """Whether the status lines say the command began, and its exit code."""
+        started, code = False, None
         for m in STATUS_LINE.finditer(status):
             if int(m.group(1)) == self.seq:
-                return min(int(m.group(2)), 255)
-        return None
+                if m.group(2) == b"+":
+                    started = True
+                else:
+                    code = min(int(m.group(2)), 255)
+        return started, code
 
     def sweep(self, before):
         """At an interrupt: every process born since the command began is
