@@ -1,9 +1,10 @@
--- sessions — run Python in sandboxed sessions of a pool (Azure Container Apps
--- dynamic sessions, or the local sesh-pool), from Lua.
+-- sessions — run Python and shell commands in sandboxed sessions of a pool
+-- (Azure Container Apps dynamic sessions, or the local sesh-pool), from Lua.
 --
 --   local sessions = require "sessions"
 --   local s <close> = sessions.new{}            -- the local pool, started on demand
 --   print(s:execute("6 * 7").result)            --> 42
+--   print(s:shell("echo hi").stdout)            --> hi
 --
 -- This file is the module's face: options, defaults, the session object and
 -- its operations, normalized results.  The wire format of both API
@@ -268,7 +269,7 @@ function Session:_retry(req)
   -- idempotent: nil leaves it to the method (GET, PUT, DELETE yes; POST no), so a
   -- request that does not say is neither retried blindly nor kept from retrying
   return { max = self.retries, total = self.retry_time, base = 0.25, cap = 8,
-           statuses = req.op == "execute" and RETRY_EXECUTE or RETRY_SAFE,
+           statuses = (req.op == "execute" or req.op == "shell") and RETRY_EXECUTE or RETRY_SAFE,
            idempotent = req.idempotent }
 end
 
@@ -403,17 +404,77 @@ end
 
 -- Execute ---------------------------------------------------------------------------
 
--- LangChain's sanitize_input: strip leading whitespace, backticks and an
--- optional "python" word; trailing whitespace and backticks.  Like LangChain
--- it strips "python" from "python_var = 1" too; opts.whole_word keeps such a
--- name (the agent's Python tool: models write the word alone on a line).
-function sessions.sanitize(code, opts)
-  local s = code:gsub("^[%s`]*", "")
-  if s:sub(1, 6):lower() == "python" and not (opts and opts.whole_word and s:find("^[^%s]", 7)) then
-    s = s:sub(7)
+-- Python's \s in a str pattern: Unicode whitespace (str.isspace), as UTF-8.
+local SPACES = { "\194\133", "\194\160", "\225\154\128", "\226\128\168", "\226\128\169",
+                 "\226\128\175", "\226\129\159", "\227\128\128" }
+for c = 0x2000, 0x200A do SPACES[#SPACES + 1] = utf8.char(c) end
+
+-- The length of the Python whitespace character at i of s, or nil.
+local function py_space(s, i)
+  local b = s:byte(i)
+  if not b then return nil end
+  if b == 32 or (b >= 9 and b <= 13) or (b >= 28 and b <= 31) then return 1 end
+  if b < 0xC2 then return nil end
+  for _, sp in ipairs(SPACES) do
+    if s:sub(i, i + #sp - 1) == sp then return #sp end
   end
-  s = s:gsub("^%s*", ""):gsub("[%s`]*$", "")
-  return s
+end
+
+-- Skips Python's (\s|`)* (backticks too) or \s* from i; the next index.
+local function skip_spaces(s, i, backticks)
+  while true do
+    local n = py_space(s, i) or (backticks and s:byte(i) == 96 and 1)
+    if not n then return i end
+    i = i + n
+  end
+end
+
+-- Where Python's (\s|`)*$ starts in s.
+local function trailing_start(s)
+  local i, start = 1, 1
+  while i <= #s do
+    local n = py_space(s, i) or (s:byte(i) == 96 and 1)
+    if n then i = i + n else
+      i = i + (s:byte(i) >= 0xC0 and #(s:match("^[\192-\255][\128-\191]*", i)) or 1)
+      start = i
+    end
+  end
+  return start
+end
+
+-- A case-insensitive word of ASCII letters at i, as Python's (?i:...) sees
+-- it: an "s" is also U+017F (long s), which folds to it; the next index.
+local function word_at(s, i, word)
+  for k = 1, #word do
+    local w = word:sub(k, k)
+    local c = s:sub(i, i)
+    if c:lower() == w then i = i + 1
+    elseif w == "s" and s:sub(i, i + 1) == "\197\191" then i = i + 2
+    else return nil end
+  end
+  return i
+end
+
+-- LangChain's input sanitizing (_sanitize_input, _sanitize_bash_input):
+-- strip leading whitespace, backticks and an optional "python" word (with
+-- opts.shell: "bash" or "sh"); trailing whitespace and backticks, with
+-- Python's regular expressions' idea of whitespace and of case.  Like
+-- LangChain it strips "python" from "python_var = 1" (and "sh" from "shred");
+-- opts.whole_word keeps such a name (the agent's tools: models write the
+-- word alone on a line).
+function sessions.sanitize(code, opts)
+  opts = opts or {}
+  local i = skip_spaces(code, 1, true)
+  local words = opts.shell and { "bash", "sh" } or { "python" }
+  for _, w in ipairs(words) do
+    local j = word_at(code, i, w)
+    if j and not (opts.whole_word and code:byte(j) and not py_space(code, j)) then
+      i = j
+      break
+    end
+  end
+  local s = code:sub(skip_spaces(code, i, false))
+  return s:sub(1, trailing_start(s) - 1)
 end
 
 local EXEC_OPTS = set{ "sanitize", "async", "timeout", "poll_interval", "max_output", "jupyter", "operation_id" }
@@ -443,11 +504,15 @@ function Session:execute(code, opts)
 end
 
 -- Poll an asynchronous execution until it ends (or the execution timeout
--- plus a margin passes).
-function Session:_poll(r, o, exec_timeout)
+-- plus a margin passes).  how: { op, version, parse(doc), running(r) } for
+-- executions other than the session's Python (shell commands).
+function Session:_poll(r, o, exec_timeout, how)
+  how = how or { op = "execute", version = self.api_version,
+                 parse = function(doc) return protocol.parse_execution(2, doc) end,
+                 running = function(x) return x.status == "Running" end }
   local id = r.id or (r.headers and r.headers["operation-id"])
   if not id then
-    errors.raise{ kind = "protocol", op = "execute", message = "an asynchronous execution came back without an id" }
+    errors.raise{ kind = "protocol", op = how.op, message = "an asynchronous execution came back without an id" }
   end
   local interval = o.poll_interval or 0.05
   local started, limit = core.monotonic(), exec_timeout + 30
@@ -455,12 +520,12 @@ function Session:_poll(r, o, exec_timeout)
     core.sleep(interval)         -- inside sessions.parallel, other work goes on meanwhile
     local waited = core.monotonic() - started
     interval = math.min(interval * 2, o.poll_interval or 1)
-    local res = self:_send(protocol.get_execution(self.generation, self.id, self.api_version, id))
+    local res = self:_send(protocol.get_execution(2, self.id, how.version, id))
     local doc = decode("get execution", res, { ordered = true })
-    r = parse("get execution", res, protocol.parse_execution, 2, doc)
-    if r.status ~= "Running" then return r end
+    r = parse("get execution", res, how.parse, doc)
+    if not how.running(r) then return r end
     if waited > limit then
-      errors.raise{ kind = "timeout", op = "execute",
+      errors.raise{ kind = "timeout", op = how.op,
                     message = ("execution %s still running after %d s"):format(id, math.floor(waited)) }
     end
   end
@@ -506,6 +571,101 @@ function sessions.to_langchain(r, o)
   if o.status ~= false then keys[4] = "status" end
   return json.dumps(json.object(keys, { result = result, stdout = r.stdout, stderr = r.stderr,
                                         status = r.status }), 2)
+end
+
+-- Shell commands --------------------------------------------------------------------
+
+local ShellResult = { __name = "sessions.shell_result" }
+ShellResult.__index = ShellResult
+
+-- Raise a command that did not exit 0 as an error value, else return the result.
+function ShellResult:check()
+  if self.ok then return self end
+  local last
+  for line in (self.stderr or ""):gmatch("[^\n]+") do
+    if line:match("%S") and not line:match("^%[sesh%-pool:") then last = line end
+  end
+  local code = self.error and self.error.code or self.exit_code
+  errors.raise{ kind = "shell", op = "shell", code = code,
+                message = ("the command exited with status %d%s"):format(self.exit_code,
+                  last and (": " .. last) or ""),
+                stderr = self.stderr, result = self }
+end
+
+function ShellResult:__tostring()
+  local out = self.stdout
+  if #out > 80 then out = out:sub(1, 77) .. "..." end
+  return ("sessions.shell_result (exit %d, %s ms): %s"):format(self.exit_code, tostring(self.ms),
+    (out:gsub("\n", "\\n")))
+end
+
+local SHELL_OPTS = set{ "stdin", "args", "timeout", "max_output", "async", "poll_interval",
+                        "operation_id", "sanitize" }
+
+-- Shell commands are executions of 2025-02-02-preview and later: an older
+-- session's version is passed over for the first that has them.
+function Session:_shell_version()
+  if self.features.shell then return self.api_version end
+  return protocol.since("shell")
+end
+
+--- s:shell(command [, opts]) -> { exit_code, ok, stdout, stderr, ms, id, error, raw, headers }
+-- opts.args: a list, sent as execCommandAndArgs (a program and its
+-- arguments, no shell) instead of a command line (then command is nil).
+function Session:shell(command, opts)
+  local o = check_opts("shell", opts, SHELL_OPTS)
+  if o.args ~= nil then
+    if command ~= nil then usage("shell", "give a command line or opts.args, not both") end
+    if type(o.args) ~= "table" or #o.args == 0 then usage("shell", "args must be a non-empty list of strings") end
+    for i, a in ipairs(o.args) do
+      if type(a) ~= "string" then usage("shell", "args[%d] is a %s, not a string", i, type(a)) end
+    end
+  elseif type(command) ~= "string" then
+    usage("shell", "the command must be a string, got %s", type(command))
+  end
+  if o.stdin ~= nil and type(o.stdin) ~= "string" then usage("shell", "stdin must be a string") end
+  if o.sanitize and command then command = sessions.sanitize(command, { shell = true }) end
+  local version = self:_shell_version()
+  local exec_timeout = o.timeout or self.execution_timeout
+  local req = protocol.shell_execute(2, self.id, version, command, {
+    args = o.args, stdin = o.stdin, timeout_s = exec_timeout, max_output = o.max_output or self.max_output,
+    async = o.async, operation_id = o.operation_id,
+  })
+  local wait = exec_timeout or 180
+  local res = self:_send(req, { timeout = math.max(self.timeout, wait + 20) })
+  local r = parse("shell", res, protocol.parse_shell_execution, decode("shell", res, { ordered = true }))
+  r.headers = res.headers
+  if r.running then
+    r = self:_poll(r, o, wait, { op = "shell", version = version, parse = protocol.parse_shell_execution,
+                                 running = function(x) return x.running end })
+  end
+  r.running = nil
+  r.ok = r.exit_code == 0
+  return setmetatable(r, ShellResult)
+end
+
+-- LangChain's SessionsBashTool output, byte for byte.
+local SHELL_INVOKE_OPTS = set{ "sanitize", "timeout" }
+
+--- s:shell_invoke(command [, { sanitize = true, timeout }]) -> JSON text
+function Session:shell_invoke(command, opts)
+  local o = check_opts("shell_invoke", opts, SHELL_INVOKE_OPTS)
+  if type(command) ~= "string" then usage("shell_invoke", "the command must be a string, got %s", type(command)) end
+  local sanitize = o.sanitize
+  if sanitize == nil then sanitize = true end
+  local r = self:shell(command, { sanitize = sanitize, timeout = o.timeout })
+  return sessions.to_langchain_shell(r)
+end
+
+-- The JSON text of a shell result as LangChain's SessionsBashTool returns
+-- it: json.dumps({"stdout", "stderr", "exitCode"}, indent=2) of the answer
+-- (missing fields are null, as Python's dict.get gives them).
+function sessions.to_langchain_shell(r)
+  local raw = r.raw or {}
+  local result = type(raw.result) == "table" and raw.result or {}
+  return json.dumps(json.object({ "stdout", "stderr", "exitCode" },
+    { stdout = result.stdout, stderr = result.stderr,
+      exitCode = protocol.exit_code(raw.status) or json.null }), 2)
 end
 
 -- Files -----------------------------------------------------------------------------
@@ -776,6 +936,7 @@ end
 
 sessions.Session = Session
 sessions.Result = Result
+sessions.ShellResult = ShellResult
 sessions.credential = auth.chain
 sessions.localpool = localpool
 sessions.uuid4 = uuid4

@@ -135,9 +135,22 @@ static int media_type_is(const char *ct, const char *type)
     return strncasecmp(ct, type, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* The kind of session the pool runs, as Azure names pools' container types. */
+static const char *container_type(sesh_api *api)
+{
+    return sesh_manager_runs_python(api->m) ? "PythonLTS" : "Shell";
+}
+
 int sesh_api_begin(sesh_api *api, sesh_call *call, sesh_reply *reply)
 {
     call->t_start_ms = sesh_now_ms();
+    if (call->gen == 1 && !sesh_manager_runs_python(api->m)) {
+        sesh_reply_error(reply, 400, "UnsupportedApiVersion", "api-version",
+                         "this pool runs Shell sessions (sesh-pool --container-type Shell), which "
+                         "the first API generation (api-version %s) does not serve: use api-version "
+                         "%s or later", call->api_version, sesh_api_version_name(SESH_RANK_2025_02));
+        return -1;
+    }
     if (needs_identifier(call->op)) {
         if (!call->identifier) {
             sesh_reply_error(reply, 400, "MissingIdentifier", "identifier",
@@ -223,7 +236,8 @@ static json_t *limits_json(const sesh_api *api)
 static void op_health(sesh_api *api, sesh_call *call, sesh_reply *reply)
 {
     /* No token needed here: only counts and settings, nothing about any session. */
-    sesh_reply_json(reply, 200, json_pack("{s:s, s:I, s:i, s:o}", "status", "Healthy",
+    sesh_reply_json(reply, 200, json_pack("{s:s, s:s, s:I, s:i, s:o}", "status", "Healthy",
+                                          "containerType", container_type(api),
                                           "sessions", (json_int_t)sesh_manager_count(api->m),
                                           "readySessions", sesh_manager_ready(api->m),
                                           "limits", limits_json(api)));
@@ -308,6 +322,8 @@ static void op_metadata(sesh_api *api, sesh_call *call, sesh_reply *reply)
     }
     const char *python = json_string_value(json_object_get(md, "python"));
     const char *ipython = json_string_value(json_object_get(md, "ipython"));
+    const char *bash = json_string_value(json_object_get(md, "bash"));
+    int runs_python = sesh_manager_runs_python(api->m);
     json_t *packages = json_array();
     size_t i;
     json_t *p;
@@ -319,14 +335,19 @@ static void op_metadata(sesh_api *api, sesh_call *call, sesh_reply *reply)
     }
     char started[48];
     sesh_format_time(started, api->started, 3);
-    json_t *body = json_pack(
-        "{s:[{s:s, s:s}], s:o, s:s, s:s, s:{s:s, s:s, s:s, s:s}}",
-        "runtimes", "name", "python", "version", python ? python : "unknown",
-        "preInstalledPackages", packages,
-        "createdAt", started, "lastUpdatedAt", started,
-        "jupyterKernel", "name", "IPython", "version", ipython ? ipython : "unknown",
-        "projectUrl", "https://ipython.org",
-        "description", "IPython's InteractiveShell running each cell in a bubblewrap sandbox");
+    /* The session's own runtime first: Python's, or bash's in a Shell pool
+     * (whose python3 is one of its tools). */
+    json_t *py = json_pack("{s:s, s:s}", "name", "python", "version", python ? python : "unknown");
+    json_t *sh = json_pack("{s:s, s:s}", "name", "bash", "version", bash && *bash ? bash : "unknown");
+    json_t *body = json_pack("{s:s, s:[o, o], s:o, s:s, s:s}", "containerType", container_type(api),
+                             "runtimes", runs_python ? py : sh, runs_python ? sh : py,
+                             "preInstalledPackages", packages,
+                             "createdAt", started, "lastUpdatedAt", started);
+    if (runs_python)
+        json_object_set_new(body, "jupyterKernel", json_pack(
+            "{s:s, s:s, s:s, s:s}", "name", "IPython", "version", ipython ? ipython : "unknown",
+            "projectUrl", "https://ipython.org",
+            "description", "IPython's InteractiveShell running each cell in a bubblewrap sandbox"));
     json_decref(md);
     sesh_reply_json(reply, 200, body);
 }

@@ -26,6 +26,12 @@
 #define SESH_MAX_JSON_BODY   (8u << 20)   /* an execute request (code) */
 #define SESH_MAX_URI         8192
 #define SESH_DEFAULT_STREAM_MAX 4096      /* second generation's outputStreamsMaxLength */
+#define SESH_SHELL_TIMEOUT   180          /* seconds: a shell command's default timeout */
+/* Positions (sesh_call.rank) of the versions that brought something: the
+ * session and pool operations, and shell commands (2025-02-02-preview);
+ * stopping a session (2025-10-02-preview). route.c holds the table. */
+#define SESH_RANK_2025_02    3
+#define SESH_RANK_2025_10    4
 
 typedef enum {
     SESH_OP_NONE = 0,
@@ -127,6 +133,8 @@ void sesh_api_free(sesh_api *api);
 
 /* Parses the request line. Returns 0, or fills reply with the error (400, 404, 405, 414). */
 int sesh_call_parse(sesh_call *call, const char *method, const char *raw_uri, sesh_reply *reply);
+/* The api-version at a rank (SESH_RANK_*), for messages. */
+const char *sesh_api_version_name(int rank);
 void sesh_call_free(sesh_call *call);
 
 int sesh_api_begin(sesh_api *api, sesh_call *call, sesh_reply *reply);

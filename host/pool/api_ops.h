@@ -29,6 +29,14 @@ char *sesh_url_encode(const char *s);
  * state and truncated output. run must have started. New reference. */
 json_t *sesh_run_outcome(const sesh_run *run);
 
+/* A shell command's outcome as {exitCode (-1 when it has none of its own),
+ * stdout, stderr, ms} and, when it did not end by itself, error {code,
+ * message} (ExecutionTimeout, ExecutionAbandoned, SessionStateLost,
+ * ExecutionStopped, CommandStartError): the runner's reply with the pool's
+ * notes on timeouts, shells that ended and truncated output. run must have
+ * started. New reference. */
+json_t *sesh_shell_outcome(const sesh_run *run);
+
 void sesh_op_execute(sesh_api *api, sesh_call *call, const char *body, size_t len, sesh_reply *reply);
 void sesh_op_exec_get(sesh_api *api, sesh_call *call, sesh_reply *reply);
 

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -51,6 +52,7 @@ typedef struct options {
     int mcp_norigins, mcp_stdio;
     long long session_memory;
     int max_connections, max_per_client, header_timeout, idle_timeout, min_body_rate;
+    int shell;                  /* --container-type Shell: shell commands only */
 } options;
 
 static void usage(FILE *f)
@@ -80,6 +82,9 @@ static void usage(FILE *f)
           "  --min-free-disk BYTES|N%  free space the state directory's file system keeps:\n"
           "                        below it uploads are refused with 507 and code that writes is\n"
           "                        stopped (default: 5% of the file system, at most 1073741824)\n"
+          "  --container-type PythonLTS|Shell\n"
+          "                        what sessions run: Python, and shell commands beside it\n"
+          "                        (PythonLTS, the default), or shell commands only (Shell)\n"
           "  --network             give sandboxes the host's network (default: none)\n"
           "  --idle-exit SECONDS   exit after that long with no session (0: never)\n"
           "  --max-connections N   client connections at once (default 10000, less when the\n"
@@ -135,7 +140,7 @@ static int parse_options(int argc, char **argv, options *o)
     enum { O_LISTEN = 256, O_SOCKET, O_TOKEN, O_STATE, O_PYTHON, O_IDLE, O_DAEMON, O_READY, O_COOL,
            O_MAXS, O_TIMEOUT, O_MAXOUT, O_MAXUP, O_MAXDISK, O_NET, O_PID, O_LOG, O_HELP,
            O_MINFREE, O_MCP_KEY, O_MCP_ORIGIN, O_MCP_STDIO, O_SESSMEM,
-           O_MAXCONN, O_PERCLIENT, O_HEADERTO, O_IDLETO, O_BODYRATE };
+           O_MAXCONN, O_PERCLIENT, O_HEADERTO, O_IDLETO, O_BODYRATE, O_CONTAINER };
     static const struct option longopts[] = {
         { "listen", 1, 0, O_LISTEN }, { "socket", 1, 0, O_SOCKET }, { "token-file", 1, 0, O_TOKEN },
         { "state-dir", 1, 0, O_STATE }, { "python", 1, 0, O_PYTHON }, { "idle-exit", 1, 0, O_IDLE },
@@ -147,7 +152,8 @@ static int parse_options(int argc, char **argv, options *o)
         { "mcp-stdio", 0, 0, O_MCP_STDIO }, { "session-memory", 1, 0, O_SESSMEM },
         { "max-connections", 1, 0, O_MAXCONN }, { "max-per-client", 1, 0, O_PERCLIENT },
         { "header-timeout", 1, 0, O_HEADERTO }, { "idle-timeout", 1, 0, O_IDLETO },
-        { "min-body-rate", 1, 0, O_BODYRATE }, { 0, 0, 0, 0 },
+        { "min-body-rate", 1, 0, O_BODYRATE }, { "container-type", 1, 0, O_CONTAINER },
+        { 0, 0, 0, 0 },
     };
     memset(o, 0, sizeof *o);
     o->ready = 1;
@@ -205,6 +211,15 @@ static int parse_options(int argc, char **argv, options *o)
         case O_HEADERTO: if (parse_int("--header-timeout", optarg, 1, 3600, &v)) return -1; o->header_timeout = (int)v; break;
         case O_IDLETO: if (parse_int("--idle-timeout", optarg, 1, 86400, &v)) return -1; o->idle_timeout = (int)v; break;
         case O_BODYRATE: if (parse_int("--min-body-rate", optarg, 0, 1 << 30, &v)) return -1; o->min_body_rate = (int)v; break;
+        case O_CONTAINER:
+            /* Azure's names of pools' container types, in any case. */
+            if (strcasecmp(optarg, "Shell") == 0) o->shell = 1;
+            else if (strcasecmp(optarg, "PythonLTS") == 0) o->shell = 0;
+            else {
+                fprintf(stderr, "sesh-pool: --container-type wants PythonLTS or Shell, not '%s'\n", optarg);
+                return -1;
+            }
+            break;
         case ':':
             fprintf(stderr, "sesh-pool: %s needs a value (see --help)\n", name);
             return -1;
@@ -502,6 +517,7 @@ static int setup_sessions(pool *p, char **err)
     mc.sandbox.disk_limit = (size_t)o->max_disk;
     mc.sandbox.min_free_disk = (size_t)p->min_free;
     mc.sandbox.session_memory = (size_t)o->session_memory;
+    mc.sandbox.shell_only = o->shell;
     /* sandbox.uid stays 0: a root pool gives each sandbox a uid of its own, so
      * one session's processes and files are never another's (sessions.c hands
      * each session's files to its sandbox's uid). */
@@ -627,13 +643,15 @@ static char *startup_line(pool *p)
     return sesh_printf("sesh-pool: listening on %s (token file %s, state dir %s, ready %d, "
                        "max sessions %d%s, session memory %lld bytes (%s%s), "
                        "cooldown %d s, timeout %d s, max upload %lld bytes, "
-                       "max disk %lld bytes, min free disk %lld bytes, idle exit %d s, network %s%s%s)\n",
+                       "max disk %lld bytes, min free disk %lld bytes, idle exit %d s, network %s, "
+                       "container type %s%s%s)\n",
                        p->address, p->token_file, p->work_dir, p->o.ready, p->o.max_sessions,
                        derived, p->o.session_memory,
                        p->limits_warning ? "not enforced: no cgroup, see the log" : "cgroup ",
                        p->limits_warning ? "" : sesh_cgroup_version(),
                        p->o.cooldown, p->o.timeout, p->o.max_upload, p->o.max_disk, p->min_free,
-                       p->o.idle_exit, p->o.network ? "on" : "off", p->o.mcp_key_file ? ", mcp key file " : "",
+                       p->o.idle_exit, p->o.network ? "on" : "off", p->o.shell ? "Shell" : "PythonLTS",
+                       p->o.mcp_key_file ? ", mcp key file " : "",
                        p->o.mcp_key_file ? p->o.mcp_key_file : "");
 }
 
@@ -659,8 +677,9 @@ static int serve_mcp_stdio(pool *p, const sigset_t *stop)
     sesh_log("%s", p->datadir_note);
     log_limits(p);
     sesh_log("serving MCP on stdin and stdout (state dir %s, ready %d, max sessions %d, "
-             "cooldown %d s, timeout %d s, network %s)", p->work_dir, p->o.ready,
-             p->o.max_sessions, p->o.cooldown, p->o.timeout, p->o.network ? "on" : "off");
+             "cooldown %d s, timeout %d s, network %s, container type %s)", p->work_dir, p->o.ready,
+             p->o.max_sessions, p->o.cooldown, p->o.timeout, p->o.network ? "on" : "off",
+             p->o.shell ? "Shell" : "PythonLTS");
     sesh_mcp_stdio(p->mcp, STDIN_FILENO, STDOUT_FILENO, sig_fd);
     if (sig_fd >= 0) close(sig_fd);
     teardown(p);

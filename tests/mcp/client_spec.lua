@@ -94,6 +94,29 @@ describe("mcp.spawn with sesh-pool --mcp-stdio", function()
     os.execute("rm -rf " .. util.quote(dir))
   end)
 
+  it("runs shell commands in a Shell pool, and says that it runs no Python", function()
+    local dir = poolmod.tmpdir()
+    local c <close> = mcp.spawn{ command = poolmod.binary(), stderr = dir .. "/log",
+                                 args = mcpt.stdio_args(dir, { "--container-type", "Shell" }) }
+    local env = c:call("launchShell").structuredContent.environmentId
+    local r = c:call("runShellCommandInRemoteEnvironment", { environmentId = env,
+                                                            shellCommand = "cd /tmp; echo $0 > /mnt/data/who" })
+    assert.is_false(r.isError)
+    r = c:call("runShellCommandInRemoteEnvironment", { environmentId = env, shellCommand = "pwd; cat /mnt/data/who" })
+    assert.equal("/tmp\nbash\n", r.structuredContent.stdout)
+    assert.equal(0, r.structuredContent.exitCode)
+    local t = c:call("runShellCommandInRemoteEnvironment", { environmentId = env, shellCommand = "exit 9" })
+    assert.is_true(t.isError)
+    assert.equal(9, t.structuredContent.exitCode)
+    local py = c:call("runPythonCodeInRemoteEnvironment", { environmentId = env, pythonCode = "1" })
+    assert.is_true(py.isError)
+    assert.matches("runs shell commands only", py.text)
+    r = c:call("downloadFile", { environmentId = env, path = "who" })
+    assert.equal("bash\n", r.structuredContent.content)
+    c:close()
+    os.execute("rm -rf " .. util.quote(dir))
+  end)
+
   it("says plainly when the command cannot start", function()
     local e = raised(mcp.spawn, { command = "/nonexistent/mcp-server" })
     assert.is_true(errors.is(e, "transport"))

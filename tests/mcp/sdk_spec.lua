@@ -61,16 +61,21 @@ local function flow_specs(get)
   end)
 
   it("runs shell commands in the same environment, on the files Python wrote", function()
-    local s = get().shell
-    if s.isError and s.text:match("not available yet") then
-      -- shell sessions are not built yet: the tool says so plainly
-      assert.matches("runPythonCodeInRemoteEnvironment", s.text)
-      assert.is_nil(s.structured)
-    else
-      assert.is_false(s.isError)
-      assert.equal("from python\n", s.structured.stdout)
-      assert.equal(0, s.structured.exitCode)
-    end
+    local f = get()
+    local s = f.shell
+    assert.is_false(s.isError, s.text)
+    assert.same({ stdout = "from python\n", stderr = "", exitCode = 0,
+                  executionTimeInMilliseconds = s.structured.executionTimeInMilliseconds }, s.structured)
+    -- a shell that keeps its state; a failing command is a tool error with its exit code
+    assert.is_false(f.shellState.isError)
+    local failing = f.shellFailing
+    assert.is_true(failing.isError)
+    assert.equal(3, failing.structured.exitCode)
+    assert.equal("shell\n/tmp\n", failing.structured.stdout)
+    assert.matches("^oops\n", failing.structured.stderr)
+    -- a program and its arguments, kept exact
+    assert.is_false(f.shellArgs.isError)
+    assert.equal("[a b][it's][x\ny]", f.shellArgs.structured.stdout)
   end)
 
   it("uploads text and base64 files that Python then reads", function()

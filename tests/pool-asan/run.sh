@@ -10,7 +10,7 @@ ASAN_BUILD=${ASAN_BUILD:-build-asan}
 BUILD=${SESH_BUILD:-build}
 SESH="$BUILD/bin/sesh"
 BUSTED=${BUSTED:-/usr/bin/busted}
-SPECS=${POOL_ASAN_SPECS:-"gen1 gen2 errors files faults cli limits disk names mounts memory channel records connections multipart python statedir exit"}
+SPECS=${POOL_ASAN_SPECS:-"gen1 gen2 errors files faults cli limits disk names mounts memory channel records connections multipart python statedir exit shell"}
 
 WORK=$(mktemp -d "${SESH_TEST_TMP:-${TMPDIR:-/tmp}}/pool-asan.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT INT TERM
