@@ -270,6 +270,12 @@ static int l_spawn(lua_State *L)
         rc = posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out, append, 0600);
     if (rc == 0 && err)
         rc = posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err, append, 0600);
+    /* Close-on-exec is not enough: the kernel lets the parent go on at
+     * exec before it closes those descriptors in the child, so for a moment
+     * the child still holds our files (a lock let go right after the spawn
+     * would still be held). The child closes everything above stderr first. */
+    if (rc == 0)
+        rc = posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
     if (rc == 0)
         rc = posix_spawnattr_setsigmask(&attr, &none);
     if (rc == 0)
