@@ -361,7 +361,7 @@ static json_t *error_of(const sesh_run *run)
     if (!code) return NULL;
     json_t *e = json_pack("{s:s, s:s}", "code", code, "message", msg);
     if (!e) e = json_pack("{s:s, s:s}", "code", code, "message", "see stderr");
-    return json_pack("{s:o}", "error", e);
+    return e;
 }
 
 /* A shell command's execution resource (pool-api.md section 9): its exit

@@ -80,6 +80,9 @@ for _, version in ipairs{ "2024-02-02-preview", "2025-10-02-preview" } do
       local r = s:execute("import time; time.sleep(10)", { timeout = 1 })
       assert.equal("Failure", r.status)
       assert.is_true(r.ms < 8000)
+      if version ~= "2024-02-02-preview" then      -- the second generation names it
+        assert.equal("ExecutionTimedOut", r.error and r.error.code)
+      end
       assert.equal(2, s:execute("1 + 1").result)
     end)
 
