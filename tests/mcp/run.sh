@@ -17,7 +17,7 @@ passed=0 failed=0 skipped=0
 echo "== the HTTP entry point (tests/mcp/http_entry.c)"
 make --no-print-directory -s "$BUILD/bin/sesh-pool" "$BUILD/bin/sesh" >&2 ||
     { echo "0 passed, 1 failed"; exit 1; }
-OBJS=$(ls "$BUILD"/obj/pool/*.o | grep -v '/main\.o$')
+OBJS="$(ls "$BUILD"/obj/pool/*.o | grep -v '/main\.o$') $(ls "$BUILD"/obj/common/*.o)"
 # shellcheck disable=SC2086
 if ${CC:-cc} -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE -g -Ihost ${SANITIZE:-} \
         -o "$WORK/http_entry" tests/mcp/http_entry.c $OBJS \

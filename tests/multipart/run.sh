@@ -10,7 +10,7 @@ set -u
 cd "$(dirname "$0")/../.."
 WORK=$(mktemp -d "${SESH_TEST_TMP:-${TMPDIR:-/tmp}}/multipart-suite.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT INT TERM
-SRC="tests/multipart/driver.c host/pool/multipart.c host/pool/util.c"
+SRC="tests/multipart/driver.c host/pool/multipart.c host/pool/util.c host/common/*.c"
 FLAGS="-std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -g -Ihost"
 
 if ! /usr/bin/python3 tests/multipart/gen_bodies.py "$WORK/cases"; then
