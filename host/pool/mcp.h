@@ -69,6 +69,12 @@ typedef struct sesh_mcp_http_request {
     sesh_watch *client;                 /* the connection while a tool runs (NULL: not watched) */
 } sesh_mcp_http_request;
 
+/* The checks sesh_mcp_http() makes first, Origin then the key, for the
+ * server to make as soon as the headers are in (body and client unused): 0
+ * when the request may go on (its body be read), else -1 with the refusal
+ * (403, 401) in reply. Never blocks. */
+int sesh_mcp_http_admit(sesh_mcp *mcp, const sesh_mcp_http_request *rq, sesh_reply *reply);
+
 /* Answers one request: reply gets the status (200, 202, 400, 401, 403, 404,
  * 405, 406, 413, 415, 429, 503), headers (Mcp-Session-Id, Allow) and a JSON
  * body (reply->json) or none (202 and DELETE). A POST may run a tool, and so

@@ -25,6 +25,7 @@
 #define SESH_POOL_SERVER_H
 
 #include "pool/api.h"
+#include "pool/mcp.h"
 
 typedef struct sesh_server sesh_server;
 
@@ -37,11 +38,18 @@ typedef struct sesh_server_config {
     int header_timeout;         /* seconds for a new connection's request headers */
     int min_body_rate;          /* bytes/s a body must average after header_timeout; 0: none */
     int max_workers;            /* operations running at once; more wait for a worker */
+    sesh_mcp *mcp;              /* serves /mcp (its own key, not the token); NULL: no /mcp */
+    const char *tls_cert;       /* HTTPS with this certificate (PEM, chain after it); NULL: HTTP */
+    const char *tls_key;        /* ... and its key (PEM, unencrypted) */
 } sesh_server_config;
 
 sesh_server *sesh_server_start(const sesh_server_config *cfg, sesh_api *api, char **err);
 /* Waits for the operations running (stop the session manager first, so
  * executions end), closes connections, joins threads, frees. */
 void sesh_server_stop(sesh_server *srv);
+/* Reads the certificate and key files again (SIGHUP): connections made from
+ * then on get the new certificate, those open keep theirs; a new one that
+ * cannot be used (tls.h) leaves the one in use. Says which in the log. */
+void sesh_server_reload_tls(sesh_server *srv);
 
 #endif
