@@ -105,10 +105,8 @@ describe("mcp.connect with sesh-pool's /mcp", function()
   local pool
   setup(function() pool = mcpt.http_pool() end)
   teardown(function() if pool then pool:stop(); pool:cleanup() end end)
-  local function wired() if not pool.mcp_wired then pending(mcpt.NOT_WIRED) end end
 
   it("runs a whole flow; closing ends the MCP session and its environment", function()
-    wired()
     local c = mcp.connect{ url = pool.mcp_url, headers = { ["x-ms-apikey"] = pool.mcp_key } }
     assert.matches("^%x+$", c.session_id)
     local env = pool_flow(c)
@@ -118,7 +116,6 @@ describe("mcp.connect with sesh-pool's /mcp", function()
   end)
 
   it("raises an http error with the status for a wrong key", function()
-    wired()
     local e = raised(mcp.connect, { url = pool.mcp_url, headers = { ["x-ms-apikey"] = "wrong" } })
     assert.is_true(errors.is(e, "http"))
     assert.equal(401, e.status)
@@ -126,7 +123,6 @@ describe("mcp.connect with sesh-pool's /mcp", function()
   end)
 
   it("keeps the REST API and its token apart from MCP and its key", function()
-    wired()
     local rest = pool:execute("6 * 7")
     assert.equal(200, rest.status)
     assert.equal(401, pool:request{ path = "code/execute", method = "POST", auth = false,
@@ -137,7 +133,6 @@ describe("mcp.connect with sesh-pool's /mcp", function()
   end)
 
   it("refuses a foreign Origin, answers notifications 202 and GET 405", function()
-    wired()
     local ping = { jsonrpc = "2.0", id = 1, method = "ping" }
     assert.equal(403, mcpt.post(pool, ping, { Origin = "https://evil.example" }).status)
     assert.equal(200, mcpt.post(pool, ping, { Origin = "http://localhost:5173" }).status)

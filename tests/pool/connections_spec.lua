@@ -2,7 +2,10 @@
 -- address past its bound, a pool near its connection limit. Clients with the
 -- token keep getting answers, and slow requests are cut at their deadline.
 -- The crowd is tests/support/hold_sockets.py, from other loopback addresses.
+-- Over TLS too: a handshake that never ends is one more trickle to cut.
 local support = require "support.pool"
+local mcpt = require "support.mcp"
+local tls = require "support.tls"
 local util = require "support.util"
 local cjson = require "cjson"
 
@@ -20,7 +23,7 @@ local function hold(pool, groups)
   local self = setmetatable({ report = base .. ".report", stop_file = base .. ".stop",
                               log = base .. ".log" }, Holder)
   util.write(base .. ".json", cjson.encode(groups))
-  local host, port = pool.endpoint:match("http://([^:]+):(%d+)")
+  local host, port = pool.endpoint:match("https?://([^:]+):(%d+)")
   self.pid = tonumber(support.sh(("%s tests/support/hold_sockets.py %s %s %s %s %s >%s 2>&1 & echo $!")
     :format(PYTHON, host, port, util.quote(base .. ".json"), util.quote(self.report),
             util.quote(self.stop_file), util.quote(self.log))):match("%d+"))
@@ -265,5 +268,57 @@ describe("sesh-pool connections", function()
         if e.kind == "closed" then assert.are.equal(0, e.sent, e.line) end
       end
     end
+  end)
+  it("over TLS cuts handshakes that never finish at the header deadline, and answers a client " ..
+     "with the token meanwhile", function()
+    local dir = support.tmpdir()
+    local ca = tls.make_ca(dir .. "/tls")
+    local pool = support.start{ dir = dir, ca_file = ca.ca, args = { "--header-timeout", "2",
+                                "--tls-cert", ca.cert, "--tls-key", ca.key } }
+    local holder
+    finally(function()
+      if holder then holder:stop() end
+      pool:stop(); pool:cleanup()
+    end)
+    holder = hold(pool, {
+      { name = "silent", count = 300, from = addresses(20, 2) },     -- no handshake begun
+      { name = "hello", count = 100, from = addresses(22, 1), tls_hello = true, first = 10, every = 0.5 },
+    })
+    holder:wait_open("silent", 300)
+    holder:wait_open("hello", 100)
+    local rounds = 0
+    local function all_cut(h) return h:count("closed", "silent") == 300 and h:count("closed", "hello") == 100 end
+    repeat
+      rounds = rounds + 1
+      local res, p = pool:execute("n = globals().get('n', 0) + 1\nn", { identifier = "conn-tls" })
+      assert.are.equal(200, res.status)
+      assert.are.equal(rounds, p.result)
+    until (rounds >= 3 and all_cut(holder)) or rounds >= 2000
+    holder:wait("every unfinished handshake cut", all_cut)
+    for _, e in ipairs(holder:events()) do
+      if e.kind == "closed" then
+        assert.is_true(e.seconds >= 1.99, e.line)
+        assert.is_false(e.answered, e.line)
+        if e.name == "hello" then assert.is_true(e.sent > 10, e.line) end   -- trickled till then
+      end
+    end
+  end)
+
+  it("counts an MCP client with the key as one that showed the token", function()
+    local pool = mcpt.http_pool{ args = { "--max-connections", "40", "--header-timeout", "3600",
+                                          "--idle-timeout", "3600" } }
+    local crowd
+    finally(function()
+      if crowd then crowd:stop() end
+      pool:stop(); pool:cleanup()
+    end)
+    local ping = { jsonrpc = "2.0", id = 1, method = "ping" }
+    assert.are.equal(200, mcpt.post(pool, ping).status)
+    crowd = hold(pool, { { name = "idle", count = 60, from = addresses(23, 2) } })
+    crowd:wait_open("idle", 60)
+    crowd:wait("idle connections let go", function(h) return h:count("closed", "idle") >= 25 end)
+    local res = mcpt.post(pool, ping)
+    assert.are.equal(200, res.status)
+    assert.are.equal(0, res.connects)          -- the MCP client's kept-alive connection stayed
   end)
 end)
