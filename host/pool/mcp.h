@@ -69,10 +69,11 @@ typedef struct sesh_mcp_http_request {
     sesh_watch *client;                 /* the connection while a tool runs (NULL: not watched) */
 } sesh_mcp_http_request;
 
-/* The checks sesh_mcp_http() makes first, Origin then the key, for the
- * server to make as soon as the headers are in (body and client unused): 0
- * when the request may go on (its body be read), else -1 with the refusal
- * (403, 401) in reply. Never blocks. */
+/* The checks sesh_mcp_http() makes before it reads a body: the Origin, the
+ * key, then the body's size (body_len: as announced, or as much as arrived;
+ * the body itself is not read), for the server to make as soon as the
+ * headers are in and as a body of unknown size grows: 0 when the request
+ * may go on, else -1 with the refusal (403, 401, 413) in reply. Never blocks. */
 int sesh_mcp_http_admit(sesh_mcp *mcp, const sesh_mcp_http_request *rq, sesh_reply *reply);
 
 /* Answers one request: reply gets the status (200, 202, 400, 401, 403, 404,

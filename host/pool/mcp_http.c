@@ -156,11 +156,6 @@ static void post(sesh_mcp *mcp, const sesh_mcp_http_request *rq, sesh_reply *rep
                "Not Acceptable: the client must accept application/json (this server answers JSON)");
         return;
     }
-    if (rq->body_len > SESH_MCP_MAX_MESSAGE) {
-        refuse(reply, 413, SESH_MCP_SERVER_ERROR, "Payload Too Large: a message is at most %u bytes",
-               (unsigned)SESH_MCP_MAX_MESSAGE);
-        return;
-    }
     int bad;
     const char *version = header_version(rq, &bad);
     if (bad) {
@@ -252,6 +247,11 @@ int sesh_mcp_http_admit(sesh_mcp *mcp, const sesh_mcp_http_request *rq, sesh_rep
     if (!authorized(mcp, rq)) {
         refuse(reply, 401, SESH_MCP_SERVER_ERROR, "Unauthorized: the MCP key is required in the "
                "x-ms-apikey header (or as Authorization: Bearer <key>)");
+        return -1;
+    }
+    if (rq->body_len > SESH_MCP_MAX_MESSAGE) {
+        refuse(reply, 413, SESH_MCP_SERVER_ERROR, "Payload Too Large: a message is at most %u bytes",
+               (unsigned)SESH_MCP_MAX_MESSAGE);
         return -1;
     }
     return 0;

@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <stdarg.h>
@@ -42,7 +43,8 @@ struct sesh_server {
     sesh_workers *workers;
     sesh_mcp *mcp;              /* serves /mcp; NULL: no /mcp */
     int tls;                    /* HTTPS, with the certificate of tls.h */
-    int epoll_fd;               /* libmicrohttpd's: the loop waits on it */
+    int epoll_fd;               /* libmicrohttpd's */
+    int loop_ep;                /* the loop waits on it: epoll_fd and wake_fd */
     pthread_mutex_t loop_mu;    /* one thread at a time runs libmicrohttpd (not held while waiting) */
     int loop_off;               /* stopping: nobody runs it any more */
     int wake_fd;                /* an eventfd: makes the loop's wait end, to stop */
@@ -291,17 +293,10 @@ static void begin_mcp(request *rq, struct MHD_Connection *con)
         .content_type = H(MHD_HTTP_HEADER_CONTENT_TYPE), .client = &rq->client,
     };
 #undef H
-    if (sesh_mcp_http_admit(rq->srv->mcp, &rq->mr, &rq->reply) != 0) {
-        rq->failed = 1;
-        return;
-    }
-    rq->authed = 1;                 /* the MCP key counts as the token does */
-    if (call->content_length > (int64_t)SESH_MCP_MAX_MESSAGE) {
-        sesh_reply_error(&rq->reply, 413, "PayloadTooLarge", NULL,
-                         "the body is %lld bytes; an MCP message is at most %u",
-                         (long long)call->content_length, (unsigned)SESH_MCP_MAX_MESSAGE);
-        rq->failed = 1;
-    }
+    rq->mr.body_len = call->content_length > 0 ? (size_t)call->content_length : 0;
+    rq->failed = sesh_mcp_http_admit(rq->srv->mcp, &rq->mr, &rq->reply) != 0;
+    rq->authed = !rq->failed || rq->reply.status == 413;     /* the key counts as the token does */
+    rq->mr.body_len = 0;
 }
 
 /* The first call for a request: headers are in, no body yet. */
@@ -355,8 +350,13 @@ static void take_json(request *rq, const char *data, size_t size)
     if (rq->body_len + size > SESH_MAX_JSON_BODY) {
         rq->body_too_large = 1;
         rq->failed = 1;
-        sesh_reply_error(&rq->reply, 413, "PayloadTooLarge", NULL,
-                         "the body is larger than %u bytes", SESH_MAX_JSON_BODY);
+        if (rq->mcp) {                  /* its refusal, in its words */
+            rq->mr.body_len = rq->body_len + size;
+            sesh_mcp_http_admit(rq->srv->mcp, &rq->mr, &rq->reply);
+        } else {
+            sesh_reply_error(&rq->reply, 413, "PayloadTooLarge", NULL,
+                             "the body is larger than %u bytes", SESH_MAX_JSON_BODY);
+        }
         return;
     }
     if (rq->body_len + size + 1 > rq->body_cap) {
@@ -395,6 +395,7 @@ static void run_mhd(sesh_server *srv);
 static void back_to_loop(request *rq, int answer)
 {
     sesh_server *srv = rq->srv;
+    if (answer) sesh_workers_loop_work(srv->workers, 1);
     MHD_resume_connection(rq->con);
     int pending = 1;
     if (answer && pthread_mutex_trylock(&srv->loop_mu) == 0) {
@@ -407,6 +408,7 @@ static void back_to_loop(request *rq, int answer)
         }
         pthread_mutex_unlock(&srv->loop_mu);
     }
+    if (answer) sesh_workers_loop_work(srv->workers, 0);
     if (pending) wake_loop(srv);
     pthread_mutex_lock(&srv->mu);
     if (--srv->suspended == 0) pthread_cond_broadcast(&srv->drained);
@@ -451,6 +453,7 @@ static MHD_RESULT operate_on_worker(request *rq)
     answer_before_reading(rq, 1);
     suspend_for_worker(rq);
     rq->job.run = operation_step;
+    rq->job.keep_loop = 1;              /* its connection waits: no event is due (workers.h) */
     sesh_workers_submit(srv->workers, &rq->job);
     return MHD_YES;
 }
@@ -513,6 +516,7 @@ static MHD_RESULT take_piece(request *rq, const char *data, size_t n)
     if (!rq->draining) {
         rq->draining = 1;
         rq->job.run = drain_step;
+        rq->job.keep_loop = 0;          /* the loop reads on meanwhile */
         sesh_workers_submit(rq->srv->workers, &rq->job);
     }
     if (rq->pending_len >= PENDING_MAX) {
@@ -637,6 +641,7 @@ static void completed(void *cls, struct MHD_Connection *con, void **ctx, enum MH
      * with it) or an upload's temporary file. */
     if (rq->call.session || rq->call.upload) {
         rq->job.run = free_step;
+        rq->job.keep_loop = 1;
         sesh_workers_submit(srv->workers, &rq->job);
         return;
     }
@@ -700,21 +705,28 @@ static unsigned connections(sesh_server *srv)
     return info ? info->num_connections : 0;
 }
 
+/* Milliseconds until libmicrohttpd must run with no event (-1: never). */
+static int loop_timeout(void *ctx)
+{
+    sesh_server *srv = ctx;
+    MHD_UNSIGNED_LONG_LONG left;
+    pthread_mutex_lock(&srv->loop_mu);
+    int timeout = MHD_get_timeout(srv->daemon, &left) == MHD_YES ? (left > INT_MAX ? INT_MAX : (int)left) : -1;
+    pthread_mutex_unlock(&srv->loop_mu);
+    return timeout;
+}
+
 /* One round of the event loop, on whichever pool thread leads it: wait for
  * libmicrohttpd's sockets (or its next timeout, or a wake-up), then let it
  * handle what is ready. */
 static void loop_round(void *ctx)
 {
     sesh_server *srv = ctx;
-    MHD_UNSIGNED_LONG_LONG left;
-    int timeout = -1;
-    pthread_mutex_lock(&srv->loop_mu);
-    if (MHD_get_timeout(srv->daemon, &left) == MHD_YES) timeout = left > INT_MAX ? INT_MAX : (int)left;
-    pthread_mutex_unlock(&srv->loop_mu);
-    struct pollfd p[2] = { { .fd = srv->epoll_fd, .events = POLLIN }, { .fd = srv->wake_fd, .events = POLLIN } };
-    if (poll(p, 2, timeout) > 0 && p[1].revents) {
-        uint64_t n;
-        if (read(srv->wake_fd, &n, sizeof n) < 0) { /* nothing to do: it is a wake-up */ }
+    struct epoll_event ev[2];
+    int n = epoll_wait(srv->loop_ep, ev, 2, loop_timeout(srv));
+    for (int i = 0; i < n; i++) {
+        uint64_t count;
+        if (ev[i].data.fd == srv->wake_fd && read(srv->wake_fd, &count, sizeof count) < 0) { /* taken already */ }
     }
     pthread_mutex_lock(&srv->loop_mu);
     run_mhd(srv);
@@ -772,6 +784,7 @@ static void free_server(sesh_server *srv)
     sesh_workers_free(srv->workers);
     sesh_conns_free(srv->conns);
     if (srv->wake_fd >= 0) close(srv->wake_fd);
+    if (srv->loop_ep >= 0) close(srv->loop_ep);
     pthread_mutex_destroy(&srv->mu);
     pthread_mutex_destroy(&srv->loop_mu);
     pthread_cond_destroy(&srv->drained);
@@ -786,7 +799,7 @@ sesh_server *sesh_server_start(const sesh_server_config *cfg, sesh_api *api, cha
     srv->token = sesh_xstrdup(cfg->token);
     srv->mcp = cfg->mcp;
     srv->idle_timeout = (unsigned)(cfg->idle_timeout > 0 ? cfg->idle_timeout : 60);
-    srv->wake_fd = -1;
+    srv->wake_fd = srv->loop_ep = -1;
     pthread_mutex_init(&srv->mu, NULL);
     pthread_mutex_init(&srv->loop_mu, NULL);
     pthread_cond_init(&srv->drained, NULL);
@@ -802,7 +815,8 @@ sesh_server *sesh_server_start(const sesh_server_config *cfg, sesh_api *api, cha
     };
     srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     srv->conns = sesh_conns_new(&cc, err);
-    srv->workers = srv->conns ? sesh_workers_new(KEEP_WORKERS, cfg->max_workers, loop_round, srv, err) : NULL;
+    srv->workers = srv->conns ? sesh_workers_new(KEEP_WORKERS, cfg->max_workers, loop_round, loop_timeout,
+                                                 srv, err) : NULL;
     if (!srv->workers || srv->wake_fd < 0 || (cfg->tls_cert && start_tls(srv, cfg, err) != 0)) {
         if (srv->wake_fd < 0 && err && !*err) *err = sesh_printf("cannot make an eventfd: %s", strerror(errno));
         free_server(srv);
@@ -836,7 +850,19 @@ sesh_server *sesh_server_start(const sesh_server_config *cfg, sesh_api *api, cha
         return NULL;
     }
     srv->epoll_fd = info->epoll_fd;
-    sesh_workers_start_loop(srv->workers);
+    /* The loop's wait: libmicrohttpd's descriptor and the wake-up, in one
+     * descriptor the workers' standby can watch too (workers.h). */
+    srv->loop_ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event mhd_ev = { .events = EPOLLIN, .data.fd = srv->epoll_fd };
+    struct epoll_event wake_ev = { .events = EPOLLIN, .data.fd = srv->wake_fd };
+    if (srv->loop_ep < 0 || epoll_ctl(srv->loop_ep, EPOLL_CTL_ADD, srv->epoll_fd, &mhd_ev) != 0 ||
+        epoll_ctl(srv->loop_ep, EPOLL_CTL_ADD, srv->wake_fd, &wake_ev) != 0) {
+        if (err) *err = sesh_printf("cannot make the loop's epoll set: %s", strerror(errno));
+        MHD_stop_daemon(srv->daemon);
+        free_server(srv);
+        return NULL;
+    }
+    sesh_workers_start_loop(srv->workers, srv->loop_ep);
     return srv;
 }
 

@@ -143,6 +143,34 @@ describe("mcp.connect with sesh-pool's /mcp", function()
                                                                              Accept = "text/event-stream" } }
     assert.equal(405, get.status)
   end)
+
+  it("asks no OAuth of a client without the key: 401 without WWW-Authenticate (the REST API's has it)", function()
+    local r = mcpt.post(pool, { jsonrpc = "2.0", id = 1, method = "ping" }, { ["x-ms-apikey"] = "wrong" })
+    assert.equal(401, r.status)
+    assert.is_nil(r.headers["www-authenticate"])
+    assert.equal(-32000, require("cjson").decode(r.body).error.code)
+    assert.equal("Bearer", pool:request{ path = "files", auth = false }.headers["www-authenticate"])
+  end)
+
+  it("refuses a message over 8 MiB with 413 and a JSON-RPC error, announced or chunked", function()
+    local big = ('"%s"'):format(("x"):rep(8 * 1024 * 1024))
+    local r = mcpt.post(pool, big)
+    assert.equal(413, r.status)
+    assert.matches("Payload Too Large", require("cjson").decode(r.body).error.message)
+    -- no Content-Length: the pool reads 8 MiB, then refuses and drops the rest
+    local host, port = pool.endpoint:match("http://([^:]+):(%d+)")
+    local chunk = ("y"):rep(1024 * 1024)
+    local parts = {}
+    for i = 1, 9 do parts[i] = ("%x\r\n%s\r\n"):format(#chunk, chunk) end
+    local request = util.write(poolmod.tmpdir() .. "/chunked.http", ("POST /mcp HTTP/1.1\r\nHost: x\r\n" ..
+      "x-ms-apikey: %s\r\nContent-Type: application/json\r\nAccept: application/json\r\n" ..
+      "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n%s0\r\n\r\n"):format(pool.mcp_key, table.concat(parts)))
+    local p = io.popen(("/usr/bin/python3 tests/support/raw_http.py %s %s %s"):format(host, port, util.quote(request)))
+    local answer = p:read("a")
+    p:close()
+    assert.matches("^HTTP/1%.1 413 ", answer)
+    assert.matches("Payload Too Large: a message is at most 8388608 bytes", answer, 1, true)
+  end)
 end)
 
 describe("mcp.spawn with a server written with the SDK", function()

@@ -321,4 +321,54 @@ describe("sesh-pool connections", function()
     assert.are.equal(200, res.status)
     assert.are.equal(0, res.connects)          -- the MCP client's kept-alive connection stayed
   end)
+  -- A lone client's request keeps the loop's thread while its code runs
+  -- (workers.h): what comes meanwhile must be seen all the same.
+  local wait_go = "import os, time\nopen('/mnt/data/started', 'w').close()\n" ..
+                  "while not os.path.exists('/mnt/data/go'):\n    time.sleep(0.02)\n'released'"
+  local function started(pool)       -- the code's file, seen from the host (no request)
+    return support.sh("find " .. util.quote(pool.state_dir) .. " -name started 2>/dev/null") ~= ""
+  end
+  local function release(pool, id)
+    local up = pool:request{ method = "POST", path = "files/upload", identifier = id,
+                             multipart = { { name = "file", filename = "go", data = "" } } }
+    assert.are.equal(200, up.status)
+  end
+
+  it("answers a new client while a lone client's code runs", function()
+    local pool = support.start{ args = { "--ready-sessions", "1" } }
+    local lone
+    finally(function()
+      if lone then lone:stop() end
+      pool:stop(); pool:cleanup()
+    end)
+    lone = hold(pool, { { name = "lone", count = 1, from = { "127.0.0.31" },
+                          request = execute_request(pool, "conn-lone", wait_go, pool.token) } })
+    assert.is_truthy(util.wait(function() return started(pool) end, 30))
+    local res = pool:request{ path = "health", auth = false, timeout = 20 }
+    assert.are.equal(200, res.status)
+    assert.are.equal(0, lone:count("answer", "lone"))
+    release(pool, "conn-lone")
+    lone:wait("the lone answer", function(h) return h:count("answer", "lone") == 1 end)
+  end)
+
+  it("closes an idle connection at its timeout while a lone client's code runs", function()
+    -- the header deadline is far: only libmicrohttpd's idle timeout ends it
+    local pool = support.start{ args = { "--ready-sessions", "1", "--idle-timeout", "3",
+                                         "--header-timeout", "3600" } }
+    local idle, lone
+    finally(function()
+      for _, h in ipairs{ idle, lone } do if h then h:stop() end end
+      pool:stop(); pool:cleanup()
+    end)
+    idle = hold(pool, { { name = "kept-alive", count = 1, from = { "127.0.0.30" },
+                          request = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n" } })
+    idle:wait("an answer", function(h) return h:count("answer", "kept-alive") == 1 end)
+    lone = hold(pool, { { name = "lone", count = 1, from = { "127.0.0.31" },
+                          request = execute_request(pool, "conn-lone", wait_go, pool.token) } })
+    idle:wait("the idle connection closed", function(h) return h:count("closed", "kept-alive") == 1 end)
+    assert.is_true(started(pool))                -- closed while the code ran, not before
+    assert.are.equal(0, lone:count("answer", "lone"))
+    release(pool, "conn-lone")
+    lone:wait("the lone answer", function(h) return h:count("answer", "lone") == 1 end)
+  end)
 end)
