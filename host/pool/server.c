@@ -34,6 +34,9 @@ typedef int MHD_Result;
 #define KEEP_WORKERS 4          /* threads kept when idle, the loop's included */
 #define PENDING_MAX (512u << 10) /* upload bytes read ahead of the disk */
 #define MHD_LOG_BURST 10        /* libmicrohttpd's messages a second, at most */
+/* GnuTLS's usual choices, TLS 1.2 and 1.3 only (libmicrohttpd's "NORMAL"
+ * would take 1.0 and 1.1 too) */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 struct sesh_server {
     struct MHD_Daemon *daemon;
@@ -825,6 +828,7 @@ sesh_server *sesh_server_start(const sesh_server_config *cfg, sesh_api *api, cha
     /* HTTPS: each handshake asks tls.c for the certificate in use */
     struct MHD_OptionItem tls_options[] = {
         { srv->tls ? MHD_OPTION_HTTPS_CERT_CALLBACK2 : MHD_OPTION_END, 0, (void *)sesh_tls_retrieve },
+        { MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES },
         { MHD_OPTION_END, 0, NULL },
     };
     /* epoll, run by the pool's threads in turn (workers.h), not by a thread

@@ -1,25 +1,30 @@
 /*
  * server.h — the HTTP side of sesh-pool: libmicrohttpd on a listening socket
- * made by the caller (TCP or unix), bearer-token check, body intake (JSON
- * bodies buffered up to a cap, multipart uploads streamed to disk), replies,
- * and one access log line per request.
+ * made by the caller (TCP or unix), HTTP or HTTPS (tls.h), bearer-token
+ * check, body intake (JSON bodies buffered up to a cap, multipart uploads
+ * streamed to disk through the API's own parser), /mcp handed to the MCP
+ * server (its own key, mcp.h), replies, and one access log line per request.
  *
  * Threads: one event loop (libmicrohttpd's epoll mode, run by the pool's own
  * threads in turn, workers.h) reads and writes every connection, so an idle
  * or slow socket costs a little memory, never a thread. What may block runs
  * on a pool thread while its connection is suspended, then resumes it: the
  * operation of every request but /health (an execution waits for its code
- * for up to the timeout; others wait for a session's lock or the disk), on
- * the very thread that read the request while another takes the loop, and
- * the writes of an upload's pieces. Headers, token checks, JSON bodies and
- * error answers stay on the loop: sesh_call_parse and sesh_api_begin must
- * stay quick. While a thread runs code for a request it watches the
- * request's socket itself (sesh_watch), which the suspended loop leaves be.
+ * for up to the timeout; others wait for a session's lock or the disk; an
+ * MCP tool call runs code too), on the very thread that read the request
+ * (which keeps the loop meanwhile when nothing else runs, a standby thread
+ * watching it), and the writes of an upload's pieces. Headers, token checks,
+ * JSON bodies and error answers stay on the loop: sesh_call_parse,
+ * sesh_api_begin and sesh_mcp_http_admit must stay quick. While a thread
+ * runs code for a request it watches the request's socket itself
+ * (sesh_watch), which the suspended loop leaves be; an interim answer it
+ * sends goes through the connection's TLS session, if any.
  *
  * Limits and deadlines (conns.h): at most max_connections at once, and
- * max_per_client from one client address; requests whose headers or body
- * arrive too slowly are cut; near a limit, connections that never showed the
- * token are let go first, so clients that have it keep getting in.
+ * max_per_client from one client address; requests whose headers (a TLS
+ * handshake included) or body arrive too slowly are cut; near a limit,
+ * connections that never showed the token (or the MCP key) are let go
+ * first, so clients that have it keep getting in.
  */
 #ifndef SESH_POOL_SERVER_H
 #define SESH_POOL_SERVER_H

@@ -144,6 +144,12 @@ describe("sesh-pool --tls-cert --tls-key", function()
     assert.equal(tls.fingerprint(hca.cert), tls.served_fingerprint(host, port))
   end)
 
+  it("speaks TLS 1.2 and 1.3, not 1.1", function()
+    assert.equal("TLSv1.3", tls.handshake(host, port, "tls1_3"))
+    assert.equal("TLSv1.2", tls.handshake(host, port, "tls1_2"))
+    assert.is_nil(tls.handshake(host, port, "tls1_1"))
+  end)
+
   it("is used by the module with ca_file: execute, upload, download", function()
     local s <close> = hp:session{}
     assert.equal(42, s:execute("6 * 7").result)

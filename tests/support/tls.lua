@@ -6,6 +6,7 @@
 --                                   -- (the server's names: IP 127.0.0.1 and localhost)
 --   tls.server_cert(ca, "other")    -- another one signed by the CA: { cert, key }
 --   tls.fingerprint(file), tls.served_fingerprint(host, port)   -- SHA-256, "AB:CD:..."
+--   tls.handshake(host, port, "tls1_2")  -- "TLSv1.2", or nil when refused
 --   local front = tls.front{ cert = ca.cert, key = ca.key, to = "127.0.0.1:8000" }
 --   front.url                       -- "https://127.0.0.1:PORT"
 --   front:stop()
@@ -52,6 +53,16 @@ function M.fingerprint(file)
   local out = p:read("a")
   p:close()
   return out:match("=(%S+)")
+end
+
+-- The protocol a handshake with host:port settles on when the client offers
+-- only `version` ("tls1_1", "tls1_2", "tls1_3"; any cipher), or nil.
+function M.handshake(host, port, version)
+  local p = io.popen(("openssl s_client -connect %s:%s -%s -cipher 'DEFAULT:@SECLEVEL=0' </dev/null 2>&1")
+                     :format(host, port, version))
+  local out = p:read("a")
+  p:close()
+  return out:match("New, (TLSv[%d.]+), Cipher is")
 end
 
 function M.served_fingerprint(host, port)
