@@ -212,13 +212,6 @@ int sesh_api_upload_body(sesh_api *api, sesh_call *call, const char *data, size_
     return sesh_op_upload_body(api, call, data, size, reply);
 }
 
-int sesh_api_upload(sesh_api *api, sesh_call *call, const char *key, const char *filename,
-                    const char *data, uint64_t off, size_t size, sesh_reply *reply)
-{
-    if (!key || strcmp(key, "file") != 0) return 0;
-    return sesh_op_upload_data(api, call, filename, data, off, size, reply);
-}
-
 /* The limits every session has, and whether the kernel enforces them. */
 static json_t *limits_json(const sesh_api *api)
 {

@@ -148,12 +148,6 @@ int sesh_api_begin(sesh_api *api, sesh_call *call, sesh_reply *reply);
  * was whole is told by sesh_api_finish. */
 int sesh_api_upload_body(sesh_api *api, sesh_call *call, const char *data, size_t size,
                          sesh_reply *reply);
-/* One piece of a part already parsed by someone else (off: its offset in
- * the part); key and filename as the part declares them. -1 when the reply
- * holds an error. libmicrohttpd's post processor feeds this; once the
- * server feeds sesh_api_upload_body instead, it is internal. */
-int sesh_api_upload(sesh_api *api, sesh_call *call, const char *key, const char *filename,
-                    const char *data, uint64_t off, size_t size, sesh_reply *reply);
 void sesh_api_finish(sesh_api *api, sesh_call *call, const char *body, size_t body_len,
                      sesh_reply *reply);
 

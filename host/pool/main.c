@@ -43,6 +43,7 @@
 typedef struct options {
     const char *listen, *socket, *token_file, *state_dir, *python;
     const char *pid_file, *log_file;
+    const char *tls_cert, *tls_key;     /* HTTPS */
     int idle_exit, daemon, ready, cooldown, max_sessions, timeout, network;
     long long max_upload, max_output, max_disk;
     long long min_free_disk;    /* bytes, or -percent of the file system (resolved in setup) */
@@ -94,6 +95,9 @@ static void usage(FILE *f)
           "  --idle-timeout SECONDS    an idle connection is closed after that (default 60)\n"
           "  --min-body-rate BYTES     bytes/s a request body must average after header-timeout\n"
           "                        (default 4096; 0: none)\n"
+          "  --tls-cert FILE, --tls-key FILE\n"
+          "                        serve HTTPS with this certificate (PEM, its chain after it) and\n"
+          "                        key (PEM, unencrypted); SIGHUP reads them again\n"
           "  --daemon              detach once listening (log: --log-file, or pool.log by the socket)\n"
           "  --pid-file PATH       write the pid there (default: pool.pid by the socket)\n"
           "  --log-file PATH       log there instead of stderr\n"
@@ -140,7 +144,8 @@ static int parse_options(int argc, char **argv, options *o)
     enum { O_LISTEN = 256, O_SOCKET, O_TOKEN, O_STATE, O_PYTHON, O_IDLE, O_DAEMON, O_READY, O_COOL,
            O_MAXS, O_TIMEOUT, O_MAXOUT, O_MAXUP, O_MAXDISK, O_NET, O_PID, O_LOG, O_HELP,
            O_MINFREE, O_MCP_KEY, O_MCP_ORIGIN, O_MCP_STDIO, O_SESSMEM,
-           O_MAXCONN, O_PERCLIENT, O_HEADERTO, O_IDLETO, O_BODYRATE, O_CONTAINER };
+           O_MAXCONN, O_PERCLIENT, O_HEADERTO, O_IDLETO, O_BODYRATE, O_CONTAINER,
+           O_TLSCERT, O_TLSKEY };
     static const struct option longopts[] = {
         { "listen", 1, 0, O_LISTEN }, { "socket", 1, 0, O_SOCKET }, { "token-file", 1, 0, O_TOKEN },
         { "state-dir", 1, 0, O_STATE }, { "python", 1, 0, O_PYTHON }, { "idle-exit", 1, 0, O_IDLE },
@@ -153,6 +158,7 @@ static int parse_options(int argc, char **argv, options *o)
         { "max-connections", 1, 0, O_MAXCONN }, { "max-per-client", 1, 0, O_PERCLIENT },
         { "header-timeout", 1, 0, O_HEADERTO }, { "idle-timeout", 1, 0, O_IDLETO },
         { "min-body-rate", 1, 0, O_BODYRATE }, { "container-type", 1, 0, O_CONTAINER },
+        { "tls-cert", 1, 0, O_TLSCERT }, { "tls-key", 1, 0, O_TLSKEY },
         { 0, 0, 0, 0 },
     };
     memset(o, 0, sizeof *o);
@@ -184,6 +190,8 @@ static int parse_options(int argc, char **argv, options *o)
         case O_PYTHON: o->python = optarg; break;
         case O_PID: o->pid_file = optarg; break;
         case O_LOG: o->log_file = optarg; break;
+        case O_TLSCERT: o->tls_cert = optarg; break;
+        case O_TLSKEY: o->tls_key = optarg; break;
         case O_DAEMON: o->daemon = 1; break;
         case O_NET: o->network = 1; break;
         case O_HELP: usage(stdout); exit(0);
@@ -237,10 +245,19 @@ static int parse_options(int argc, char **argv, options *o)
         return -1;
     }
     if (o->mcp_stdio && (o->listen || o->socket || o->daemon || o->token_file || o->mcp_key_file ||
-                         o->idle_exit || o->pid_file || o->mcp_norigins)) {
+                         o->idle_exit || o->pid_file || o->mcp_norigins || o->tls_cert || o->tls_key)) {
         fprintf(stderr, "sesh-pool: --mcp-stdio serves its client on stdin and stdout only: it takes "
                         "no --listen, --socket, --daemon, --token-file, --mcp-key-file, "
-                        "--mcp-allow-origin, --idle-exit or --pid-file\n");
+                        "--mcp-allow-origin, --idle-exit, --pid-file or --tls-cert\n");
+        return -1;
+    }
+    if (!o->tls_cert != !o->tls_key) {
+        fprintf(stderr, "sesh-pool: --tls-cert and --tls-key go together\n");
+        return -1;
+    }
+    if (o->tls_cert && o->socket) {
+        fprintf(stderr, "sesh-pool: --tls-cert is for --listen: a unix socket never leaves the host "
+                        "and is only open to its owner, it needs no TLS\n");
         return -1;
     }
     return 0;
@@ -309,7 +326,7 @@ static int is_loopback(const struct sockaddr *sa)
     return 0;
 }
 
-static int listen_tcp(const char *spec, int have_token_file, char **address, char **err)
+static int listen_tcp(const char *spec, int have_token_file, char **address, int *loopback, char **err)
 {
     char *copy = sesh_xstrdup(spec ? spec : "127.0.0.1:0");
     char *host = copy, *port = strrchr(copy, ':');
@@ -342,6 +359,7 @@ static int listen_tcp(const char *spec, int have_token_file, char **address, cha
         if (fd < 0) continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        *loopback = is_loopback(ai->ai_addr);
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) break;
         free(*err);
         *err = sesh_printf("cannot listen on %s: %s", spec, strerror(errno));
@@ -573,8 +591,20 @@ static int setup(pool *p, char **err)
         if (p->listen_fd < 0) return -1;
         p->address = sesh_printf("unix:%s", o->socket);
     } else {
-        p->listen_fd = listen_tcp(o->listen, o->token_file != NULL, &p->address, err);
+        int loopback = 1;
+        p->listen_fd = listen_tcp(o->listen, o->token_file != NULL, &p->address, &loopback, err);
         if (p->listen_fd < 0) return -1;
+        if (o->tls_cert) {
+            char *https = sesh_printf("https%s", p->address + strlen("http"));
+            free(p->address);
+            p->address = https;
+        } else if (!loopback) {
+            /* A warning, not a refusal: a TLS proxy in front, or a container
+             * whose port only the host reaches, is a sound way to run it. */
+            sesh_log("warning: --listen %s is reachable beyond this host and speaks plain HTTP: the "
+                     "token and all else cross the network readable by anyone on the way; give "
+                     "--tls-cert and --tls-key, or keep it behind a TLS proxy", o->listen);
+        }
     }
     if (sesh_statedir_open(o->state_dir, &p->state, err) != 0) return -1;
     p->work_dir = p->state.dir;
@@ -598,7 +628,8 @@ static int setup(pool *p, char **err)
                               .max_per_client = o->max_per_client, .idle_timeout = o->idle_timeout,
                               .header_timeout = o->header_timeout, .min_body_rate = o->min_body_rate,
                               /* sessions run at once, and as many waiting their turn */
-                              .max_workers = 2 * o->max_sessions + 64 };
+                              .max_workers = 2 * o->max_sessions + 64, .mcp = p->mcp,
+                              .tls_cert = o->tls_cert, .tls_key = o->tls_key };
     p->srv = sesh_server_start(&sc, p->api, err);
     if (!p->srv) return -1;
 
@@ -821,6 +852,10 @@ int main(int argc, char **argv)
     for (;;) {
         struct timespec tick = { 1, 0 };
         int sig = sigtimedwait(&stop, NULL, &tick);
+        if (sig == SIGHUP && p.o.tls_cert) {           /* with a certificate: read it again */
+            sesh_server_reload_tls(p.srv);
+            continue;
+        }
         if (sig > 0) {
             sesh_log("signal %d: stopping", sig);
             break;

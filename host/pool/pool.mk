@@ -3,11 +3,14 @@
 # does not match its own protocol.
 POOL_OBJS := $(patsubst host/%.c,$(OBJ)/%.o,$(wildcard host/pool/*.c)) $(OBJ)/pool/runner_py.o
 
+# GnuTLS directly too: tls.c hands libmicrohttpd's handshakes the certificate.
+GNUTLS_LIBS = $(call pc,--libs,gnutls)
+
 all: $(BIN)/sesh-pool
 
 $(BIN)/sesh-pool: $(POOL_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(MHD_LIBS) $(JANSSON_LIBS) $(SECCOMP_LIBS) -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(MHD_LIBS) $(GNUTLS_LIBS) $(JANSSON_LIBS) $(SECCOMP_LIBS) -lpthread
 
 $(OBJ)/pool/runner_py.c: host/pool/runner.py
 	@mkdir -p $(dir $@)

@@ -4,6 +4,7 @@
 #include "pool/server.h"
 #include "pool/conns.h"
 #include "pool/log.h"
+#include "pool/tls.h"
 #include "pool/util.h"
 #include "pool/workers.h"
 
@@ -13,6 +14,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <stdarg.h>
@@ -29,11 +31,12 @@ typedef int MHD_Result;
 #define MHD_RESULT enum MHD_Result
 #endif
 
-#define POST_BUFFER 65536
-
 #define KEEP_WORKERS 4          /* threads kept when idle, the loop's included */
 #define PENDING_MAX (512u << 10) /* upload bytes read ahead of the disk */
 #define MHD_LOG_BURST 10        /* libmicrohttpd's messages a second, at most */
+/* GnuTLS's usual choices, TLS 1.2 and 1.3 only (libmicrohttpd's "NORMAL"
+ * would take 1.0 and 1.1 too) */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 struct sesh_server {
     struct MHD_Daemon *daemon;
@@ -41,7 +44,10 @@ struct sesh_server {
     char *token;
     sesh_conns *conns;
     sesh_workers *workers;
-    int epoll_fd;               /* libmicrohttpd's: the loop waits on it */
+    sesh_mcp *mcp;              /* serves /mcp; NULL: no /mcp */
+    int tls;                    /* HTTPS, with the certificate of tls.h */
+    int epoll_fd;               /* libmicrohttpd's */
+    int loop_ep;                /* the loop waits on it: epoll_fd and wake_fd */
     pthread_mutex_t loop_mu;    /* one thread at a time runs libmicrohttpd (not held while waiting) */
     int loop_off;               /* stopping: nobody runs it any more */
     int wake_fd;                /* an eventfd: makes the loop's wait end, to stop */
@@ -94,11 +100,31 @@ typedef struct request {
     char *body;                 /* a JSON body */
     size_t body_len, body_cap;
     int body_too_large;
-    struct MHD_PostProcessor *pp;
     int status;                 /* sent, for the log */
     int http11;                 /* may be sent an interim (1xx) answer */
     sesh_watch client;          /* the connection, while code runs for it */
+    gnutls_session_t tls;       /* its TLS session (NULL: plain HTTP) */
+    int cut_tls;                /* the probe broke the TLS session: end the connection */
+    int mcp;                    /* a request for /mcp: sesh_mcp_http() answers it */
+    sesh_mcp_http_request mr;   /* ... with these headers (MHD's strings) and the body */
 } request;
+
+/* The interim answer that asks whether the client is still there (below):
+ * 1 when it went out. On a TLS connection it goes through the TLS session
+ * (raw bytes would break it); a record GnuTLS could not send at once stays
+ * in the session ahead of anything libmicrohttpd would send after it, so
+ * then the connection is cut before the loop has it back (cut_tls). */
+static int send_probe(request *rq, int fd)
+{
+    static const char probe[] = "HTTP/1.1 102 Processing\r\n\r\n";
+    if (!rq->tls) return send(fd, probe, sizeof probe - 1, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0;
+    ssize_t n;
+    do n = gnutls_record_send(rq->tls, probe, sizeof probe - 1);
+    while (n == GNUTLS_E_INTERRUPTED);
+    if (n == (ssize_t)(sizeof probe - 1)) return 1;
+    if (n == GNUTLS_E_AGAIN) rq->cut_tls = 1;
+    return 0;
+}
 
 /* Whether the client of a request that runs code still waits for the answer.
  * Its end of the connection closing (a FIN) may be a half-close, which HTTP
@@ -106,23 +132,29 @@ typedef struct request {
  * client must accept, tells them apart, since a closed socket answers it with
  * a reset. Nothing may be sent to an HTTP/1.0 client: its code runs on.
  * Called on a worker while the connection is suspended, so libmicrohttpd
- * writes nothing meanwhile. The probe is raw bytes: on a TLS connection they
- * would break the session, so there it must not be sent (watch for a reset or
- * a hang-up only, as for HTTP/1.0) unless it goes through the TLS session. */
+ * neither reads nor writes it meanwhile (its TLS session included). */
 static int client_still_waiting(sesh_watch *w, short revents)
 {
-    static const char probe[] = "HTTP/1.1 102 Processing\r\n\r\n";
-    const request *rq = w->data;
+    request *rq = w->data;
     if (revents & (POLLHUP | POLLERR | POLLNVAL))
         return 0;
     if (revents & POLLRDHUP) {
         w->events = 0;                  /* from now on a reset or a hang-up only */
         if (!rq->http11)
             w->fd = -1;
-        else if (send(w->fd, probe, sizeof probe - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        else if (!send_probe(rq, w->fd))
             return 0;
     }
     return 1;
+}
+
+/* A probe left half sent in the TLS session (send_probe): nothing may go
+ * after it, so the connection ends unanswered (the client read nothing for
+ * as long as its socket's buffers took to fill: it is not waiting). */
+static void cut_tls(request *rq)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(rq->con, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (rq->cut_tls && ci) shutdown(ci->connect_fd, SHUT_RDWR);
 }
 
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *con)
@@ -170,7 +202,8 @@ static struct MHD_Response *make_response(request *rq)
     add_common_headers(resp);
     for (int i = 0; i < r->nheaders; i++)
         MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
-    if (r->status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+    /* Not on /mcp: it would make MCP clients try OAuth. */
+    if (r->status == 401 && !rq->mcp) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
     rq->status = r->status ? r->status : 500;
     return resp;
 }
@@ -199,18 +232,6 @@ static int authorized(sesh_server *srv, struct MHD_Connection *con)
     return sesh_secret_equal(h, n, srv->token, strlen(srv->token));
 }
 
-static MHD_RESULT on_part(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
-                          const char *content_type, const char *transfer_encoding,
-                          const char *data, uint64_t off, size_t size)
-{
-    request *rq = cls;
-    if (rq->failed) return MHD_YES;
-    if (sesh_api_upload(rq->srv->api, &rq->call, key, filename, data, off, size, &rq->reply) != 0) {
-        rq->failed = 1;
-    }
-    return MHD_YES;
-}
-
 /* The connection's entry in the table of connections. */
 static sesh_conn *conn_of(struct MHD_Connection *con)
 {
@@ -233,13 +254,66 @@ static int has_body(struct MHD_Connection *con)
     return MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
 }
 
+/* The request's connection, for the code it runs to watch (sesh_watch). */
+static void watch_client(request *rq, struct MHD_Connection *con)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci)
+        rq->client = (sesh_watch){ .fd = ci->connect_fd, .events = POLLRDHUP,
+                                   .still_waiting = client_still_waiting, .data = rq };
+    ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    rq->tls = ci ? ci->tls_session : NULL;
+}
+
+static int64_t content_length(struct MHD_Connection *con)
+{
+    const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return cl ? strtoll(cl, NULL, 10) : -1;
+}
+
+/* /mcp (a query string aside) goes to the MCP server, when there is one. */
+static int is_mcp(const sesh_server *srv, const char *raw_uri)
+{
+    return srv->mcp && strncmp(raw_uri, "/mcp", 4) == 0 && (raw_uri[4] == '\0' || raw_uri[4] == '?');
+}
+
+/* A request for /mcp: the MCP server's own checks (Origin, its key, not the
+ * token) before any body is read; the body is gathered as JSON (take_json,
+ * up to SESH_MCP_MAX_MESSAGE) for sesh_mcp_http() on a worker. */
+static void begin_mcp(request *rq, struct MHD_Connection *con)
+{
+    sesh_call *call = &rq->call;
+    rq->mcp = 1;
+    call->method = rq->method;
+    call->path = sesh_xstrdup("/mcp");
+    call->body = SESH_BODY_JSON;
+    call->content_length = content_length(con);
+#define H(name) MHD_lookup_connection_value(con, MHD_HEADER_KIND, name)
+    rq->mr = (sesh_mcp_http_request){
+        .method = rq->method, .api_key = H("x-ms-apikey"), .authorization = H(MHD_HTTP_HEADER_AUTHORIZATION),
+        .origin = H(MHD_HTTP_HEADER_ORIGIN), .session_id = H("Mcp-Session-Id"),
+        .protocol_version = H("MCP-Protocol-Version"), .accept = H(MHD_HTTP_HEADER_ACCEPT),
+        .content_type = H(MHD_HTTP_HEADER_CONTENT_TYPE), .client = &rq->client,
+    };
+#undef H
+    rq->mr.body_len = call->content_length > 0 ? (size_t)call->content_length : 0;
+    rq->failed = sesh_mcp_http_admit(rq->srv->mcp, &rq->mr, &rq->reply) != 0;
+    rq->authed = !rq->failed || rq->reply.status == 413;     /* the key counts as the token does */
+    rq->mr.body_len = 0;
+}
+
 /* The first call for a request: headers are in, no body yet. */
 static void begin(request *rq, struct MHD_Connection *con, const char *method)
 {
     sesh_server *srv = rq->srv;
     sesh_call *call = &rq->call;
-    rq->authed = authorized(srv, con);
     rq->method = sesh_xstrdup(method);
+    watch_client(rq, con);
+    if (is_mcp(srv, rq->raw_uri)) {
+        begin_mcp(rq, con);
+        return;
+    }
+    rq->authed = authorized(srv, con);
     if (sesh_call_parse(call, rq->method, rq->raw_uri, &rq->reply) != 0) {
         /* An unknown path still needs the token: say nothing to strangers. */
         if (!rq->authed) {
@@ -259,36 +333,17 @@ static void begin(request *rq, struct MHD_Connection *con, const char *method)
     call->host = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
     call->operation_id = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "operation-id");
     call->content_type = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    call->content_length = cl ? strtoll(cl, NULL, 10) : -1;
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (ci) {
-        rq->client = (sesh_watch){ .fd = ci->connect_fd, .events = POLLRDHUP,
-                                   .still_waiting = client_still_waiting, .data = rq };
-        call->client = &rq->client;
-    }
-    if (sesh_api_begin(srv->api, call, &rq->reply) != 0) {
-        rq->failed = 1;
-        return;
-    }
-    if (call->body == SESH_BODY_MULTIPART) {
-        rq->pp = MHD_create_post_processor(con, POST_BUFFER, on_part, rq);
-        if (!rq->pp) {
-            sesh_reply_error(&rq->reply, 415, "UnsupportedMediaType", NULL,
-                             "the multipart/form-data body has no usable boundary");
-            rq->failed = 1;
-        }
-    }
+    call->content_length = content_length(con);
+    if (rq->client.still_waiting) call->client = &rq->client;
+    if (sesh_api_begin(srv->api, call, &rq->reply) != 0) rq->failed = 1;
 }
 
-/* A piece of a multipart body: its parts go to disk (sesh_api_upload). */
+/* A piece of an upload's raw body, on the drain: the API's multipart parser
+ * reads it and streams the file to disk. Once it fails, no more is fed. */
 static void take_multipart(request *rq, const char *data, size_t size)
 {
-    if (rq->pp && !rq->failed && MHD_post_process(rq->pp, data, size) != MHD_YES && !rq->failed) {
-        sesh_reply_error(&rq->reply, 400, "InvalidMultipartBody", NULL,
-                         "the multipart/form-data body is malformed");
+    if (!rq->failed && sesh_api_upload_body(rq->srv->api, &rq->call, data, size, &rq->reply) != 0)
         rq->failed = 1;
-    }
 }
 
 /* A piece of a JSON body, kept in memory up to the cap; other bodies are dropped. */
@@ -298,8 +353,13 @@ static void take_json(request *rq, const char *data, size_t size)
     if (rq->body_len + size > SESH_MAX_JSON_BODY) {
         rq->body_too_large = 1;
         rq->failed = 1;
-        sesh_reply_error(&rq->reply, 413, "PayloadTooLarge", NULL,
-                         "the body is larger than %u bytes", SESH_MAX_JSON_BODY);
+        if (rq->mcp) {                  /* its refusal, in its words */
+            rq->mr.body_len = rq->body_len + size;
+            sesh_mcp_http_admit(rq->srv->mcp, &rq->mr, &rq->reply);
+        } else {
+            sesh_reply_error(&rq->reply, 413, "PayloadTooLarge", NULL,
+                             "the body is larger than %u bytes", SESH_MAX_JSON_BODY);
+        }
         return;
     }
     if (rq->body_len + size + 1 > rq->body_cap) {
@@ -338,6 +398,7 @@ static void run_mhd(sesh_server *srv);
 static void back_to_loop(request *rq, int answer)
 {
     sesh_server *srv = rq->srv;
+    if (answer) sesh_workers_loop_work(srv->workers, 1);
     MHD_resume_connection(rq->con);
     int pending = 1;
     if (answer && pthread_mutex_trylock(&srv->loop_mu) == 0) {
@@ -350,6 +411,7 @@ static void back_to_loop(request *rq, int answer)
         }
         pthread_mutex_unlock(&srv->loop_mu);
     }
+    if (answer) sesh_workers_loop_work(srv->workers, 0);
     if (pending) wake_loop(srv);
     pthread_mutex_lock(&srv->mu);
     if (--srv->suspended == 0) pthread_cond_broadcast(&srv->drained);
@@ -371,14 +433,16 @@ static void answer_before_reading(request *rq, int on)
 static void operation_step(sesh_job *job)
 {
     request *rq = REQUEST_OF(job);
-    if (rq->pp) {
-        MHD_destroy_post_processor(rq->pp);     /* may hand the last bytes to on_part */
-        rq->pp = NULL;
-    }
-    if (!rq->failed)
+    if (rq->mcp) {
+        rq->mr.body = rq->body;
+        rq->mr.body_len = rq->body_len;
+        sesh_mcp_http(rq->srv->mcp, &rq->mr, &rq->reply);
+    } else if (!rq->failed) {
         sesh_api_finish(rq->srv->api, &rq->call, rq->body, rq->body_len, &rq->reply);
+    }
     sesh_session_release(rq->call.session);
     rq->call.session = NULL;
+    cut_tls(rq);
     rq->response = make_response(rq);
     rq->answered = 1;
     back_to_loop(rq, 1);
@@ -392,6 +456,7 @@ static MHD_RESULT operate_on_worker(request *rq)
     answer_before_reading(rq, 1);
     suspend_for_worker(rq);
     rq->job.run = operation_step;
+    rq->job.keep_loop = 1;              /* its connection waits: no event is due (workers.h) */
     sesh_workers_submit(srv->workers, &rq->job);
     return MHD_YES;
 }
@@ -440,7 +505,7 @@ static void drain_step(sesh_job *job)
 static MHD_RESULT take_piece(request *rq, const char *data, size_t n)
 {
     pthread_mutex_lock(&rq->mu);
-    if (!rq->draining) rq->drop = rq->failed || !rq->pp;     /* no drain runs: failed is the loop's */
+    if (!rq->draining) rq->drop = rq->failed;       /* no drain runs: failed is the loop's */
     if (rq->drop) {
         pthread_mutex_unlock(&rq->mu);
         return MHD_YES;
@@ -454,6 +519,7 @@ static MHD_RESULT take_piece(request *rq, const char *data, size_t n)
     if (!rq->draining) {
         rq->draining = 1;
         rq->job.run = drain_step;
+        rq->job.keep_loop = 0;          /* the loop reads on meanwhile */
         sesh_workers_submit(rq->srv->workers, &rq->job);
     }
     if (rq->pending_len >= PENDING_MAX) {
@@ -518,17 +584,12 @@ static MHD_RESULT handle(void *cls, struct MHD_Connection *con, const char *url,
     sesh_conn_pause(rq->conn);
     if (rq->call.body == SESH_BODY_MULTIPART && operate_after_drain(rq)) return MHD_YES;
     if (!rq->failed && rq->call.op != SESH_OP_HEALTH) return operate_on_worker(rq);
-    if (rq->pp) {                               /* failed: its parts are dropped */
-        MHD_destroy_post_processor(rq->pp);
-        rq->pp = NULL;
-    }
     if (!rq->failed) sesh_api_finish(rq->srv->api, &rq->call, rq->body, rq->body_len, &rq->reply);
     return send_reply(con, rq);
 }
 
 static void free_request(request *rq)
 {
-    if (rq->pp) MHD_destroy_post_processor(rq->pp);
     if (rq->response) MHD_destroy_response(rq->response);
     sesh_call_free(&rq->call);
     sesh_reply_free(&rq->reply);
@@ -580,9 +641,10 @@ static void completed(void *cls, struct MHD_Connection *con, void **ctx, enum MH
     if (draining) return;
     log_request(rq, why);
     /* A request cut short may still hold a session (whose files may go
-     * with it), an upload's temporary file, or body bytes for the disk. */
-    if (rq->call.session || rq->call.upload || rq->pp) {
+     * with it) or an upload's temporary file. */
+    if (rq->call.session || rq->call.upload) {
         rq->job.run = free_step;
+        rq->job.keep_loop = 1;
         sesh_workers_submit(srv->workers, &rq->job);
         return;
     }
@@ -646,21 +708,28 @@ static unsigned connections(sesh_server *srv)
     return info ? info->num_connections : 0;
 }
 
+/* Milliseconds until libmicrohttpd must run with no event (-1: never). */
+static int loop_timeout(void *ctx)
+{
+    sesh_server *srv = ctx;
+    MHD_UNSIGNED_LONG_LONG left;
+    pthread_mutex_lock(&srv->loop_mu);
+    int timeout = MHD_get_timeout(srv->daemon, &left) == MHD_YES ? (left > INT_MAX ? INT_MAX : (int)left) : -1;
+    pthread_mutex_unlock(&srv->loop_mu);
+    return timeout;
+}
+
 /* One round of the event loop, on whichever pool thread leads it: wait for
  * libmicrohttpd's sockets (or its next timeout, or a wake-up), then let it
  * handle what is ready. */
 static void loop_round(void *ctx)
 {
     sesh_server *srv = ctx;
-    MHD_UNSIGNED_LONG_LONG left;
-    int timeout = -1;
-    pthread_mutex_lock(&srv->loop_mu);
-    if (MHD_get_timeout(srv->daemon, &left) == MHD_YES) timeout = left > INT_MAX ? INT_MAX : (int)left;
-    pthread_mutex_unlock(&srv->loop_mu);
-    struct pollfd p[2] = { { .fd = srv->epoll_fd, .events = POLLIN }, { .fd = srv->wake_fd, .events = POLLIN } };
-    if (poll(p, 2, timeout) > 0 && p[1].revents) {
-        uint64_t n;
-        if (read(srv->wake_fd, &n, sizeof n) < 0) { /* nothing to do: it is a wake-up */ }
+    struct epoll_event ev[2];
+    int n = epoll_wait(srv->loop_ep, ev, 2, loop_timeout(srv));
+    for (int i = 0; i < n; i++) {
+        uint64_t count;
+        if (ev[i].data.fd == srv->wake_fd && read(srv->wake_fd, &count, sizeof count) < 0) { /* taken already */ }
     }
     pthread_mutex_lock(&srv->loop_mu);
     run_mhd(srv);
@@ -684,11 +753,41 @@ static void wake_loop(void *ctx)
     if (write(srv->wake_fd, &one, sizeof one) < 0) { /* an eventfd only fails when full: awake */ }
 }
 
+/* The certificate for HTTPS (tls.h): 0, or -1 with *err. */
+static int start_tls(sesh_server *srv, const sesh_server_config *cfg, char **err)
+{
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES ||
+        MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK2) != MHD_YES) {
+        *err = sesh_xstrdup("this libmicrohttpd was built without GnuTLS 3.6.3 or later: no --tls-cert");
+        return -1;
+    }
+    char *about = NULL;
+    if (sesh_tls_load(cfg->tls_cert, cfg->tls_key, &about, err) != 0) return -1;
+    srv->tls = 1;
+    sesh_log("tls: certificate %s (%s)", cfg->tls_cert, about ? about : "");
+    free(about);
+    return 0;
+}
+
+void sesh_server_reload_tls(sesh_server *srv)
+{
+    if (!srv->tls) return;
+    char *about = NULL, *why = NULL;
+    if (sesh_tls_reload(&about, &why) == 0)
+        sesh_log("tls: certificate reloaded (%s): new connections get it", about ? about : "");
+    else
+        sesh_log("tls: certificate not reloaded, the one in use stays: %s", why ? why : "?");
+    free(about);
+    free(why);
+}
+
 static void free_server(sesh_server *srv)
 {
+    if (srv->tls) sesh_tls_unload();
     sesh_workers_free(srv->workers);
     sesh_conns_free(srv->conns);
     if (srv->wake_fd >= 0) close(srv->wake_fd);
+    if (srv->loop_ep >= 0) close(srv->loop_ep);
     pthread_mutex_destroy(&srv->mu);
     pthread_mutex_destroy(&srv->loop_mu);
     pthread_cond_destroy(&srv->drained);
@@ -701,8 +800,9 @@ sesh_server *sesh_server_start(const sesh_server_config *cfg, sesh_api *api, cha
     sesh_server *srv = sesh_xcalloc(1, sizeof *srv);
     srv->api = api;
     srv->token = sesh_xstrdup(cfg->token);
+    srv->mcp = cfg->mcp;
     srv->idle_timeout = (unsigned)(cfg->idle_timeout > 0 ? cfg->idle_timeout : 60);
-    srv->wake_fd = -1;
+    srv->wake_fd = srv->loop_ep = -1;
     pthread_mutex_init(&srv->mu, NULL);
     pthread_mutex_init(&srv->loop_mu, NULL);
     pthread_cond_init(&srv->drained, NULL);
@@ -718,15 +818,22 @@ sesh_server *sesh_server_start(const sesh_server_config *cfg, sesh_api *api, cha
     };
     srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     srv->conns = sesh_conns_new(&cc, err);
-    srv->workers = srv->conns ? sesh_workers_new(KEEP_WORKERS, cfg->max_workers, loop_round, srv, err) : NULL;
-    if (!srv->workers || srv->wake_fd < 0) {
+    srv->workers = srv->conns ? sesh_workers_new(KEEP_WORKERS, cfg->max_workers, loop_round, loop_timeout,
+                                                 srv, err) : NULL;
+    if (!srv->workers || srv->wake_fd < 0 || (cfg->tls_cert && start_tls(srv, cfg, err) != 0)) {
         if (srv->wake_fd < 0 && err && !*err) *err = sesh_printf("cannot make an eventfd: %s", strerror(errno));
         free_server(srv);
         return NULL;
     }
+    /* HTTPS: each handshake asks tls.c for the certificate in use */
+    struct MHD_OptionItem tls_options[] = {
+        { srv->tls ? MHD_OPTION_HTTPS_CERT_CALLBACK2 : MHD_OPTION_END, 0, (void *)sesh_tls_retrieve },
+        { MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES },
+        { MHD_OPTION_END, 0, NULL },
+    };
     /* epoll, run by the pool's threads in turn (workers.h), not by a thread
      * of libmicrohttpd's own: the thread that reads a request runs it */
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | (srv->tls ? MHD_USE_TLS : 0);
     srv->daemon = MHD_start_daemon(
         flags, 0, admit, srv, handle, srv,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
@@ -737,6 +844,7 @@ sesh_server *sesh_server_start(const sesh_server_config *cfg, sesh_api *api, cha
         MHD_OPTION_CONNECTION_LIMIT, max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_ARRAY, tls_options,
         MHD_OPTION_END);
     const union MHD_DaemonInfo *info = srv->daemon ? MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
     if (!info) {
@@ -746,7 +854,19 @@ sesh_server *sesh_server_start(const sesh_server_config *cfg, sesh_api *api, cha
         return NULL;
     }
     srv->epoll_fd = info->epoll_fd;
-    sesh_workers_start_loop(srv->workers);
+    /* The loop's wait: libmicrohttpd's descriptor and the wake-up, in one
+     * descriptor the workers' standby can watch too (workers.h). */
+    srv->loop_ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event mhd_ev = { .events = EPOLLIN, .data.fd = srv->epoll_fd };
+    struct epoll_event wake_ev = { .events = EPOLLIN, .data.fd = srv->wake_fd };
+    if (srv->loop_ep < 0 || epoll_ctl(srv->loop_ep, EPOLL_CTL_ADD, srv->epoll_fd, &mhd_ev) != 0 ||
+        epoll_ctl(srv->loop_ep, EPOLL_CTL_ADD, srv->wake_fd, &wake_ev) != 0) {
+        if (err) *err = sesh_printf("cannot make the loop's epoll set: %s", strerror(errno));
+        MHD_stop_daemon(srv->daemon);
+        free_server(srv);
+        return NULL;
+    }
+    sesh_workers_start_loop(srv->workers, srv->loop_ep);
     return srv;
 }
 

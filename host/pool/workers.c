@@ -7,6 +7,12 @@
  * warm: a request answered in a few hundred microseconds notices). Threads
  * are detached: the last one to end tells sesh_workers_free, which waits for
  * the count to reach zero.
+ *
+ * The standby (a kept loop, workers.h) sleeps in epoll_wait on a set of its
+ * own: the loop's descriptor, one-shot and enabled only while a job keeps
+ * the loop, and a timerfd set to the loop's timeout then. Arming and
+ * disarming are epoll_ctl and timerfd_settime calls of the keeping thread,
+ * which wake nobody; the standby wakes only when the loop has work.
  */
 #include "pool/workers.h"
 #include "pool/log.h"
@@ -14,9 +20,13 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #define IDLE_END_S      30      /* an idle thread beyond `keep` ends after this */
 #define BUSY_LOG_MS     60000   /* "all workers busy" at most this often */
@@ -37,17 +47,36 @@ struct sesh_workers {
     int threads, keep, max;
     int stopping;
     void (*round)(void *ctx);
+    int (*timeout_ms)(void *ctx);
     void *ctx;
     int loop_on;                /* the loop should run */
-    int looping;                /* a thread runs it */
+    int looping;                /* a thread runs it (or keeps it while it runs a job) */
+    int busy;                   /* threads running a job */
     uint64_t busy_logged_ms;
+    /* the kept loop */
+    int watch_fd;               /* the loop's: readable when it has work; -1: never kept */
+    int standby_ep, timer_fd;   /* the standby's epoll set and timer */
+    int timer_set;              /* the timer is armed (the leader's) */
+    pthread_t standby;
+    int standby_started, standby_stop;
+    int kept;                   /* the leader runs a job of its round, keeping the loop */
+    int kept_lost;              /* ... and the standby handed the loop over meanwhile */
 };
 
-/* The round this thread runs, and the first job it submitted. */
-static __thread sesh_workers *round_of;
-static __thread sesh_job *round_job;
+/* Loop work this thread does (a round, or sesh_workers_loop_work): the
+ * first job it submits is collected, for this thread to run next. */
+static __thread sesh_workers *collect_for;
+static __thread sesh_job *collected;
+static __thread sesh_workers *keeping;      /* this thread keeps the loop, the standby watching */
 
 static void *worker_main(void *arg);
+
+static sesh_job *take_collected(void)
+{
+    sesh_job *job = collected;
+    collected = NULL;
+    return job;
+}
 
 /* With the lock held. 0, or an errno. */
 static int start_thread(sesh_workers *w)
@@ -99,35 +128,152 @@ static int hand_loop_over(sesh_workers *w)
     return w->threads < w->max && start_thread(w) == 0;
 }
 
-/* Runs rounds while the loop is on, until a round leaves this thread a job
- * and another thread takes the loop; then runs that job. Lock held on
- * entry and on return. */
+/* Runs a job, counted as busy, then any job its loop work collected, in
+ * turn. Lock held on entry and on return. */
+static void run_jobs(sesh_workers *w, sesh_job *job)
+{
+    while (job) {
+        w->busy++;
+        pthread_mutex_unlock(&w->mu);
+        job->next = NULL;
+        job->run(job);
+        pthread_mutex_lock(&w->mu);
+        w->busy--;
+        job = take_collected();
+    }
+}
+
+/* ---- the kept loop ---- */
+
+/* The standby watches the loop for the thread that keeps it: the loop's
+ * descriptor once (one-shot), and its timeout. The leader's only. */
+static void standby_arm(sesh_workers *w, int on)
+{
+    struct epoll_event ev = { .events = on ? EPOLLIN | EPOLLONESHOT : 0, .data.u32 = 0 };
+    epoll_ctl(w->standby_ep, EPOLL_CTL_MOD, w->watch_fd, &ev);
+    int ms = on && w->timeout_ms ? w->timeout_ms(w->ctx) : -1;
+    if (ms < 0 && !w->timer_set) return;
+    struct itimerspec t = { { 0, 0 }, { 0, 0 } };      /* disarmed */
+    if (ms >= 0) t.it_value = (struct timespec){ ms / 1000, (long)(ms % 1000) * 1000000L + 1 };
+    timerfd_settime(w->timer_fd, 0, &t, NULL);
+    w->timer_set = ms >= 0;
+}
+
+static void unwatch(sesh_workers *w)
+{
+    if (keeping != w) return;
+    keeping = NULL;
+    standby_arm(w, 0);
+}
+
+/* Runs a job of the round while keeping the loop. 1 when this thread still
+ * leads, 0 when the standby handed the loop over meanwhile. What the job's
+ * loop work collected stays collected. Lock held on entry and on return. */
+static int run_keeping_loop(sesh_workers *w, sesh_job *job)
+{
+    w->kept = 1;
+    w->kept_lost = 0;
+    w->busy++;
+    pthread_mutex_unlock(&w->mu);
+    keeping = w;
+    standby_arm(w, 1);
+    job->next = NULL;
+    job->run(job);
+    unwatch(w);
+    pthread_mutex_lock(&w->mu);
+    w->busy--;
+    w->kept = 0;
+    return !w->kept_lost;
+}
+
+static void *standby_main(void *arg)
+{
+    sesh_workers *w = arg;
+    for (;;) {
+        struct epoll_event ev[2];
+        int n = epoll_wait(w->standby_ep, ev, 2, -1);
+        if (n < 0 && errno != EINTR) break;
+        for (int i = 0; i < n; i++) {
+            uint64_t expired;
+            if (ev[i].data.u32 == 1 && read(w->timer_fd, &expired, sizeof expired) < 0) { /* not yet */ }
+        }
+        pthread_mutex_lock(&w->mu);
+        int stop = w->standby_stop;
+        if (!stop && n > 0 && w->kept && !w->kept_lost && w->loop_on && hand_loop_over(w)) {
+            w->kept_lost = 1;           /* the keeping thread leads no more */
+            w->looping = 0;
+            pthread_cond_broadcast(&w->changed);
+        }
+        pthread_mutex_unlock(&w->mu);
+        if (stop) break;
+    }
+    return NULL;
+}
+
+/* The standby's epoll set, timer and thread: 0, or an errno. */
+static int start_standby(sesh_workers *w)
+{
+    w->standby_ep = epoll_create1(EPOLL_CLOEXEC);
+    w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 1 };
+    if (w->standby_ep < 0 || w->timer_fd < 0 || epoll_ctl(w->standby_ep, EPOLL_CTL_ADD, w->timer_fd, &ev) != 0)
+        return errno;
+    int rc = pthread_create(&w->standby, NULL, standby_main, w);
+    if (rc == 0) w->standby_started = 1;
+    return rc;
+}
+
+static void stop_standby(sesh_workers *w)
+{
+    if (w->standby_started) {
+        pthread_mutex_lock(&w->mu);
+        w->standby_stop = 1;
+        pthread_mutex_unlock(&w->mu);
+        struct itimerspec now = { .it_value = { 0, 1 } };
+        timerfd_settime(w->timer_fd, 0, &now, NULL);
+        pthread_join(w->standby, NULL);
+    }
+    if (w->standby_ep >= 0) close(w->standby_ep);
+    if (w->timer_fd >= 0) close(w->timer_fd);
+}
+
+/* ---- the loop ---- */
+
+/* Runs rounds while the loop is on. The job a round leaves this thread is
+ * kept (run here, the loop kept) when it may be; else the loop goes to
+ * another thread and this one runs the job. Lock held on entry and on
+ * return. */
 static void lead(sesh_workers *w)
 {
     w->looping = 1;
+    sesh_job *mine = NULL;
     while (w->loop_on) {
-        pthread_mutex_unlock(&w->mu);
-        round_of = w;
-        round_job = NULL;
-        w->round(w->ctx);
-        sesh_job *mine = round_job;
-        round_of = NULL;
-        round_job = NULL;
-        pthread_mutex_lock(&w->mu);
-        if (!mine) continue;
+        if (!mine) {
+            pthread_mutex_unlock(&w->mu);
+            collect_for = w;
+            w->round(w->ctx);
+            collect_for = NULL;
+            mine = take_collected();
+            pthread_mutex_lock(&w->mu);
+            if (!mine) continue;
+        }
+        if (mine->keep_loop && w->busy == 0 && w->watch_fd >= 0) {
+            int still = run_keeping_loop(w, mine);
+            mine = take_collected();    /* the next request, read as the answer went out */
+            if (still) continue;
+            run_jobs(w, mine);          /* the standby gave the loop to another thread */
+            return;
+        }
         if (w->loop_on && !hand_loop_over(w)) {
             enqueue(w, mine);           /* the loop keeps its thread; the job waits */
+            mine = NULL;
             continue;
         }
-        w->looping = 0;
-        pthread_cond_broadcast(&w->changed);
-        pthread_mutex_unlock(&w->mu);
-        mine->run(mine);
-        pthread_mutex_lock(&w->mu);
-        return;
+        break;
     }
     w->looping = 0;
     pthread_cond_broadcast(&w->changed);
+    run_jobs(w, mine);
 }
 
 /* Waits until handed something or timed out. Lock held. 0: the thread
@@ -172,10 +318,7 @@ static void *worker_main(void *arg)
             job = me.job;
             if (!job) continue;                 /* led to the loop, or to the queue */
         }
-        pthread_mutex_unlock(&w->mu);
-        job->next = NULL;
-        job->run(job);
-        pthread_mutex_lock(&w->mu);
+        run_jobs(w, job);
     }
     if (--w->threads == 0) pthread_cond_broadcast(&w->changed);
     pthread_mutex_unlock(&w->mu);
@@ -183,17 +326,20 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-sesh_workers *sesh_workers_new(int keep, int max, void (*round)(void *ctx), void *ctx, char **err)
+sesh_workers *sesh_workers_new(int keep, int max, void (*round)(void *ctx), int (*timeout_ms)(void *ctx),
+                               void *ctx, char **err)
 {
     sesh_workers *w = sesh_xcalloc(1, sizeof *w);
     w->keep = keep < 2 ? 2 : keep;
     w->max = max < w->keep ? w->keep : max;
     w->round = round;
+    w->timeout_ms = timeout_ms;
     w->ctx = ctx;
+    w->watch_fd = w->standby_ep = w->timer_fd = -1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->changed, NULL);
+    int rc = start_standby(w);
     pthread_mutex_lock(&w->mu);
-    int rc = 0;
     for (int i = 0; i < w->keep && rc == 0; i++) rc = start_thread(w);
     pthread_mutex_unlock(&w->mu);
     if (rc != 0) {
@@ -204,9 +350,13 @@ sesh_workers *sesh_workers_new(int keep, int max, void (*round)(void *ctx), void
     return w;
 }
 
-void sesh_workers_start_loop(sesh_workers *w)
+void sesh_workers_start_loop(sesh_workers *w, int watch_fd)
 {
+    /* Watched only while a job keeps the loop (standby_arm). */
+    struct epoll_event ev = { .events = 0, .data.u32 = 0 };
+    if (watch_fd >= 0 && epoll_ctl(w->standby_ep, EPOLL_CTL_ADD, watch_fd, &ev) != 0) watch_fd = -1;
     pthread_mutex_lock(&w->mu);
+    w->watch_fd = watch_fd;
     w->loop_on = 1;
     if (!w->looping) {
         idler *i = pop_idler(w);
@@ -229,11 +379,17 @@ void sesh_workers_stop_loop(sesh_workers *w, void (*wake)(void *ctx))
     pthread_mutex_unlock(&w->mu);
 }
 
+void sesh_workers_loop_work(sesh_workers *w, int on)
+{
+    if (on) unwatch(w);
+    collect_for = on ? w : NULL;
+}
+
 void sesh_workers_submit(sesh_workers *w, sesh_job *job)
 {
     job->next = NULL;
-    if (round_of == w && !round_job) {          /* the round's thread runs it next */
-        round_job = job;
+    if (collect_for == w && !collected) {       /* this thread runs it next */
+        collected = job;
         return;
     }
     pthread_mutex_lock(&w->mu);
@@ -267,6 +423,7 @@ void sesh_workers_free(sesh_workers *w)
     for (idler *i = w->idle; i; i = i->next) pthread_cond_signal(&i->wake);
     while (w->threads > 0) pthread_cond_wait(&w->changed, &w->mu);
     pthread_mutex_unlock(&w->mu);
+    stop_standby(w);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->changed);
     free(w);

@@ -40,8 +40,8 @@ rc=$?
 # The file specs once more through the walk used where openat2 is missing.
 SESH_POOL_NO_OPENAT2=1 "$SESH" "$BUSTED" -o TAP -m 'tests/?.lua;tests/?/init.lua' \
     tests/pool/files_spec.lua >>"$WORK/tap.log" 2>&1 || rc=$?
-# The MCP server over stdio (its HTTP specs too, once /mcp is routed), with the
-# official SDK as client: every tool, cancellation, the end of stdin.
+# The MCP server over stdio and over HTTP (/mcp), with the official SDK as
+# client: every tool, cancellation, the end of stdin.
 if sh tests/support/npm.sh >>"$WORK/tap.log" 2>&1; then
     "$SESH" "$BUSTED" -o TAP -m 'tests/?.lua;tests/?/init.lua' \
         tests/mcp/sdk_spec.lua tests/mcp/client_spec.lua >>"$WORK/tap.log" 2>&1 || rc=$?

@@ -2,7 +2,10 @@
 -- address past its bound, a pool near its connection limit. Clients with the
 -- token keep getting answers, and slow requests are cut at their deadline.
 -- The crowd is tests/support/hold_sockets.py, from other loopback addresses.
+-- Over TLS too: a handshake that never ends is one more trickle to cut.
 local support = require "support.pool"
+local mcpt = require "support.mcp"
+local tls = require "support.tls"
 local util = require "support.util"
 local cjson = require "cjson"
 
@@ -20,7 +23,7 @@ local function hold(pool, groups)
   local self = setmetatable({ report = base .. ".report", stop_file = base .. ".stop",
                               log = base .. ".log" }, Holder)
   util.write(base .. ".json", cjson.encode(groups))
-  local host, port = pool.endpoint:match("http://([^:]+):(%d+)")
+  local host, port = pool.endpoint:match("https?://([^:]+):(%d+)")
   self.pid = tonumber(support.sh(("%s tests/support/hold_sockets.py %s %s %s %s %s >%s 2>&1 & echo $!")
     :format(PYTHON, host, port, util.quote(base .. ".json"), util.quote(self.report),
             util.quote(self.stop_file), util.quote(self.log))):match("%d+"))
@@ -265,5 +268,107 @@ describe("sesh-pool connections", function()
         if e.kind == "closed" then assert.are.equal(0, e.sent, e.line) end
       end
     end
+  end)
+  it("over TLS cuts handshakes that never finish at the header deadline, and answers a client " ..
+     "with the token meanwhile", function()
+    local dir = support.tmpdir()
+    local ca = tls.make_ca(dir .. "/tls")
+    local pool = support.start{ dir = dir, ca_file = ca.ca, args = { "--header-timeout", "2",
+                                "--tls-cert", ca.cert, "--tls-key", ca.key } }
+    local holder
+    finally(function()
+      if holder then holder:stop() end
+      pool:stop(); pool:cleanup()
+    end)
+    holder = hold(pool, {
+      { name = "silent", count = 300, from = addresses(20, 2) },     -- no handshake begun
+      { name = "hello", count = 100, from = addresses(22, 1), tls_hello = true, first = 10, every = 0.5 },
+    })
+    holder:wait_open("silent", 300)
+    holder:wait_open("hello", 100)
+    local rounds = 0
+    local function all_cut(h) return h:count("closed", "silent") == 300 and h:count("closed", "hello") == 100 end
+    repeat
+      rounds = rounds + 1
+      local res, p = pool:execute("n = globals().get('n', 0) + 1\nn", { identifier = "conn-tls" })
+      assert.are.equal(200, res.status)
+      assert.are.equal(rounds, p.result)
+    until (rounds >= 3 and all_cut(holder)) or rounds >= 2000
+    holder:wait("every unfinished handshake cut", all_cut)
+    for _, e in ipairs(holder:events()) do
+      if e.kind == "closed" then
+        assert.is_true(e.seconds >= 1.99, e.line)
+        assert.is_false(e.answered, e.line)
+        if e.name == "hello" then assert.is_true(e.sent > 10, e.line) end   -- trickled till then
+      end
+    end
+  end)
+
+  it("counts an MCP client with the key as one that showed the token", function()
+    local pool = mcpt.http_pool{ args = { "--max-connections", "40", "--header-timeout", "3600",
+                                          "--idle-timeout", "3600" } }
+    local crowd
+    finally(function()
+      if crowd then crowd:stop() end
+      pool:stop(); pool:cleanup()
+    end)
+    local ping = { jsonrpc = "2.0", id = 1, method = "ping" }
+    assert.are.equal(200, mcpt.post(pool, ping).status)
+    crowd = hold(pool, { { name = "idle", count = 60, from = addresses(23, 2) } })
+    crowd:wait_open("idle", 60)
+    crowd:wait("idle connections let go", function(h) return h:count("closed", "idle") >= 25 end)
+    local res = mcpt.post(pool, ping)
+    assert.are.equal(200, res.status)
+    assert.are.equal(0, res.connects)          -- the MCP client's kept-alive connection stayed
+  end)
+  -- A lone client's request keeps the loop's thread while its code runs
+  -- (workers.h): what comes meanwhile must be seen all the same.
+  local wait_go = "import os, time\nopen('/mnt/data/started', 'w').close()\n" ..
+                  "while not os.path.exists('/mnt/data/go'):\n    time.sleep(0.02)\n'released'"
+  local function started(pool)       -- the code's file, seen from the host (no request)
+    return support.sh("find " .. util.quote(pool.state_dir) .. " -name started 2>/dev/null") ~= ""
+  end
+  local function release(pool, id)
+    local up = pool:request{ method = "POST", path = "files/upload", identifier = id,
+                             multipart = { { name = "file", filename = "go", data = "" } } }
+    assert.are.equal(200, up.status)
+  end
+
+  it("answers a new client while a lone client's code runs", function()
+    local pool = support.start{ args = { "--ready-sessions", "1" } }
+    local lone
+    finally(function()
+      if lone then lone:stop() end
+      pool:stop(); pool:cleanup()
+    end)
+    lone = hold(pool, { { name = "lone", count = 1, from = { "127.0.0.31" },
+                          request = execute_request(pool, "conn-lone", wait_go, pool.token) } })
+    assert.is_truthy(util.wait(function() return started(pool) end, 30))
+    local res = pool:request{ path = "health", auth = false, timeout = 20 }
+    assert.are.equal(200, res.status)
+    assert.are.equal(0, lone:count("answer", "lone"))
+    release(pool, "conn-lone")
+    lone:wait("the lone answer", function(h) return h:count("answer", "lone") == 1 end)
+  end)
+
+  it("closes an idle connection at its timeout while a lone client's code runs", function()
+    -- the header deadline is far: only libmicrohttpd's idle timeout ends it
+    local pool = support.start{ args = { "--ready-sessions", "1", "--idle-timeout", "3",
+                                         "--header-timeout", "3600" } }
+    local idle, lone
+    finally(function()
+      for _, h in ipairs{ idle, lone } do if h then h:stop() end end
+      pool:stop(); pool:cleanup()
+    end)
+    idle = hold(pool, { { name = "kept-alive", count = 1, from = { "127.0.0.30" },
+                          request = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n" } })
+    idle:wait("an answer", function(h) return h:count("answer", "kept-alive") == 1 end)
+    lone = hold(pool, { { name = "lone", count = 1, from = { "127.0.0.31" },
+                          request = execute_request(pool, "conn-lone", wait_go, pool.token) } })
+    idle:wait("the idle connection closed", function(h) return h:count("closed", "kept-alive") == 1 end)
+    assert.is_true(started(pool))                -- closed while the code ran, not before
+    assert.are.equal(0, lone:count("answer", "lone"))
+    release(pool, "conn-lone")
+    lone:wait("the lone answer", function(h) return h:count("answer", "lone") == 1 end)
   end)
 end)

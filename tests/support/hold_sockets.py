@@ -9,6 +9,7 @@ PLAN_FILE is JSON, a list of groups of connections:
    "request": "",          # bytes to send ("" sends nothing)
    "first": 0,             # bytes of it sent at once (default: all of it)
    "every": 0.5,           # then one byte every that many seconds
+   "tls_hello": false,     # the request is a TLS ClientHello (a handshake begun)
    "reopen": false}        # open a new connection for each the server ends
 
 Connections of a group take their source address from `from` in turn (any
@@ -29,6 +30,7 @@ import os
 import resource
 import selectors
 import socket
+import ssl
 import sys
 import time
 
@@ -40,6 +42,20 @@ def raise_file_limit(need):
         soft = hard
     if soft < need:
         sys.exit(f"hold_sockets.py: {need} descriptors needed, the limit is {soft}")
+
+
+def client_hello():
+    """The first bytes of a TLS handshake, as a client sends them."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
 
 
 class Conn:
@@ -63,7 +79,7 @@ class Holder:
         self.sel = selectors.DefaultSelector()
         self.trickling = set()
         for g in groups:
-            g["request"] = g.get("request", "").encode("latin-1")
+            g["request"] = client_hello() if g.get("tls_hello") else g.get("request", "").encode("latin-1")
             g.setdefault("first", len(g["request"]))
             g["established"] = 0
             g["announced"] = False

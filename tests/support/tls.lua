@@ -4,6 +4,9 @@
 --   local tls = require "support.tls"
 --   local ca = tls.make_ca(dir)     -- { ca = "ca.pem", cert = "server.pem", key = "server.key" }
 --                                   -- (the server's names: IP 127.0.0.1 and localhost)
+--   tls.server_cert(ca, "other")    -- another one signed by the CA: { cert, key }
+--   tls.fingerprint(file), tls.served_fingerprint(host, port)   -- SHA-256, "AB:CD:..."
+--   tls.handshake(host, port, "tls1_2")  -- "TLSv1.2", or nil when refused
 --   local front = tls.front{ cert = ca.cert, key = ca.key, to = "127.0.0.1:8000" }
 --   front.url                       -- "https://127.0.0.1:PORT"
 --   front:stop()
@@ -17,20 +20,57 @@ local function run(cmd)
   assert(ok, "failed: " .. cmd)
 end
 
+-- A server certificate signed by ca (names: IP 127.0.0.1 and localhost), in
+-- ca.dir as NAME.pem and NAME.key; returns { cert, key }.
+function M.server_cert(ca, name, cn)
+  local f = function(ext) return ("%s/%s.%s"):format(ca.dir, name, ext) end
+  run(("openssl req -newkey rsa:2048 -nodes -subj /CN=%s -keyout %s -out %s")
+      :format(cn or "127.0.0.1", q(f "key"), q(f "csr")))
+  util.write(f "ext", "subjectAltName=IP:127.0.0.1,DNS:localhost\n" ..
+             "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n" ..
+             "extendedKeyUsage=serverAuth\n")
+  run(("openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -days 2 -out %s -extfile %s")
+      :format(q(f "csr"), q(ca.ca), q(ca.ca_key), q(f "pem"), q(f "ext")))
+  return { cert = f "pem", key = f "key" }
+end
+
 function M.make_ca(dir)
   assert(os.execute("mkdir -p " .. q(dir)))
   local f = function(name) return dir .. "/" .. name end
   run(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=sesh-test-CA " ..
        "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign " ..
        "-keyout %s -out %s"):format(q(f "ca.key"), q(f "ca.pem")))
-  run(("openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout %s -out %s")
-      :format(q(f "server.key"), q(f "server.csr")))
-  util.write(f "server.ext", "subjectAltName=IP:127.0.0.1,DNS:localhost\n" ..
-             "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n" ..
-             "extendedKeyUsage=serverAuth\n")
-  run(("openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -days 2 -out %s -extfile %s")
-      :format(q(f "server.csr"), q(f "ca.pem"), q(f "ca.key"), q(f "server.pem"), q(f "server.ext")))
-  return { ca = f "ca.pem", cert = f "server.pem", key = f "server.key", dir = dir }
+  local ca = { ca = f "ca.pem", ca_key = f "ca.key", dir = dir }
+  local server = M.server_cert(ca, "server")
+  ca.cert, ca.key = server.cert, server.key
+  return ca
+end
+
+-- The SHA-256 fingerprint of a PEM certificate file, or of the certificate
+-- a TLS server at host:port sends (a new connection).
+function M.fingerprint(file)
+  local p = io.popen(("openssl x509 -noout -fingerprint -sha256 -in %s 2>/dev/null"):format(q(file)))
+  local out = p:read("a")
+  p:close()
+  return out:match("=(%S+)")
+end
+
+-- The protocol a handshake with host:port settles on when the client offers
+-- only `version` ("tls1_1", "tls1_2", "tls1_3"; any cipher), or nil.
+function M.handshake(host, port, version)
+  local p = io.popen(("openssl s_client -connect %s:%s -%s -cipher 'DEFAULT:@SECLEVEL=0' </dev/null 2>&1")
+                     :format(host, port, version))
+  local out = p:read("a")
+  p:close()
+  return out:match("New, (TLSv[%d.]+), Cipher is")
+end
+
+function M.served_fingerprint(host, port)
+  local p = io.popen(("openssl s_client -connect %s:%s </dev/null 2>/dev/null | " ..
+                      "openssl x509 -noout -fingerprint -sha256 2>/dev/null"):format(host, port))
+  local out = p:read("a")
+  p:close()
+  return out:match("=(%S+)")
 end
 
 local function here()
