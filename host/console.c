@@ -88,10 +88,16 @@ static char *readline_interruptible(const char *prompt, int *interrupted)
         struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
         int n = ppoll(&pfd, 1, NULL, &waiting);
         if (prompt_interrupted) {
+            /* ^C after what was typed, as a shell shows it: leaving the
+             * callback interface returns to the line's start, so it goes first */
+            rl_point = rl_end;
+            rl_redisplay();
+            fputs("^C", stdout);
+            fflush(stdout);
             rl_free_line_state();
             rl_callback_sigcleanup();
             rl_callback_handler_remove();
-            fputs("^C\n", stdout);
+            fputs("\n", stdout);
             fflush(stdout);
             *interrupted = 1;
             break;
@@ -355,12 +361,21 @@ static void completion_open(lua_State *L)
 
 /* --- the loop ------------------------------------------------------------- */
 
+/* Whether a message says a Ctrl-C stopped the chunk (the hook's "interrupted!",
+ * the transport's "interrupted by Ctrl-C"). */
+static int is_interrupt_message(const char *msg)
+{
+    return msg && (strstr(msg, "interrupted!") || strstr(msg, "interrupted by Ctrl-C"));
+}
+
 static void report(lua_State *L, int status)
 {
     if (status == LUA_OK)
         return;
     const char *msg = lua_tostring(L, -1);
     fflush(stdout);                  /* what was printed before the error comes first */
+    if (use_readline() && is_interrupt_message(msg))
+        fputs("\n", stderr);         /* below the ^C the terminal echoed */
     fprintf(stderr, "%s\n", msg ? msg : "(error object is not a string)");
     fflush(stderr);
     lua_pop(L, 1);
@@ -504,6 +519,8 @@ void sesh_console(sesh *S)
     history_open();
     if (get_console_function(L, "show"))        /* equips the module before any chunk runs */
         lua_pop(L, 1);
+    if (get_console_function(L, "start"))       /* the globals a console has ready */
+        report(L, sesh_run(consoleS, 0, 0, 1));
     if (use_readline()) {
         fputs("A line starting with % runs Python in a session. Tab completes; Ctrl-D leaves.\n",
               stdout);

@@ -55,9 +55,19 @@ $(BUILD)/include/sesh.h: host/sesh.h
 DEST        = $(DESTDIR)$(PREFIX)
 LUA_FILES   = $(shell cd lua && find . -name '*.lua' | sort)
 
+# Folders install makes that were not there before, deepest first (the prefix
+# itself is "-"); kept in share/sesh/installed-dirs, so that uninstall takes
+# away those it leaves empty and no folder that was there before.
+INSTALL_DIRS = - bin lib lib/lua lib/lua/5.4 lib/pkgconfig include share
+
 install: all
-	install -d $(DEST)/bin $(DEST)/lib/lua/5.4 $(DEST)/lib/pkgconfig \
-	    $(DEST)/include $(DEST)/share/sesh/lua
+	@new=""; for d in $(INSTALL_DIRS); do \
+	    if [ "$$d" = - ]; then p="$(DEST)"; else p="$(DEST)/$$d"; fi; \
+	    [ -d "$$p" ] || new="$$d $$new"; done; \
+	  install -d $(DEST)/bin $(DEST)/lib/lua/5.4 $(DEST)/lib/pkgconfig \
+	    $(DEST)/include $(DEST)/share/sesh/lua && \
+	  old=$$(cat $(DEST)/share/sesh/installed-dirs 2>/dev/null || true) && \
+	  echo $$new $$old > $(DEST)/share/sesh/installed-dirs
 	install -m 755 $(BIN)/sesh $(BIN)/sesh-pool $(DEST)/bin/
 	install -m 644 $(LIB)/libsesh.a $(DEST)/lib/
 	install -m 755 $(LIB)/libsesh.so.$(SESH_RELEASE) $(DEST)/lib/
@@ -67,6 +77,9 @@ install: all
 	install -m 644 host/sesh.h $(DEST)/include/
 	cd lua && for f in $(LUA_FILES); do \
 	    install -D -m 644 "$$f" "$(DEST)/share/sesh/lua/$$f" || exit 1; done
+	@# -lcurl, not "Requires.private: libcurl": a static libsesh links the system's
+	@# shared libcurl, whose own private libraries (ldap, zstd, ...) have no
+	@# static or -dev package installed with libcurl's
 	{ echo 'prefix=$(PREFIX)'; \
 	  echo 'libdir=$${prefix}/lib'; \
 	  echo 'includedir=$${prefix}/include'; \
@@ -75,15 +88,18 @@ install: all
 	  echo 'Description: Python sessions from Lua: the sesh host, embeddable'; \
 	  echo 'Version: $(SESH_RELEASE)'; \
 	  echo 'Requires: lua5.4'; \
-	  echo 'Requires.private: libcurl'; \
 	  echo 'Cflags: -I$${includedir}'; \
 	  echo 'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -lsesh'; \
-	  echo 'Libs.private: -llua5.4-cjson -lm -ldl'; } > $(DEST)/lib/pkgconfig/sesh.pc
+	  echo 'Libs.private: -llua5.4-cjson -lcurl -lm -ldl'; } > $(DEST)/lib/pkgconfig/sesh.pc
 
 uninstall:
-	rm -f $(DEST)/bin/sesh $(DEST)/bin/sesh-pool
-	rm -f $(DEST)/lib/libsesh.a $(DEST)/lib/libsesh.so $(DEST)/lib/libsesh.so.$(SESH_ABI) \
-	    $(DEST)/lib/libsesh.so.$(SESH_RELEASE)
-	rm -f $(DEST)/lib/lua/5.4/sessions.so $(DEST)/include/sesh.h \
-	    $(DEST)/lib/pkgconfig/sesh.pc
-	rm -rf $(DEST)/share/sesh
+	@dirs=$$(cat $(DEST)/share/sesh/installed-dirs 2>/dev/null); \
+	  rm -f $(DEST)/bin/sesh $(DEST)/bin/sesh-pool && \
+	  rm -f $(DEST)/lib/libsesh.a $(DEST)/lib/libsesh.so $(DEST)/lib/libsesh.so.$(SESH_ABI) \
+	    $(DEST)/lib/libsesh.so.$(SESH_RELEASE) && \
+	  rm -f $(DEST)/lib/lua/5.4/sessions.so $(DEST)/include/sesh.h \
+	    $(DEST)/lib/pkgconfig/sesh.pc && \
+	  rm -rf $(DEST)/share/sesh && \
+	  for d in $$dirs; do \
+	    if [ "$$d" = - ]; then p="$(DEST)"; else p="$(DEST)/$$d"; fi; \
+	    rmdir "$$p" 2>/dev/null || true; done

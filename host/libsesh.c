@@ -15,6 +15,7 @@
 
 #include <dlfcn.h>
 #include <limits.h>
+#include <link.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,22 +76,23 @@ static int ends_with(const char *s, const char *tail)
 }
 
 /* The absolute path of the file (executable or shared object) this code was
- * loaded from. For the main program dladdr may answer argv[0], so the kernel
- * is asked instead. */
+ * loaded from. The loader's own record says which: a shared object has the
+ * name it was opened by (relative when found through a relative LUA_CPATH or
+ * LD_LIBRARY_PATH, hence realpath, while the working directory is still the
+ * one it was opened from), the main program an empty name, and then the
+ * kernel knows its file. */
 static int code_file(char *buf, size_t size)
 {
     Dl_info info;
+    struct link_map *map = NULL;
+    if (dladdr1((void *)&sesh_openlibs, &info, (void **)&map, RTLD_DL_LINKMAP) && map
+            && map->l_name && map->l_name[0] && realpath(map->l_name, buf) != NULL)
+        return 1;                                   /* a shared object */
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n < 0)
-        n = 0;
-    exe[n] = '\0';
-    if (dladdr((void *)&sesh_openlibs, &info) && info.dli_fname
-            && info.dli_fname[0] == '/' && realpath(info.dli_fname, buf) != NULL
-            && strcmp(buf, exe) != 0)
-        return 1;                                   /* a shared object */
-    if (n == 0 || (size_t)n >= size)
+    if (n <= 0 || (size_t)n >= size)
         return 0;
+    exe[n] = '\0';
     memcpy(buf, exe, (size_t)n + 1);
     return 1;
 }
@@ -314,7 +316,9 @@ static int host_registered(lua_State *L)
     return yes;
 }
 
-/* Pushes the path of the Lua face, sessions.lua, or raises a clear error. */
+/* Pushes the path of the Lua face, sessions.lua, or raises a clear error:
+ * where it was looked for (the files package.searchpath tried, one a line),
+ * and what to do, as lua's own "module not found" says it. */
 static void find_face(lua_State *L)
 {
     lua_getglobal(L, "package");
@@ -322,10 +326,16 @@ static void find_face(lua_State *L)
     lua_pushliteral(L, "sessions");
     lua_getfield(L, -3, "path");
     lua_call(L, 2, 2);
-    if (lua_isnil(L, -2))
-        luaL_error(L, "module 'sessions': its Lua part (sessions.lua) is not on package.path "
-                      "nor in sesh's share/sesh/lua; set LUA_PATH to the folder that holds "
-                      "it:%s", lua_tostring(L, -1));
+    if (lua_isnil(L, -2)) {
+        const char *tried = lua_tostring(L, -1);
+        luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+        lua_getfield(L, -1, "sessions.host");
+        lua_getfield(L, -1, "lua_dir");
+        luaL_error(L, "module 'sessions': sessions.so needs its Lua part (sessions.lua), "
+                      "installed in %s with it (make install), or set LUA_PATH to the "
+                      "folder that holds it (e.g. LUA_PATH='/path/to/sesh/lua/?.lua;;'):\n\t%s",
+                   lua_tostring(L, -1), tried[0] == '\n' ? tried + 2 : tried);
+    }
     lua_pop(L, 1);
     lua_remove(L, -2);
 }
@@ -356,11 +366,28 @@ int luaopen_sessions(lua_State *L)
 
 /* --- a host of one's own ------------------------------------------------- */
 
+/* Whether the error is the transport's Ctrl-C (an error value of kind
+ * "interrupted"): the person who pressed it knows where they were, and a
+ * traceback would only show the module's insides. */
+static int is_interrupt(lua_State *L, int i)
+{
+    if (!lua_istable(L, i) || !lua_getmetatable(L, i))
+        return 0;
+    lua_pop(L, 1);
+    int yes = lua_getfield(L, i, "kind") == LUA_TSTRING
+              && strcmp(lua_tostring(L, -1), "interrupted") == 0;
+    lua_pop(L, 1);
+    return yes;
+}
+
 /* The message of an error (through __tostring for an error object that has
- * one) with a traceback. */
+ * one) with a traceback; a Ctrl-C of a request without. */
 static int msghandler(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
+    if (msg == NULL && is_interrupt(L, 1) && luaL_callmeta(L, 1, "__tostring")
+            && lua_type(L, -1) == LUA_TSTRING)
+        return 1;
     if (msg == NULL) {
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
             msg = lua_tostring(L, -1);

@@ -29,17 +29,14 @@ enum {
     HAS_I = 2,            /* -i */
     HAS_V = 4,            /* -v */
     HAS_E = 8,            /* -e */
-    HAS_BIG_E = 16        /* -E */
+    HAS_BIG_E = 16,       /* -E */
+    HAS_HELP = 32         /* --help */
 };
 
-static void print_usage(const char *badoption)
+/* lua's usage, with --help added. */
+static void print_options(FILE *f)
 {
-    fprintf(stderr, "%s: ", progname);
-    if (badoption[1] == 'e' || badoption[1] == 'l')
-        fprintf(stderr, "'%s' needs argument\n", badoption);
-    else
-        fprintf(stderr, "unrecognized option '%s'\n", badoption);
-    fprintf(stderr,
+    fprintf(f,
         "usage: %s [options] [script [args]]\n"
         "Available options are:\n"
         "  -e stat   execute string 'stat'\n"
@@ -49,10 +46,57 @@ static void print_usage(const char *badoption)
         "  -v        show version information\n"
         "  -E        ignore environment variables\n"
         "  -W        turn warnings on\n"
+        "  --help    show this help\n"
         "  --        stop handling options\n"
         "  -         stop handling options and execute stdin\n",
         progname);
+}
+
+static void print_usage(const char *badoption)
+{
+    fprintf(stderr, "%s: ", progname);
+    if (badoption[1] == 'e' || badoption[1] == 'l')
+        fprintf(stderr, "'%s' needs argument\n", badoption);
+    else
+        fprintf(stderr, "unrecognized option '%s'\n", badoption);
+    print_options(stderr);
     fflush(stderr);
+}
+
+/* --help: lua's usage, then what sesh adds (README.md is the reference). */
+static void print_help(void)
+{
+    print_options(stdout);
+    printf(
+        "\n"
+        "sesh is lua 5.4 with the sessions module (Python in sandboxed sessions of a\n"
+        "pool: Azure Container Apps dynamic sessions, or the local sesh-pool) and its\n"
+        "libraries (llm, agent, mcp, pretty, cjson) ready to require.\n"
+        "\n"
+        "Console: with no script on a terminal (or -i after one). History in\n"
+        "  $XDG_STATE_HOME/sesh/history, Tab completes, tables are pretty-printed,\n"
+        "  Ctrl-C stops what runs, Ctrl-D leaves; the global `sessions` is loaded.\n"
+        "Python mode: a line starting with %% runs as Python in the console's own\n"
+        "  session (made on first use, closed on exit); a line ending in : or \\, or %%\n"
+        "  or %%%% alone, starts a cell that an empty line ends; Tab completes from\n"
+        "  the session (IPython's completer); Out[n] is the cell's execution count.\n"
+        "  require(\"console\").session is that session, .options its sessions.new options.\n"
+        "\n"
+        "Environment:\n"
+        "  LUA_INIT_5_4, LUA_INIT, LUA_PATH, LUA_CPATH   as for lua5.4\n"
+        "  POOL_MANAGEMENT_ENDPOINT   the pool (else the local pool, started on demand)\n"
+        "  SESH_TOKEN, SESH_TOKEN_FILE   the token for that endpoint (a sesh-pool started\n"
+        "                             by hand); without one, Azure sign-in (AZURE_*)\n"
+        "  SSL_CERT_FILE, CURL_CA_BUNDLE   the CA bundle https trusts\n"
+        "  SESH_POOL, SESH_POOL_ARGS, SESH_POOL_IDLE_EXIT   the local pool: binary,\n"
+        "                             options (e.g. --max-upload BYTES), idle seconds\n"
+        "  SESH_LOG=debug|info|warn|error   log lines on stderr (default warn)\n"
+        "  SESH_IMAGES=kitty|iterm|file|off, SESH_IMAGE_DIR   images in the console\n"
+        "  OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL, AZURE_OPENAI_*   the model of\n"
+        "                             the llm and agent libraries\n"
+        "  NO_COLOR                   no colours\n"
+        "See README.md for the whole reference.\n");
+    fflush(stdout);
 }
 
 static void sesh_message(const char *msg)
@@ -172,6 +216,8 @@ static int collect_args(char **argv, int *first)
             return args;
         switch (argv[i][1]) {
         case '-':
+            if (strcmp(argv[i], "--help") == 0)
+                return HAS_HELP;
             if (argv[i][2] != '\0')
                 return HAS_ERROR;
             *first = i + 1;
@@ -264,6 +310,11 @@ static int pmain(lua_State *L)
     if (args == HAS_ERROR) {
         print_usage(argv[script]);
         return 0;
+    }
+    if (args == HAS_HELP) {
+        print_help();
+        lua_pushboolean(L, 1);
+        return 1;
     }
     if (args & HAS_V)
         print_version();

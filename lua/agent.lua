@@ -63,6 +63,19 @@ function M.python_tool(session, opts)
   return require("agent.python").tool(session, opts)
 end
 
+--- The built-in Bash tool: runs commands in the session's shell and gives the
+-- model LangChain's SessionsBashTool JSON (stdout, stderr, exitCode). See
+-- agent/shell.lua for options.
+function M.shell_tool(session, opts)
+  return require("agent.shell").tool(session, opts)
+end
+
+--- The file tools of deep agents (ls, read_file, write_file, edit_file, glob,
+-- grep) over the session's shell. See agent/files.lua for options.
+function M.file_tools(session, opts)
+  return require("agent.files").tools(session, opts)
+end
+
 --- The tools of an MCP server (a client from mcp.connect or mcp.spawn) as
 -- agent tools. See agent/mcp.lua for options.
 function M.mcp_tools(client, opts)

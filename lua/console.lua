@@ -10,7 +10,8 @@
 --   console.remember(text)                            one history entry
 --   console.tty          stdout is a terminal
 --
--- The console's session is console.session (nil until the first `%` line):
+-- The console's session is console.session, made on first use (a `%` line,
+-- Tab on one, or Lua reading the field):
 --   > require("console").session:upload{ name = "a.csv", file = "a.csv" }
 
 local pretty = require "pretty"
@@ -52,8 +53,7 @@ end
 --- does, and an execution's result (s:execute(...)) as a notebook shows a cell.
 function console.show(...)
   if select("#", ...) == 1 and is_execution(...) then
-    console.cells = console.cells + 1
-    return console.show_execution((...), require "sessions", console.cells)
+    return console.show_execution((...), require "sessions")
   end
   local out = {}
   for i = 1, select("#", ...) do
@@ -122,7 +122,13 @@ end
 --- Candidates for the word line:sub(start, finish): keywords and globals, or
 --- fields after `a.b.`, or methods after `obj:`. Each candidate is the whole word.
 function console.complete(line, start, finish)
-  if line:match("^%%") then return {} end
+  if console.cell_lines then               -- a continuation line of a Python cell
+    local before = table.concat(console.cell_lines, "\n") .. "\n"
+    return console.complete_python(before .. line, #before, start, finish)
+  end
+  if line:match("^%%") then
+    return console.complete_python(line:sub(2), -1, start, finish)
+  end
   local word = line:sub(start, finish)
   local names, head, partial = {}, "", word
   local path, sep, last = word:match("^(.*)([.:])([%w_]*)$")
@@ -138,7 +144,8 @@ function console.complete(line, start, finish)
   end
   local out = {}
   for name in pairs(names) do
-    if name:sub(1, #partial) == partial then
+    -- names starting with "_" are private (s:_send, __gc) unless asked for
+    if name:sub(1, #partial) == partial and (name:sub(1, 1) ~= "_" or partial:sub(1, 1) == "_") then
       out[#out + 1] = head .. name
     end
   end
@@ -244,37 +251,223 @@ end
 
 -- Python mode ------------------------------------------------------------------
 
-console.cells = 0        -- executions shown so far: the n of Out[n]
-
 -- The options of the console's session (sessions.new's), e.g. from LUA_INIT:
 --   require("console").options = { endpoint = "https://...", api_version = "2025-10-02-preview" }
 -- or hand it a session of your own: require("console").session = s
 console.options = {}
 
--- The console's session: made on first use, closed with the console.
-function console.get_session()
-  if not console.session then
-    local sessions = require "sessions"
-    console.session = sessions.new(console.options)
-    local id = console.session.id or console.session.identifier
-    io.stderr:write(paint("2", ("[python session %s; closed when the console exits]")
-                                :format(tostring(id or "started"))), "\n")
+-- The id is a secret (whoever knows it can use the session): show its start.
+local function short_id(id)
+  id = tostring(id or "")
+  return #id > 8 and (id:sub(1, 8) .. "…") or id
+end
+
+-- Execution counts. IPython numbers every cell it runs, and Out[n] shows
+-- that n. The console learns the number the next cell of its session gets
+-- from the session itself (a hidden cell, below), and counts from there every
+-- execution that goes through the session object: `%` lines, and Lua's
+-- s:execute, s:run, s:invoke, an agent's tool. After a request that got no
+-- answer (Ctrl-C) the number is unknown until the session is asked again.
+local counts = setmetatable({}, { __mode = "k" })      -- result -> its execution count
+local next_counts = setmetatable({}, { __mode = "k" }) -- session -> { id =, n = the number its next cell gets }
+
+-- The number the next cell of s gets, when known (s:restart() starts afresh).
+local function next_count(s)
+  local c = next_counts[s]
+  return c and c.id == s.id and c.n or nil
+end
+
+-- A session's own execute (its class's), past the console's watch below.
+local function class_execute(s)
+  local mt = getmetatable(s)
+  local class = type(mt) == "table" and mt.__index
+  return type(class) == "table" and class.execute or nil
+end
+
+-- The cell the console sends for itself (Python, run through exec so that it
+-- binds no name in the session): it reads the execution count and, when asked,
+-- IPython's completions of a text at a cursor (the completer that inspects
+-- live objects, as a terminal wants it quick); then, in IPython's
+-- post_run_cell event, which comes after IPython has counted the cell, it
+-- takes back all it left: the count, its history entry (In, _i, _ii, _iii,
+-- _iN) and the last result. It leaves no _ and no Out (it has no value). Its
+-- answer is one line of stdout after a record separator (\x1e).
+local HIDDEN = [==[
+import base64 as _b, json as _j
+def _sesh_hidden(ip, arg):
+    a = _j.loads(_b.b64decode(arg).decode())
+    n = ip.execution_count
+    hm = ip.history_manager
+    saved = (ip.last_execution_succeeded, ip.last_execution_result)
+    def undo(*_):
+        try:
+            ip.events.unregister("post_run_cell", undo)
+        except Exception:
+            pass
+        if ip.execution_count != n + 1:
+            return
+        ip.execution_count = n
+        for hist in (hm.input_hist_parsed, hm.input_hist_raw):
+            if len(hist) > 1:
+                hist.pop()
+        cache = getattr(hm, "db_input_cache", None)
+        if cache and cache[-1][0] == n:
+            cache.pop()
+        raw = hm.input_hist_raw
+        hm._i00, hm._i, hm._ii = hm._i, hm._ii, hm._iii
+        hm._iii = raw[-4] if len(raw) >= 4 else ""
+        ns = ip.user_ns
+        ns.update({"_i": hm._i, "_ii": hm._ii, "_iii": hm._iii})
+        ns.pop("_i%d" % n, None)
+        ip.last_execution_succeeded, ip.last_execution_result = saved
+    ip.events.register("post_run_cell", undo)
+    out = {"count": n}
+    if "text" in a:
+        text, cursor = a["text"], a["cursor"]
+        matches = []
+        jedi = ip.Completer.use_jedi
+        try:
+            from IPython.core.completer import provisionalcompleter
+            ip.Completer.use_jedi = False
+            with provisionalcompleter():
+                for c in ip.Completer.completions(text, cursor):
+                    matches.append([c.start, c.end, c.text])
+                    if len(matches) >= 500:
+                        break
+        finally:
+            ip.Completer.use_jedi = jedi
+        out["matches"] = matches
+    print("\x1esesh " + _j.dumps(out))
+_sesh_hidden(ip, arg)
+]==]
+
+local function hidden(s, args)
+  local execute = class_execute(s)
+  if not execute then return nil end
+  local core = require "sessions.core"
+  local json = require "sessions.json"
+  local code = ("exec(__import__('base64').b64decode('%s').decode(), " ..
+                "{'ip': get_ipython(), 'arg': '%s'})"):format(core.b64encode(HIDDEN),
+                core.b64encode(json.encode(args)))
+  local ok, r = pcall(execute, s, code, { timeout = 10, sanitize = false })
+  if not ok or type(r) ~= "table" or type(r.stdout) ~= "string" then return nil end
+  local decoded, t = pcall(json.decode, r.stdout:match("\30sesh (%b{})") or "")
+  if not decoded or type(t) ~= "table" then return nil end
+  if math.type(t.count) == "integer" then next_counts[s] = { id = s.id, n = t.count } end
+  return t
+end
+
+-- The console watches its session's executions: a field of the instance in
+-- front of the class's method, which gives each result its number.
+local function watch(s)
+  if type(s) ~= "table" or rawget(s, "execute") ~= nil then return end
+  local execute = class_execute(s)
+  if not execute then return end
+  s.execute = function(self, code, opts)
+    if next_count(self) == nil then hidden(self, { count = true }) end
+    local n = next_count(self)
+    next_counts[self] = nil                 -- unknown until this one is answered
+    local r = execute(self, code, opts)
+    if n then
+      counts[r] = n
+      next_counts[self] = { id = self.id, n = n + 1 }
+    end
+    return r
   end
-  return console.session
+end
+
+-- The console's session: made on first use (a `%` line, Tab on one, or Lua
+-- reading console.session), or one given to it; closed with the console.
+local current, announce
+
+local function make_session()
+  local sessions = require "sessions"
+  local s = sessions.new(console.options)
+  watch(s)
+  current, announce = s, true
+  return s
+end
+
+--- The session, made when there is none. quiet: say nothing yet (completion
+--- draws on the line being typed); the notice comes with the next cell.
+function console.get_session(quiet)
+  local s = current or make_session()
+  if announce and not quiet then
+    announce = false
+    io.stderr:write(paint("2", ("[python session %s; closed when the console exits]")
+                                :format(short_id(s.id))), "\n")
+  end
+  return s
+end
+
+setmetatable(console, {
+  __index = function(_, k)
+    if k == "session" then return console.get_session() end
+  end,
+  __newindex = function(t, k, v)
+    if k ~= "session" then return rawset(t, k, v) end
+    current, announce = v, false
+    watch(v)
+  end,
+})
+
+-- Candidates for the word a readline line ends in, when the line is Python:
+-- code is the cell with that line at its end, delta what to add to a byte
+-- position of the line to have it in code, start..finish readline's word.
+-- IPython answers each completion as a replacement of code[s:e] (code points);
+-- readline wants whole words.
+function console.complete_python(code, delta, start, finish)
+  local cursor = finish + delta                   -- bytes of code before the cursor
+  local chars = utf8.len(code, 1, cursor)
+  if not chars then return {} end
+  local ok, s = pcall(console.get_session, true)
+  if not ok then return {} end
+  local t = hidden(s, { text = code:sub(1, cursor), cursor = chars })
+  if not t or type(t.matches) ~= "table" then return {} end
+  local word_at = start - 1 + delta               -- where readline's word starts in code
+  local out, seen = {}, {}
+  for _, m in ipairs(t.matches) do
+    local from = math.type(m[1]) == "integer" and utf8.offset(code, m[1] + 1)
+    local text = m[3]
+    if from and type(text) == "string" then
+      from = from - 1
+      local replaced = code:sub(from + 1, cursor)
+      local word
+      if from >= word_at then
+        word = code:sub(word_at + 1, from) .. text
+      else
+        local head = code:sub(from + 1, word_at)
+        if text:sub(1, #head) == head then word = text:sub(#head + 1) end
+      end
+      -- magics only where one is being typed (IPython offers %xmode after "print(x")
+      if text:sub(1, 1) == "%" and replaced:sub(1, 1) ~= "%" then word = nil end
+      if word and not seen[word] then
+        seen[word] = true
+        out[#out + 1] = word
+      end
+    end
+  end
+  return out
 end
 
 -- Reads the rest of a cell: lines until an empty one. nil when abandoned.
+-- While it reads, Tab completes Python with the lines before as context.
 local function read_cell(first)
   local lines = { first }
+  console.cell_lines = lines
   while true do
     local line, why = console.read("...% ")
     if line == nil then
-      if why == "interrupted" then return nil end
+      if why == "interrupted" then
+        console.cell_lines = nil
+        return nil
+      end
       break                                   -- end of input ends the cell too
     end
     if line == "" then break end
     lines[#lines + 1] = line
   end
+  console.cell_lines = nil
   return table.concat(lines, "\n")
 end
 
@@ -291,8 +484,18 @@ local function python_code(line)
   return code
 end
 
---- Shows one execution as a notebook shows a cell.
+-- A result's text as Python shows it (a Lua table pretty-printed).
+local function result_text(v)
+  if type(v) == "table" then return pretty.format(v) end
+  if v == true then return "True" elseif v == false then return "False" end
+  return tostring(v)
+end
+
+--- Shows one execution as a notebook shows a cell: stdout, stderr, then
+--- Out[n] with the cell's execution count (n: given, else the one the console
+--- counted for this result; "Out:" for a result of another session).
 function console.show_execution(r, sessions, n)
+  n = n or counts[r]
   if r.stdout and r.stdout ~= "" then
     io.write(with_newline(r.stdout))
   end
@@ -305,8 +508,10 @@ function console.show_execution(r, sessions, n)
   if sessions.is_image(result) then
     console.show_image(result, sessions)
   elseif result ~= nil and result ~= "" then
-    local text = type(result) == "table" and pretty.format(result) or tostring(result)
-    print(paint("31", ("Out[%d]: "):format(n)) .. text)
+    local text = result_text(result)
+    local prompt = n and ("Out[%d]:"):format(n) or "Out:"
+    -- as IPython prints it: a text of several lines starts on a line of its own
+    print(paint("31", prompt) .. (text:find("\n", 1, true) and "\n" or " ") .. text)
   end
   local status = tostring(r.status)
   if status ~= "Success" and status ~= "Succeeded" then
@@ -322,6 +527,15 @@ local function describe_error(e)
   return msg
 end
 
+--- Called by the C side when the console opens: `sessions` is there as a
+--- global, as a notebook has its imports ready.
+function console.start()
+  if rawget(_G, "sessions") == nil then
+    local ok, sessions = pcall(require, "sessions")
+    if ok then _G.sessions = sessions end
+  end
+end
+
 --- Runs a `%` line in the console's session. Errors are shown, not raised:
 --- a failing request must not print a traceback of the console's internals.
 function console.python(line)
@@ -334,23 +548,27 @@ function console.python(line)
     io.stderr:write(paint("31", "python: cannot start a session: " .. describe_error(s)), "\n")
     return
   end
-  local done, r = pcall(s.execute, s, code)
+  -- results as IPython shows them (reprs: 'text' quoted), where the version has it
+  local jupyter = type(s.features) == "table" and s.features.jupyter or nil
+  local done, r = pcall(s.execute, s, code, { jupyter = jupyter })
   if not done then
     local msg = describe_error(r)
     if msg == "interrupted" then
-      msg = "interrupted (the cell may still be running in the session)"
+      -- the terminal echoed ^C where the cursor was: the message goes below it
+      msg = "\npython: interrupted (the cell may still be running in the session)"
+    else
+      msg = "python: " .. msg
     end
-    io.stderr:write(paint("31", "python: " .. msg), "\n")
+    io.stderr:write(paint("31", msg), "\n")
     return
   end
-  console.cells = console.cells + 1
-  console.show_execution(r, sessions, console.cells)
+  console.show_execution(r, sessions)
 end
 
 --- Closes the console's session, if one was made.
 function console.close()
-  local s = console.session
-  console.session = nil
+  local s = current
+  current, announce = nil, false
   if s and s.close then
     local ok, err = pcall(s.close, s)
     if not ok then

@@ -191,6 +191,7 @@ Client.__index = Client
 --   api_key or token (string, function or
 --   credential), entra (sign-in options)        Azure OpenAI
 --   provider = "openai" | "azure"               when both are configured
+--   ca_file (a private CA's PEM bundle)
 --   timeout (600 s), connect_timeout (10 s), max_retries (3), retry_total
 --   (300 s: no retry starts later than that after the first try), headers,
 --   defaults = { temperature = 0, ... }          fields added to every request
@@ -202,6 +203,7 @@ function M.new(opts)
     connect_timeout = c.connect_timeout,
     timeout = c.timeout,
     user_agent = M.USER_AGENT,
+    ca_file = opts and opts.ca_file,     -- else CURL_CA_BUNDLE, SSL_CERT_FILE, the system's
   }
   return setmetatable(c, Client)
 end
@@ -275,6 +277,15 @@ local function api_error(self, res)
   return e
 end
 
+-- What to check when the server could not be reached at all.
+local function connect_hint(self)
+  if self.provider == "azure" then return "check AZURE_OPENAI_ENDPOINT and the network" end
+  if self.base_url ~= M.DEFAULT_BASE_URL then
+    return ("is the server at OPENAI_BASE_URL (%s) running?"):format(self.base_url)
+  end
+  return "check the network (and https_proxy, if one is needed)"
+end
+
 --- POST a JSON body; returns the decoded answer. The transport retries
 -- 408/409/429/5xx (max_retries more attempts, within retry_total seconds);
 -- a 401 with a refreshable Entra credential signs in again once.
@@ -282,11 +293,21 @@ function Client:post(body)
   local payload = json.encode(body)
   local refreshed = false
   while true do
-    local res = self.http:request{
+    local sent, res = pcall(self.http.request, self.http, {
       method = "POST", url = self.url, headers = self:auth_headers(), body = payload,
       retry = { max = self.max_retries + 1, statuses = M.RETRY_STATUSES,
                 total = self.retry_total, base = 0.5, cap = 8 },
-    }
+    })
+    if not sent then
+      -- the transport's error value, now the chat's: "llm: chat failed from URL: ..."
+      if errors.is(res) and res.kind ~= "interrupted" then
+        res.module, res.op, res.url = "llm", "chat", self.url
+        res.message = tostring(res.message):gsub("^%u+ %S+: ", "")   -- the URL is its own field
+        if res.kind == "transport" then res.hint = connect_hint(self) end
+        res.retries = (res.attempts or 1) - 1
+      end
+      error(res, 0)
+    end
     if res.status >= 200 and res.status < 300 then
       local ok, answer = pcall(json.decode, res.body or "")
       if not ok or type(answer) ~= "table" then

@@ -1,9 +1,10 @@
--- sessions — run Python in sandboxed sessions of a pool (Azure Container Apps
--- dynamic sessions, or the local sesh-pool), from Lua.
+-- sessions — run Python and shell commands in sandboxed sessions of a pool
+-- (Azure Container Apps dynamic sessions, or the local sesh-pool), from Lua.
 --
 --   local sessions = require "sessions"
 --   local s <close> = sessions.new{}            -- the local pool, started on demand
 --   print(s:execute("6 * 7").result)            --> 42
+--   print(s:shell("echo hi").stdout)            --> hi
 --
 -- This file is the module's face: options, defaults, the session object and
 -- its operations, normalized results.  The wire format of both API
@@ -19,6 +20,7 @@ local protocol = require "sessions.protocol"
 local auth = require "sessions.auth"
 local image = require "sessions.image"
 local localpool = require "sessions.localpool"
+local log = require "sessions.log"
 
 local sessions = {
   _VERSION = "sessions " .. (http.version or "0"),
@@ -28,13 +30,6 @@ local sessions = {
   errors = errors,
   protocol = protocol,
 }
-
-local function host() return package.loaded["sessions.host"] end
-
-local function log(level, line)
-  local h = host()
-  if h and h.log then h.log(level, line) end
-end
 
 -- Defaults -------------------------------------------------------------------
 
@@ -145,12 +140,37 @@ end
 
 -- Sessions ----------------------------------------------------------------------
 
+-- The id is a secret (whoever knows it can use the session): texts show
+-- only its start, as the pool's log does.
+local function short_id(id) return #id > 8 and (id:sub(1, 8) .. "…") or id end
+
 local Session = { __name = "sessions.session" }
 Session.__index = Session
 
 local NEW_OPTS = set{ "endpoint", "id", "token", "token_file", "api_version", "timeout",
   "connect_timeout", "retries", "retry_time", "progress", "sanitize", "user_agent",
-  "unix_socket", "azure", "execution_timeout", "max_output" }
+  "unix_socket", "azure", "execution_timeout", "max_output", "ca_file" }
+
+-- The token for an endpoint: the options, then SESH_TOKEN, then the file named
+-- by SESH_TOKEN_FILE (a pool started by hand), then Azure sign-in.
+local function read_token_file(path, what)
+  local f, err = io.open(path, "rb")
+  if not f then usage("sessions.new", "cannot read the token file (%s): %s", what, tostring(err)) end
+  local token = f:read("a"):gsub("^%s+", ""):gsub("%s+$", "")
+  f:close()
+  if token == "" then usage("sessions.new", "the token file %s (%s) is empty", path, what) end
+  return token
+end
+
+local function token_option(o)
+  if o.token ~= nil then return o.token end
+  if o.token_file then return read_token_file(o.token_file, "token_file") end
+  local env = os.getenv("SESH_TOKEN")
+  if env and env ~= "" then return env end
+  env = os.getenv("SESH_TOKEN_FILE")
+  if env and env ~= "" then return read_token_file(env, "SESH_TOKEN_FILE") end
+  return nil
+end
 
 -- The connection: endpoint, socket and credential, from the options, then
 -- POOL_MANAGEMENT_ENDPOINT, then the local pool.
@@ -162,6 +182,11 @@ local function resolve_connection(o)
   end
   if endpoint == nil then
     if o.unix_socket then usage("sessions.new", "the unix_socket option needs an endpoint too") end
+    if o.token ~= nil and type(o.token) ~= "string" then
+      usage("sessions.new", "a token %s needs an endpoint (endpoint = ... or POOL_MANAGEMENT_ENDPOINT): "
+            .. "the local pool takes the token in its own folder", type(o.token) == "function"
+            and "function" or "from sessions.credential{}")
+    end
     local pool = localpool.connect{}
     return { endpoint = pool.endpoint, unix_socket = pool.socket, local_pool = pool,
              credential = auth.static(o.token or pool.token) }
@@ -170,14 +195,7 @@ local function resolve_connection(o)
     usage("sessions.new", "endpoint must be an http:// or https:// URL, got %s",
           type(endpoint) == "string" and ("%q"):format(endpoint) or type(endpoint))
   end
-  local token = o.token
-  if token == nil and o.token_file then
-    local f, err = io.open(o.token_file, "rb")
-    if not f then usage("sessions.new", "cannot read the token file: %s", tostring(err)) end
-    token = f:read("a"):gsub("^%s+", ""):gsub("%s+$", "")
-    f:close()
-  end
-  local credential = auth.from_option(token, o.azure)
+  local credential = auth.from_option(token_option(o), o.azure)
   if credential.kind == "azure" and endpoint:find("^http:") and not is_loopback(endpoint) then
     usage("sessions.new", "refusing to send an Azure token over plain http to %s: use https",
           endpoint:match("^http://([^/?#]*)"))
@@ -223,14 +241,13 @@ function sessions.new(opts)
       timeout = o.timeout or DEFAULTS.timeout,
       unix_socket = conn.unix_socket,
       user_agent = o.user_agent,
+      ca_file = o.ca_file,
     },
   }, Session)
+  log("debug", ("sessions: session %s on %s, api-version %s"):format(short_id(id),
+      self.local_pool and ("the local pool " .. self.local_pool) or self.endpoint, version))
   return self
 end
-
--- The id is a secret (whoever knows it can use the session): texts show
--- only its start, as the pool's log does.
-local function short_id(id) return #id > 8 and (id:sub(1, 8) .. "…") or id end
 
 function Session:__tostring()
   return ("sessions.session %s (%s, %s%s)"):format(short_id(self.id),
@@ -252,8 +269,44 @@ function Session:_retry(req)
   -- idempotent: nil leaves it to the method (GET, PUT, DELETE yes; POST no), so a
   -- request that does not say is neither retried blindly nor kept from retrying
   return { max = self.retries, total = self.retry_time, base = 0.25, cap = 8,
-           statuses = req.op == "execute" and RETRY_EXECUTE or RETRY_SAFE,
+           statuses = (req.op == "execute" or req.op == "shell") and RETRY_EXECUTE or RETRY_SAFE,
            idempotent = req.idempotent }
+end
+
+-- Transport failures that prove the request never reached the server
+-- (CURLcodes: protocol, URL, proxy and host names, connect, TLS handshake and
+-- trust): a session the pool never saw was not made, and closing it sends nothing.
+local NEVER_SENT = set{ 1, 3, 5, 6, 7, 35, 58, 59, 60, 77, 83 }
+
+local function reached(e)
+  if e.kind == "usage" or e.kind == "file" then return false end
+  return not (e.kind == "transport" and NEVER_SENT[e.code])
+end
+
+-- A request as the log names it: method and path, never the query (it holds the id).
+local function log_name(req)
+  local path = req.path or (req.url or ""):match("^%a[%w+.-]*://[^/?#]*/?([^?#]*)") or "?"
+  return (req.method or "GET") .. " " .. path
+end
+
+local function tries(n)
+  if not n or n <= 1 then return "" end
+  return (", %d attempts"):format(n)
+end
+
+-- What to say when a pool on this machine refuses us or sign-in fails for it.
+local LOCAL_TOKEN_HINT = "a pool on this machine wants the token it was started with: " ..
+  "token_file = PATH or token = ... in sessions.new, or SESH_TOKEN_FILE=PATH (or SESH_TOKEN) " ..
+  "in the environment; sesh-pool names its token file when it starts"
+
+-- Limits of the local pool are its options, given through SESH_POOL_ARGS.
+local POOL_ARGS_HINT = "the local pool takes its options from SESH_POOL_ARGS, " ..
+  "e.g. SESH_POOL_ARGS='--max-upload 1073741824 --max-disk 4294967296'; " ..
+  "a running pool keeps its own until it exits"
+
+function Session:_hint(status)
+  if status == 401 and is_loopback(self.endpoint) then return LOCAL_TOKEN_HINT end
+  if (status == 413 or status == 507) and self.local_pool then return POOL_ARGS_HINT end
 end
 
 -- Send one request; returns the transport's answer for a 2xx status,
@@ -266,24 +319,38 @@ function Session:_send(req, x)
     local headers = { Authorization = "Bearer " .. token, Accept = x.accept or "application/json" }
     if req.content_type then headers["Content-Type"] = req.content_type end
     for k, v in pairs(req.headers or {}) do headers[k] = v end
+    local started = core.monotonic()
     local ok, res = pcall(client.request, client, {
       method = req.method, url = url, headers = headers,
       body = req.body, multipart = x.multipart, output_file = x.output_file,
       timeout = x.timeout, low_speed_limit = x.low_speed_limit, low_speed_time = x.low_speed_time,
       retry = self:_retry(req), progress = self.progress,
     })
-    if ok then return res end
+    local ms = (core.monotonic() - started) * 1000
+    if ok then
+      -- an answer: the pool saw the session, unless it refused who asked
+      if res.status ~= 401 and res.status ~= 403 then self.used = true end
+      log((res.attempts or 1) > 1 and "info" or "debug", ("sessions: %s -> %d in %.1f ms%s"):format(
+          log_name(req), res.status, ms, tries(res.attempts)))
+      return res
+    end
     if errors.is(res) then      -- the transport's error value, now this operation's
+      if reached(res) then self.used = true end
+      log("debug", ("sessions: %s failed in %.1f ms%s: %s"):format(log_name(req), ms,
+          tries(res.attempts), errors.scrub(tostring(res.message), { token })))
       errors.reraise(res, req.op, { retries = (res.attempts or 1) - 1, secrets = { token } })
     end
     error(res, 0)
   end
   local cred = self._credential
-  local token = cred:token()
-  self.used = true
+  local got, token = pcall(cred.token, cred)
+  if not got then
+    if errors.is(token, "auth") and is_loopback(self.endpoint) then token.hint = LOCAL_TOKEN_HINT end
+    error(token, 0)
+  end
   local res = attempt(token)
   if res.status == 401 and cred:refreshable() then
-    log("info", req.op .. ": 401, signing in again and retrying once")
+    log("info", "sessions: " .. req.op .. ": 401, signing in again and retrying once")
     cred:invalidate()
     token = cred:token()
     res = attempt(token)
@@ -293,7 +360,8 @@ function Session:_send(req, x)
   errors.raise{ kind = "http", op = req.op, status = res.status, code = code,
                 message = message or reasons[res.status] or "unexpected answer",
                 request_id = request_id, retries = (res.attempts or 1) - 1,
-                retry_after = res.retry_after, secrets = { token } }
+                retry_after = res.retry_after, secrets = { token },
+                hint = self:_hint(res.status) }
 end
 
 -- Decode a JSON answer; a bad one is a protocol error that says what arrived.
@@ -336,17 +404,77 @@ end
 
 -- Execute ---------------------------------------------------------------------------
 
--- LangChain's sanitize_input: strip leading whitespace, backticks and an
--- optional "python" word; trailing whitespace and backticks.  Like LangChain
--- it strips "python" from "python_var = 1" too; opts.whole_word keeps such a
--- name (the agent's Python tool: models write the word alone on a line).
-function sessions.sanitize(code, opts)
-  local s = code:gsub("^[%s`]*", "")
-  if s:sub(1, 6):lower() == "python" and not (opts and opts.whole_word and s:find("^[^%s]", 7)) then
-    s = s:sub(7)
+-- Python's \s in a str pattern: Unicode whitespace (str.isspace), as UTF-8.
+local SPACES = { "\194\133", "\194\160", "\225\154\128", "\226\128\168", "\226\128\169",
+                 "\226\128\175", "\226\129\159", "\227\128\128" }
+for c = 0x2000, 0x200A do SPACES[#SPACES + 1] = utf8.char(c) end
+
+-- The length of the Python whitespace character at i of s, or nil.
+local function py_space(s, i)
+  local b = s:byte(i)
+  if not b then return nil end
+  if b == 32 or (b >= 9 and b <= 13) or (b >= 28 and b <= 31) then return 1 end
+  if b < 0xC2 then return nil end
+  for _, sp in ipairs(SPACES) do
+    if s:sub(i, i + #sp - 1) == sp then return #sp end
   end
-  s = s:gsub("^%s*", ""):gsub("[%s`]*$", "")
-  return s
+end
+
+-- Skips Python's (\s|`)* (backticks too) or \s* from i; the next index.
+local function skip_spaces(s, i, backticks)
+  while true do
+    local n = py_space(s, i) or (backticks and s:byte(i) == 96 and 1)
+    if not n then return i end
+    i = i + n
+  end
+end
+
+-- Where Python's (\s|`)*$ starts in s.
+local function trailing_start(s)
+  local i, start = 1, 1
+  while i <= #s do
+    local n = py_space(s, i) or (s:byte(i) == 96 and 1)
+    if n then i = i + n else
+      i = i + (s:byte(i) >= 0xC0 and #(s:match("^[\192-\255][\128-\191]*", i)) or 1)
+      start = i
+    end
+  end
+  return start
+end
+
+-- A case-insensitive word of ASCII letters at i, as Python's (?i:...) sees
+-- it: an "s" is also U+017F (long s), which folds to it; the next index.
+local function word_at(s, i, word)
+  for k = 1, #word do
+    local w = word:sub(k, k)
+    local c = s:sub(i, i)
+    if c:lower() == w then i = i + 1
+    elseif w == "s" and s:sub(i, i + 1) == "\197\191" then i = i + 2
+    else return nil end
+  end
+  return i
+end
+
+-- LangChain's input sanitizing (_sanitize_input, _sanitize_bash_input):
+-- strip leading whitespace, backticks and an optional "python" word (with
+-- opts.shell: "bash" or "sh"); trailing whitespace and backticks, with
+-- Python's regular expressions' idea of whitespace and of case.  Like
+-- LangChain it strips "python" from "python_var = 1" (and "sh" from "shred");
+-- opts.whole_word keeps such a name (the agent's tools: models write the
+-- word alone on a line).
+function sessions.sanitize(code, opts)
+  opts = opts or {}
+  local i = skip_spaces(code, 1, true)
+  local words = opts.shell and { "bash", "sh" } or { "python" }
+  for _, w in ipairs(words) do
+    local j = word_at(code, i, w)
+    if j and not (opts.whole_word and code:byte(j) and not py_space(code, j)) then
+      i = j
+      break
+    end
+  end
+  local s = code:sub(skip_spaces(code, i, false))
+  return s:sub(1, trailing_start(s) - 1)
 end
 
 local EXEC_OPTS = set{ "sanitize", "async", "timeout", "poll_interval", "max_output", "jupyter", "operation_id" }
@@ -376,11 +504,15 @@ function Session:execute(code, opts)
 end
 
 -- Poll an asynchronous execution until it ends (or the execution timeout
--- plus a margin passes).
-function Session:_poll(r, o, exec_timeout)
+-- plus a margin passes).  how: { op, version, parse(doc), running(r) } for
+-- executions other than the session's Python (shell commands).
+function Session:_poll(r, o, exec_timeout, how)
+  how = how or { op = "execute", version = self.api_version,
+                 parse = function(doc) return protocol.parse_execution(2, doc) end,
+                 running = function(x) return x.status == "Running" end }
   local id = r.id or (r.headers and r.headers["operation-id"])
   if not id then
-    errors.raise{ kind = "protocol", op = "execute", message = "an asynchronous execution came back without an id" }
+    errors.raise{ kind = "protocol", op = how.op, message = "an asynchronous execution came back without an id" }
   end
   local interval = o.poll_interval or 0.05
   local started, limit = core.monotonic(), exec_timeout + 30
@@ -388,12 +520,12 @@ function Session:_poll(r, o, exec_timeout)
     core.sleep(interval)         -- inside sessions.parallel, other work goes on meanwhile
     local waited = core.monotonic() - started
     interval = math.min(interval * 2, o.poll_interval or 1)
-    local res = self:_send(protocol.get_execution(self.generation, self.id, self.api_version, id))
+    local res = self:_send(protocol.get_execution(2, self.id, how.version, id))
     local doc = decode("get execution", res, { ordered = true })
-    r = parse("get execution", res, protocol.parse_execution, 2, doc)
-    if r.status ~= "Running" then return r end
+    r = parse("get execution", res, how.parse, doc)
+    if not how.running(r) then return r end
     if waited > limit then
-      errors.raise{ kind = "timeout", op = "execute",
+      errors.raise{ kind = "timeout", op = how.op,
                     message = ("execution %s still running after %d s"):format(id, math.floor(waited)) }
     end
   end
@@ -441,6 +573,101 @@ function sessions.to_langchain(r, o)
                                         status = r.status }), 2)
 end
 
+-- Shell commands --------------------------------------------------------------------
+
+local ShellResult = { __name = "sessions.shell_result" }
+ShellResult.__index = ShellResult
+
+-- Raise a command that did not exit 0 as an error value, else return the result.
+function ShellResult:check()
+  if self.ok then return self end
+  local last
+  for line in (self.stderr or ""):gmatch("[^\n]+") do
+    if line:match("%S") and not line:match("^%[sesh%-pool:") then last = line end
+  end
+  local code = self.error and self.error.code or self.exit_code
+  errors.raise{ kind = "shell", op = "shell", code = code,
+                message = ("the command exited with status %d%s"):format(self.exit_code,
+                  last and (": " .. last) or ""),
+                stderr = self.stderr, result = self }
+end
+
+function ShellResult:__tostring()
+  local out = self.stdout
+  if #out > 80 then out = out:sub(1, 77) .. "..." end
+  return ("sessions.shell_result (exit %d, %s ms): %s"):format(self.exit_code, tostring(self.ms),
+    (out:gsub("\n", "\\n")))
+end
+
+local SHELL_OPTS = set{ "stdin", "args", "timeout", "max_output", "async", "poll_interval",
+                        "operation_id", "sanitize" }
+
+-- Shell commands are executions of 2025-02-02-preview and later: an older
+-- session's version is passed over for the first that has them.
+function Session:_shell_version()
+  if self.features.shell then return self.api_version end
+  return protocol.since("shell")
+end
+
+--- s:shell(command [, opts]) -> { exit_code, ok, stdout, stderr, ms, id, error, raw, headers }
+-- opts.args: a list, sent as execCommandAndArgs (a program and its
+-- arguments, no shell) instead of a command line (then command is nil).
+function Session:shell(command, opts)
+  local o = check_opts("shell", opts, SHELL_OPTS)
+  if o.args ~= nil then
+    if command ~= nil then usage("shell", "give a command line or opts.args, not both") end
+    if type(o.args) ~= "table" or #o.args == 0 then usage("shell", "args must be a non-empty list of strings") end
+    for i, a in ipairs(o.args) do
+      if type(a) ~= "string" then usage("shell", "args[%d] is a %s, not a string", i, type(a)) end
+    end
+  elseif type(command) ~= "string" then
+    usage("shell", "the command must be a string, got %s", type(command))
+  end
+  if o.stdin ~= nil and type(o.stdin) ~= "string" then usage("shell", "stdin must be a string") end
+  if o.sanitize and command then command = sessions.sanitize(command, { shell = true }) end
+  local version = self:_shell_version()
+  local exec_timeout = o.timeout or self.execution_timeout
+  local req = protocol.shell_execute(2, self.id, version, command, {
+    args = o.args, stdin = o.stdin, timeout_s = exec_timeout, max_output = o.max_output or self.max_output,
+    async = o.async, operation_id = o.operation_id,
+  })
+  local wait = exec_timeout or 180
+  local res = self:_send(req, { timeout = math.max(self.timeout, wait + 20) })
+  local r = parse("shell", res, protocol.parse_shell_execution, decode("shell", res, { ordered = true }))
+  r.headers = res.headers
+  if r.running then
+    r = self:_poll(r, o, wait, { op = "shell", version = version, parse = protocol.parse_shell_execution,
+                                 running = function(x) return x.running end })
+  end
+  r.running = nil
+  r.ok = r.exit_code == 0
+  return setmetatable(r, ShellResult)
+end
+
+-- LangChain's SessionsBashTool output, byte for byte.
+local SHELL_INVOKE_OPTS = set{ "sanitize", "timeout" }
+
+--- s:shell_invoke(command [, { sanitize = true, timeout }]) -> JSON text
+function Session:shell_invoke(command, opts)
+  local o = check_opts("shell_invoke", opts, SHELL_INVOKE_OPTS)
+  if type(command) ~= "string" then usage("shell_invoke", "the command must be a string, got %s", type(command)) end
+  local sanitize = o.sanitize
+  if sanitize == nil then sanitize = true end
+  local r = self:shell(command, { sanitize = sanitize, timeout = o.timeout })
+  return sessions.to_langchain_shell(r)
+end
+
+-- The JSON text of a shell result as LangChain's SessionsBashTool returns
+-- it: json.dumps({"stdout", "stderr", "exitCode"}, indent=2) of the answer
+-- (missing fields are null, as Python's dict.get gives them).
+function sessions.to_langchain_shell(r)
+  local raw = r.raw or {}
+  local result = type(raw.result) == "table" and raw.result or {}
+  return json.dumps(json.object({ "stdout", "stderr", "exitCode" },
+    { stdout = result.stdout, stderr = result.stderr,
+      exitCode = protocol.exit_code(raw.status) or json.null }), 2)
+end
+
 -- Files -----------------------------------------------------------------------------
 
 -- Transfer options for a file: no limit on the whole, but abandoned when no
@@ -466,7 +693,7 @@ function Session:upload(opts)
   if not ok then usage("upload", "%s", why) end
   if o.file then
     local f, err = io.open(o.file, "rb")
-    if not f then usage("upload", "cannot read %s", tostring(err)) end
+    if not f then errors.raise{ kind = "file", op = "upload", message = "cannot read " .. tostring(err) } end
     f:close()
   end
   local req = protocol.upload(self.generation, self.id, self.api_version, name)
@@ -497,17 +724,31 @@ end
 
 local FILES_OPTS = set{ "path", "recursive" }
 
+-- An entry listed under `path`: its path from /mnt/data. The pool says its
+-- directory relative to the folder listed ("" for the folder itself); an
+-- absolute one, or one that already names that folder, is taken as it is.
+local function under(base, f)
+  local dir = type(f.directory) == "string" and f.directory or ""
+  if dir:find("^/") or dir == base or dir:sub(1, #base + 1) == base .. "/" then return f.path end
+  return base .. "/" .. f.path
+end
+
 --- s:files{ path =, recursive = } -> { {name, size, modified, ...}, ... }
 function Session:files(opts)
   local o = check_opts("files", opts, FILES_OPTS)
   if o.path and self.generation == 1 then self:_need("files", "gen2", "the path option") end
   if o.recursive then self:_need("files", "recursive", "the recursive option") end
   local req = protocol.list(self.generation, self.id, self.api_version, o)
+  local base = o.path and o.path:gsub("^/mnt/data/?", ""):gsub("^/+", ""):gsub("/+$", "")
+  if base == "" then base = nil end
   local all = {}
   local origin = self.endpoint:match("^(%a[%w+.-]*://[^/?#]*)")
   for _ = 1, 1000 do
     local res = self:_send(req)
     local list, next_link = parse("files", res, protocol.parse_files, self.generation, decode("files", res))
+    if base then
+      for _, f in ipairs(list) do f.path = under(base, f) end
+    end
     table.move(list, 1, #list, #all + 1, all)
     if type(next_link) ~= "string" or next_link == "" then break end
     if next_link:sub(1, 1) == "/" then next_link = origin .. next_link
@@ -695,6 +936,7 @@ end
 
 sessions.Session = Session
 sessions.Result = Result
+sessions.ShellResult = ShellResult
 sessions.credential = auth.chain
 sessions.localpool = localpool
 sessions.uuid4 = uuid4

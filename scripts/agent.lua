@@ -57,7 +57,14 @@ local a = agent.new{
   max_steps = o.max_steps,
   verbose = not o.quiet,
 }
-local res = a:run(o.question or QUESTION)
+-- A failure of the model's API or of the session is said in one sentence
+-- (what failed, where, what to check), not with a traceback.
+local ran, res = pcall(a.run, a, o.question or QUESTION)
+if not ran then
+  if not require("sessions.errors").is(res) then error(res, 0) end
+  io.stderr:write("agent.lua: ", tostring(res), "\n")
+  os.exit(1, true)
+end
 
 if res.stopped ~= "answer" then
   io.stderr:write(("agent.lua: no final answer (stopped: %s after %d model calls)\n")

@@ -122,7 +122,14 @@ local a = agent.new{
   llm = client, tools = { python }, system = system,
   max_steps = o.max_steps, verbose = not o.quiet,
 }
-local res = a:run(question)
+-- A failure of the model's API or of the session is said in one sentence
+-- (what failed, where, what to check), not with a traceback.
+local ran, res = pcall(a.run, a, question)
+if not ran then
+  if not require("sessions.errors").is(res) then error(res, 0) end
+  io.stderr:write("data_analyst.lua: ", tostring(res), "\n")
+  os.exit(1, true)
+end
 
 -- Files the model wrote in the session come home too.
 local downloaded = {}

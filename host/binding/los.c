@@ -7,6 +7,9 @@
  *   core.getuid() -> uid
  *   core.stat(path) -> { type, mode, uid, gid, size, mtime } | nil, message, name
  *   core.mkdir(path [, mode]) -> true | nil, message, name     (mkdir -p; mode 0777)
+ *   core.readdir(path) -> { name, ... } | nil, message, name
+ *                                   the names in a directory, but . and .., in no
+ *                                   particular order
  *   core.lock(path [, timeout]) -> lock | nil, message, name
  *                                   exclusive flock on path (created 0600); waits up
  *                                   to timeout seconds (default: forever);
@@ -26,6 +29,7 @@
 
 #include "common/common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
@@ -38,6 +42,7 @@
 #include <unistd.h>
 
 #define LOCK_MT "sessions.core.lock"
+#define DIR_MT "sessions.core.dir"
 #define MAX_ARGS 256
 
 extern char **environ;
@@ -106,6 +111,48 @@ static int l_mkdir(lua_State *L)
     if (sesh_mkdirs(path, (mode_t)mode) != 0)
         return failure(L, errno, "mkdir", path);
     lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ---- directories ---- */
+
+/* The open directory lives in a userdata, so that an error raised while the
+ * names are collected (no memory) still closes it, at the next collection. */
+static int l_dir_gc(lua_State *L)
+{
+    DIR **d = luaL_checkudata(L, 1, DIR_MT);
+    if (*d) {
+        closedir(*d);
+        *d = NULL;
+    }
+    return 0;
+}
+
+static int l_readdir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    DIR **d = lua_newuserdatauv(L, sizeof *d, 0);
+    *d = NULL;
+    luaL_setmetatable(L, DIR_MT);
+    *d = opendir(path);
+    if (!*d)
+        return failure(L, errno, "readdir", path);
+    lua_newtable(L);
+    lua_Integer n = 0;
+    struct dirent *e;
+    errno = 0;
+    while ((e = readdir(*d)) != NULL) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            lua_pushstring(L, e->d_name);
+            lua_rawseti(L, -2, ++n);
+        }
+        errno = 0;
+    }
+    int e_read = errno;
+    closedir(*d);
+    *d = NULL;
+    if (e_read)
+        return failure(L, e_read, "readdir", path);
     return 1;
 }
 
@@ -223,6 +270,12 @@ static int l_spawn(lua_State *L)
         rc = posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out, append, 0600);
     if (rc == 0 && err)
         rc = posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err, append, 0600);
+    /* Close-on-exec is not enough: the kernel lets the parent go on at
+     * exec before it closes those descriptors in the child, so for a moment
+     * the child still holds our files (a lock let go right after the spawn
+     * would still be held). The child closes everything above stderr first. */
+    if (rc == 0)
+        rc = posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
     if (rc == 0)
         rc = posix_spawnattr_setsigmask(&attr, &none);
     if (rc == 0)
@@ -264,6 +317,7 @@ static const luaL_Reg os_functions[] = {
     {"getuid", l_getuid},
     {"stat", l_stat},
     {"mkdir", l_mkdir},
+    {"readdir", l_readdir},
     {"lock", l_lock},
     {"spawn", l_spawn},
     {"wait", l_wait},
@@ -272,6 +326,11 @@ static const luaL_Reg os_functions[] = {
 
 void sesh_core_open_os(lua_State *L)
 {
+    if (luaL_newmetatable(L, DIR_MT)) {
+        lua_pushcfunction(L, l_dir_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
     if (luaL_newmetatable(L, LOCK_MT)) {
         lua_pushcfunction(L, l_unlock);
         lua_setfield(L, -2, "__gc");

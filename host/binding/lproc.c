@@ -194,6 +194,8 @@ static int l_spawn(lua_State *L)
     else if (stderr_file)
         posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, stderr_file, O_WRONLY | O_CREAT | O_APPEND, 0600);
     if (cwd) posix_spawn_file_actions_addchdir_np(&fa, cwd);
+    /* Not only close-on-exec: see l_spawn in los.c. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
     posix_spawnattr_init(&attr);
     sigset_t none, defaults;
     sigemptyset(&none);

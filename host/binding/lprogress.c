@@ -64,7 +64,7 @@ void sesh_progress_draw(const sesh_http_progress_figures *figures)
         marks[i] = i < filled ? '#' : '-';
     marks[20] = '\0';
     double rate = p.done / (at - p.started > 0.001 ? at - p.started : 0.001);
-    fprintf(stderr, "\r%s [%s] %.1f / %.1f MB %3d%% %.1f MB/s ", label, marks,
+    fprintf(stderr, "\r%s [%s] %.1f / %.1f MiB %3d%% %.1f MiB/s ", label, marks,
             p.done / 1048576.0, p.total / 1048576.0, (int)(100.0 * p.done / p.total),
             rate / 1048576.0);
     fflush(stderr);

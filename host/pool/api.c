@@ -6,6 +6,7 @@
 #include "pool/api_ops.h"
 #include "pool/cgroup.h"
 #include "pool/log.h"
+#include "pool/multipart.h"
 #include "pool/util.h"
 #include "pool/zygote.h"
 
@@ -135,9 +136,22 @@ static int media_type_is(const char *ct, const char *type)
     return strncasecmp(ct, type, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* The kind of session the pool runs, as Azure names pools' container types. */
+static const char *container_type(sesh_api *api)
+{
+    return sesh_manager_runs_python(api->m) ? "PythonLTS" : "Shell";
+}
+
 int sesh_api_begin(sesh_api *api, sesh_call *call, sesh_reply *reply)
 {
     call->t_start_ms = sesh_now_ms();
+    if (call->gen == 1 && !sesh_manager_runs_python(api->m)) {
+        sesh_reply_error(reply, 400, "UnsupportedApiVersion", "api-version",
+                         "this pool runs Shell sessions (sesh-pool --container-type Shell), which "
+                         "the first API generation (api-version %s) does not serve: use api-version "
+                         "%s or later", call->api_version, sesh_api_version_name(SESH_RANK_2025_02));
+        return -1;
+    }
     if (needs_identifier(call->op)) {
         if (!call->identifier) {
             sesh_reply_error(reply, 400, "MissingIdentifier", "identifier",
@@ -160,21 +174,30 @@ int sesh_api_begin(sesh_api *api, sesh_call *call, sesh_reply *reply)
         }
         if (call->content_length > (int64_t)SESH_MAX_JSON_BODY) {
             sesh_reply_error(reply, 413, "PayloadTooLarge", NULL,
-                             "the body is %lld bytes; at most %u are accepted",
+                             "the body is %lld bytes; at most %u are accepted (a fixed limit, no "
+                             "option raises it: upload large data as a file)",
                              (long long)call->content_length, SESH_MAX_JSON_BODY);
             return -1;
         }
     } else if (call->body == SESH_BODY_MULTIPART) {
-        if (!media_type_is(call->content_type, "multipart/form-data")) {
-            sesh_reply_error(reply, 415, "UnsupportedMediaType", NULL,
-                             "an upload must be multipart/form-data with a part named 'file', not '%.100s'",
-                             call->content_type ? call->content_type : "(no Content-Type)");
-            return -1;
+        /* Under another type (or without a boundary), the body's first bytes
+         * tell whether it is multipart all the same (sesh_api_upload_body). */
+        if (media_type_is(call->content_type, "multipart/form-data")) {
+            char boundary[SESH_MULTIPART_MAX_BOUNDARY + 1];
+            int found = sesh_multipart_boundary(call->content_type, boundary, sizeof boundary);
+            if (found < 0) {
+                sesh_reply_error(reply, 400, "InvalidMultipartBody", NULL,
+                                 "the boundary of the multipart/form-data Content-Type is empty, "
+                                 "badly quoted or longer than %d bytes", SESH_MULTIPART_MAX_BOUNDARY);
+                return -1;
+            }
+            if (found) call->upload_boundary = sesh_xstrdup(boundary);
         }
         /* Room for the multipart framing around the file. */
-        if (call->content_length > (int64_t)(api->cfg.max_upload + 65536)) {
+        if (call->content_length > (int64_t)(api->cfg.max_upload + SESH_MULTIPART_FRAMING)) {
             sesh_reply_error(reply, 413, "PayloadTooLarge", NULL,
-                             "the upload is %lld bytes; files up to %llu bytes are accepted",
+                             "the upload is %lld bytes; files up to %llu bytes are accepted "
+                             "(sesh-pool --max-upload raises the limit)",
                              (long long)call->content_length, (unsigned long long)api->cfg.max_upload);
             return -1;
         }
@@ -184,11 +207,10 @@ int sesh_api_begin(sesh_api *api, sesh_call *call, sesh_reply *reply)
     return 0;
 }
 
-int sesh_api_upload(sesh_api *api, sesh_call *call, const char *key, const char *filename,
-                    const char *data, uint64_t off, size_t size, sesh_reply *reply)
+int sesh_api_upload_body(sesh_api *api, sesh_call *call, const char *data, size_t size,
+                         sesh_reply *reply)
 {
-    if (!key || strcmp(key, "file") != 0) return 0;
-    return sesh_op_upload_data(api, call, filename, data, off, size, reply);
+    return sesh_op_upload_body(api, call, data, size, reply);
 }
 
 /* The limits every session has, and whether the kernel enforces them. */
@@ -208,7 +230,8 @@ static json_t *limits_json(const sesh_api *api)
 static void op_health(sesh_api *api, sesh_call *call, sesh_reply *reply)
 {
     /* No token needed here: only counts and settings, nothing about any session. */
-    sesh_reply_json(reply, 200, json_pack("{s:s, s:I, s:i, s:o, s:o}", "status", "Healthy",
+    sesh_reply_json(reply, 200, json_pack("{s:s, s:s, s:I, s:i, s:o, s:o}", "status", "Healthy",
+                                          "containerType", container_type(api),
                                           "sessions", (json_int_t)sesh_manager_count(api->m),
                                           "readySessions", sesh_manager_ready(api->m),
                                           "limits", limits_json(api),
@@ -294,6 +317,8 @@ static void op_metadata(sesh_api *api, sesh_call *call, sesh_reply *reply)
     }
     const char *python = json_string_value(json_object_get(md, "python"));
     const char *ipython = json_string_value(json_object_get(md, "ipython"));
+    const char *bash = json_string_value(json_object_get(md, "bash"));
+    int runs_python = sesh_manager_runs_python(api->m);
     json_t *packages = json_array();
     size_t i;
     json_t *p;
@@ -305,14 +330,19 @@ static void op_metadata(sesh_api *api, sesh_call *call, sesh_reply *reply)
     }
     char started[48];
     sesh_format_time(started, api->started, 3);
-    json_t *body = json_pack(
-        "{s:[{s:s, s:s}], s:o, s:s, s:s, s:{s:s, s:s, s:s, s:s}}",
-        "runtimes", "name", "python", "version", python ? python : "unknown",
-        "preInstalledPackages", packages,
-        "createdAt", started, "lastUpdatedAt", started,
-        "jupyterKernel", "name", "IPython", "version", ipython ? ipython : "unknown",
-        "projectUrl", "https://ipython.org",
-        "description", "IPython's InteractiveShell running each cell in a bubblewrap sandbox");
+    /* The session's own runtime first: Python's, or bash's in a Shell pool
+     * (whose python3 is one of its tools). */
+    json_t *py = json_pack("{s:s, s:s}", "name", "python", "version", python ? python : "unknown");
+    json_t *sh = json_pack("{s:s, s:s}", "name", "bash", "version", bash && *bash ? bash : "unknown");
+    json_t *body = json_pack("{s:s, s:[o, o], s:o, s:s, s:s}", "containerType", container_type(api),
+                             "runtimes", runs_python ? py : sh, runs_python ? sh : py,
+                             "preInstalledPackages", packages,
+                             "createdAt", started, "lastUpdatedAt", started);
+    if (runs_python)
+        json_object_set_new(body, "jupyterKernel", json_pack(
+            "{s:s, s:s, s:s, s:s}", "name", "IPython", "version", ipython ? ipython : "unknown",
+            "projectUrl", "https://ipython.org",
+            "description", "IPython's InteractiveShell running each cell in a bubblewrap sandbox"));
     json_decref(md);
     sesh_reply_json(reply, 200, body);
 }

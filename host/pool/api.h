@@ -5,11 +5,14 @@
  * response by server.c). Nothing here knows libmicrohttpd.
  *
  * A request is handled in three steps, as its bytes arrive:
- *   sesh_call_parse()  method and URI: operation, api-version, identifier
- *   sesh_api_begin()   headers known: checks, and the session for uploads
- *   sesh_api_upload()  (multipart only) the parts' bytes, streamed to disk
- *   sesh_api_finish()  the whole body is in: do the operation
+ *   sesh_call_parse()       method and URI: operation, api-version, identifier
+ *   sesh_api_begin()        headers known: checks, and the session for uploads
+ *   sesh_api_upload_body()  (uploads only) each piece of the raw body as it
+ *                           arrives: parsed (multipart.h), the file streamed to disk
+ *   sesh_api_finish()       the whole body is in: do the operation
  * Any step may fill the reply with an error instead; then the rest is skipped.
+ * The first two run on the server's event loop and must not wait (for a
+ * sandbox, a lock held long, the disk); the others run on worker threads.
  */
 #ifndef SESH_POOL_API_H
 #define SESH_POOL_API_H
@@ -23,6 +26,12 @@
 #define SESH_MAX_JSON_BODY   (8u << 20)   /* an execute request (code) */
 #define SESH_MAX_URI         8192
 #define SESH_DEFAULT_STREAM_MAX 4096      /* second generation's outputStreamsMaxLength */
+#define SESH_SHELL_TIMEOUT   180          /* seconds: a shell command's default timeout */
+/* Positions (sesh_call.rank) of the versions that brought something: the
+ * session and pool operations, and shell commands (2025-02-02-preview);
+ * stopping a session (2025-10-02-preview). route.c holds the table. */
+#define SESH_RANK_2025_02    3
+#define SESH_RANK_2025_10    4
 
 typedef enum {
     SESH_OP_NONE = 0,
@@ -98,6 +107,8 @@ typedef struct sesh_call {
     sesh_upload *upload;
     uint64_t upload_taken;      /* bytes of the session's disk limit the upload took */
     char *upload_name;          /* cleaned remote name of the upload */
+    char *upload_boundary;      /* from the Content-Type; NULL: sniffed from the body */
+    struct sesh_upload_body *upload_body;   /* the body's parser (api_files.c) */
     int upload_seen;            /* a part named `file` arrived */
     int upload_done;            /* that part ended (a later `file` part is ignored) */
     sesh_file_info upload_info;
@@ -123,13 +134,21 @@ void sesh_api_free(sesh_api *api);
 
 /* Parses the request line. Returns 0, or fills reply with the error (400, 404, 405, 414). */
 int sesh_call_parse(sesh_call *call, const char *method, const char *raw_uri, sesh_reply *reply);
+/* The api-version at a rank (SESH_RANK_*), for messages. */
+const char *sesh_api_version_name(int rank);
 void sesh_call_free(sesh_call *call);
 
 int sesh_api_begin(sesh_api *api, sesh_call *call, sesh_reply *reply);
-/* One piece of a multipart part (off: its offset in the part); key and
- * filename as the part declares them. -1 when the reply holds an error. */
-int sesh_api_upload(sesh_api *api, sesh_call *call, const char *key, const char *filename,
-                    const char *data, uint64_t off, size_t size, sesh_reply *reply);
+/* The next piece of an upload's raw body (call->body == SESH_BODY_MULTIPART),
+ * in order, any size: the pool's own multipart parser reads it, with the
+ * boundary of a multipart/form-data Content-Type, or, under any other type
+ * (Semantic Kernel sends its uploads as application/json), the boundary the
+ * body starts with when it is a multipart/form-data body (else 415). The
+ * part named `file` is streamed to disk. 0, or -1 when the reply holds an
+ * error (400 malformed, 413, 415, 507...): feed no more. Whether the body
+ * was whole is told by sesh_api_finish. */
+int sesh_api_upload_body(sesh_api *api, sesh_call *call, const char *data, size_t size,
+                         sesh_reply *reply);
 void sesh_api_finish(sesh_api *api, sesh_call *call, const char *body, size_t body_len,
                      sesh_reply *reply);
 

@@ -4,6 +4,7 @@
  * The safety of names and paths is files.c's; the shapes are here.
  */
 #include "pool/api_ops.h"
+#include "pool/multipart.h"
 #include "pool/sandbox_disk.h"
 #include "pool/util.h"
 
@@ -205,8 +206,6 @@ void sesh_op_download(sesh_api *api, sesh_call *call, sesh_reply *reply)
  * are checked before an upload writes (with the size the body announces) and
  * for each piece it writes, so a refused upload leaves nothing behind. */
 
-#define MULTIPART_FRAMING 65536     /* bytes of a body that may be framing, not file */
-
 int sesh_session_disk_room(sesh_session *s, uint64_t min_free, uint64_t n, int take,
                            uint64_t done, sesh_reply *reply)
 {
@@ -247,8 +246,8 @@ int sesh_session_disk_room(sesh_session *s, uint64_t min_free, uint64_t n, int t
 
 int sesh_op_upload_room(sesh_api *api, sesh_call *call, sesh_reply *reply)
 {
-    uint64_t announced = call->content_length > MULTIPART_FRAMING
-        ? (uint64_t)call->content_length - MULTIPART_FRAMING : 0;
+    uint64_t announced = call->content_length > SESH_MULTIPART_FRAMING
+        ? (uint64_t)call->content_length - SESH_MULTIPART_FRAMING : 0;
     return sesh_session_disk_room(call->session, api->cfg.min_free_disk, announced, 0, 0, reply);
 }
 
@@ -302,6 +301,11 @@ int sesh_op_upload_data(sesh_api *api, sesh_call *call, const char *filename,
     call->upload_taken += size;
     char *err = NULL;
     sesh_files_status st = sesh_upload_write(call->upload, data, size, &err);
+    if (st == SESH_FILES_TOO_LARGE) {
+        free(err);
+        err = sesh_printf("the file is larger than %llu bytes, the largest upload this pool takes "
+                          "(sesh-pool --max-upload raises the limit)", (unsigned long long)api->cfg.max_upload);
+    }
     if (st != SESH_FILES_OK) {
         upload_drop(call);
         files_error(reply, st, "file", err);
@@ -310,8 +314,138 @@ int sesh_op_upload_data(sesh_api *api, sesh_call *call, const char *filename,
     return 0;
 }
 
+/* ---- the raw body of an upload ----
+ * Parsed here as it arrives (multipart.h); only the part named `file`
+ * counts, the first one: a later one is read and ignored. */
+
+struct sesh_upload_body {
+    sesh_api *api;
+    sesh_call *call;
+    sesh_reply *reply;          /* of the piece being fed */
+    sesh_multipart *mp;         /* NULL while the boundary is still sniffed */
+    char *head;                 /* the body's first bytes, while sniffing */
+    size_t nhead;
+    uint64_t bytes;             /* of the body so far */
+};
+
+static int on_part(void *ctx, sesh_multipart_event ev, const sesh_multipart_part *part,
+                   const char *data, uint64_t off, size_t size)
+{
+    struct sesh_upload_body *u = ctx;
+    if (strcmp(part->name, "file") != 0) return 0;
+    if (ev == SESH_MULTIPART_END) {
+        if (u->call->upload) u->call->upload_done = 1;
+        return 0;
+    }
+    /* BEGIN (no data) checks the name and opens the file, DATA writes. */
+    return sesh_op_upload_data(u->api, u->call, part->filename, data, off, size, u->reply) != 0;
+}
+
+static int body_malformed(struct sesh_upload_body *u)
+{
+    if (u->call->upload) upload_drop(u->call);
+    sesh_reply_error(u->reply, 400, "InvalidMultipartBody", NULL,
+                     "the multipart/form-data body is malformed: %s", sesh_multipart_error(u->mp));
+    return -1;
+}
+
+static int body_feed(struct sesh_upload_body *u, const char *data, size_t size)
+{
+    sesh_multipart_status st = sesh_multipart_feed(u->mp, data, size);
+    if (st == SESH_MULTIPART_MALFORMED) return body_malformed(u);
+    return st == SESH_MULTIPART_OK ? 0 : -1;        /* stopped: the reply says why */
+}
+
+static int body_parser(struct sesh_upload_body *u, const char *boundary)
+{
+    const char *why = NULL;
+    u->mp = sesh_multipart_new(boundary, on_part, u, &why);
+    if (!u->mp) {
+        sesh_reply_error(u->reply, 400, "InvalidMultipartBody", NULL, "%s", why);
+        return -1;
+    }
+    return 0;
+}
+
+/* Not sent as multipart/form-data with a boundary: the body is one only
+ * when it starts as one (Semantic Kernel's uploads under application/json). */
+static int body_sniff(struct sesh_upload_body *u, const char *data, size_t size, int complete)
+{
+    size_t take = size < SESH_MULTIPART_SNIFF_MAX - u->nhead ? size : SESH_MULTIPART_SNIFF_MAX - u->nhead;
+    if (!u->head) u->head = sesh_xmalloc(SESH_MULTIPART_SNIFF_MAX);
+    memcpy(u->head + u->nhead, data, take);
+    u->nhead += take;
+    char boundary[SESH_MULTIPART_MAX_BOUNDARY + 1];
+    sesh_sniff s = sesh_multipart_sniff(u->head, u->nhead, complete, boundary, sizeof boundary);
+    if (s == SESH_SNIFF_MORE) return 0;
+    if (s == SESH_SNIFF_NO) {
+        const char *ct = u->call->content_type;
+        sesh_reply_error(u->reply, 415, "UnsupportedMediaType", NULL,
+                         "an upload must be multipart/form-data with a part named 'file'; this one is "
+                         "'%.100s' and its body does not start with a multipart boundary line and a "
+                         "form-data part", ct ? ct : "(no Content-Type)");
+        return -1;
+    }
+    int rc = body_parser(u, boundary);
+    if (rc == 0) rc = body_feed(u, u->head, u->nhead);
+    if (rc == 0 && take < size) rc = body_feed(u, data + take, size - take);
+    free(u->head);
+    u->head = NULL;
+    return rc;
+}
+
+int sesh_op_upload_body(sesh_api *api, sesh_call *call, const char *data, size_t size, sesh_reply *reply)
+{
+    struct sesh_upload_body *u = call->upload_body;
+    if (!u) {
+        u = call->upload_body = sesh_xcalloc(1, sizeof *u);
+        u->api = api;
+        u->call = call;
+        u->reply = reply;
+        if (call->upload_boundary && body_parser(u, call->upload_boundary) != 0) return -1;
+    }
+    u->reply = reply;
+    u->bytes += size;
+    /* A body without Content-Length (chunked) is held to the same size. */
+    if (u->bytes > api->cfg.max_upload + SESH_MULTIPART_FRAMING) {
+        if (call->upload) upload_drop(call);
+        sesh_reply_error(reply, 413, "PayloadTooLarge", NULL,
+                         "the upload's body is over %llu bytes; files up to %llu bytes are accepted "
+                         "(sesh-pool --max-upload raises the limit)",
+                         (unsigned long long)(api->cfg.max_upload + SESH_MULTIPART_FRAMING),
+                         (unsigned long long)api->cfg.max_upload);
+        return -1;
+    }
+    if (!u->mp) return body_sniff(u, data, size, 0);
+    return body_feed(u, data, size);
+}
+
+/* The body has ended: it must have been whole. 0, or -1 with the error. */
+static int upload_body_end(struct sesh_upload_body *u, sesh_reply *reply)
+{
+    u->reply = reply;
+    if (!u->mp && body_sniff(u, "", 0, 1) != 0) return -1;
+    sesh_multipart_status st = sesh_multipart_finish(u->mp);
+    if (st == SESH_MULTIPART_MALFORMED) return body_malformed(u);
+    return st == SESH_MULTIPART_OK ? 0 : -1;
+}
+
+void sesh_op_upload_body_free(sesh_call *call)
+{
+    struct sesh_upload_body *u = call->upload_body;
+    if (u) {
+        sesh_multipart_free(u->mp);
+        free(u->head);
+        free(u);
+        call->upload_body = NULL;
+    }
+    free(call->upload_boundary);
+    call->upload_boundary = NULL;
+}
+
 void sesh_op_upload_finish(sesh_api *api, sesh_call *call, sesh_reply *reply)
 {
+    if (call->upload_body && upload_body_end(call->upload_body, reply) != 0) return;
     if (!call->upload) {
         sesh_reply_error(reply, 400, "MissingFile", "file",
                          "the multipart body has no part named 'file'");

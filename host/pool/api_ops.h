@@ -29,6 +29,14 @@ char *sesh_url_encode(const char *s);
  * state and truncated output. run must have started. New reference. */
 json_t *sesh_run_outcome(const sesh_run *run);
 
+/* A shell command's outcome as {exitCode (-1 when it has none of its own),
+ * stdout, stderr, ms} and, when it did not end by itself, error {code,
+ * message} (ExecutionTimeout, ExecutionAbandoned, SessionStateLost,
+ * ExecutionStopped, CommandStartError): the runner's reply with the pool's
+ * notes on timeouts, shells that ended and truncated output. run must have
+ * started. New reference. */
+json_t *sesh_shell_outcome(const sesh_run *run);
+
 void sesh_op_execute(sesh_api *api, sesh_call *call, const char *body, size_t len, sesh_reply *reply);
 void sesh_op_exec_get(sesh_api *api, sesh_call *call, sesh_reply *reply);
 
@@ -36,6 +44,8 @@ void sesh_op_list(sesh_api *api, sesh_call *call, sesh_reply *reply);
 void sesh_op_file_get(sesh_api *api, sesh_call *call, sesh_reply *reply);
 void sesh_op_file_delete(sesh_api *api, sesh_call *call, sesh_reply *reply);
 void sesh_op_download(sesh_api *api, sesh_call *call, sesh_reply *reply);
+#define SESH_MULTIPART_FRAMING 65536    /* bytes of an upload's body that may be framing, not file */
+
 /* 0 when n more bytes may be written into session s (taken from its quota,
  * quota.h, when `take`) within its disk limit (--max-disk) and the pool's
  * free-space floor (min_free bytes, --min-free-disk), else -1 with the error
@@ -49,6 +59,8 @@ int sesh_session_disk_room(sesh_session *s, uint64_t min_free, uint64_t n, int t
 int sesh_op_upload_room(sesh_api *api, sesh_call *call, sesh_reply *reply);
 int sesh_op_upload_data(sesh_api *api, sesh_call *call, const char *filename,
                         const char *data, uint64_t off, size_t size, sesh_reply *reply);
+int sesh_op_upload_body(sesh_api *api, sesh_call *call, const char *data, size_t size, sesh_reply *reply);
 void sesh_op_upload_finish(sesh_api *api, sesh_call *call, sesh_reply *reply);
+void sesh_op_upload_body_free(sesh_call *call);
 
 #endif

@@ -9,13 +9,14 @@
 #include "pool/files.h"
 #include "pool/log.h"
 #include "pool/mcp.h"
+#include "pool/python_env.h"
 #include "pool/server.h"
 #include "pool/sessions.h"
+#include "pool/statedir.h"
 #include "pool/util.h"
 #include "pool/zygote.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -42,6 +44,7 @@
 typedef struct options {
     const char *listen, *socket, *token_file, *state_dir, *python;
     const char *pid_file, *log_file;
+    const char *tls_cert, *tls_key;     /* HTTPS */
     int idle_exit, daemon, ready, cooldown, max_sessions, timeout, network;
     long long max_upload, max_output, max_disk;
     long long min_free_disk;    /* bytes, or -percent of the file system (resolved in setup) */
@@ -50,6 +53,8 @@ typedef struct options {
     const char *mcp_origins[MAX_ORIGINS + 1];
     int mcp_norigins, mcp_stdio;
     long long session_memory;
+    int max_connections, max_per_client, header_timeout, idle_timeout, min_body_rate;
+    int shell;                  /* --container-type Shell: shell commands only */
     int no_fork_server, fork_server_forks, fork_server_age;
 } options;
 
@@ -61,8 +66,10 @@ static void usage(FILE *f)
           "  --listen HOST:PORT    TCP address (default 127.0.0.1:0 without --socket; port 0 picks one)\n"
           "  --socket PATH         unix socket instead (created 0600)\n"
           "  --token-file PATH     bearer token; generated (0600) if the file does not exist\n"
-          "  --state-dir DIR       where session directories live (default: a private temp dir)\n"
-          "  --python PATH         interpreter inside sandboxes (default /usr/bin/python3)\n"
+          "  --state-dir DIR       where session directories live, in DIR/pool-<pid> (default:\n"
+          "                        $TMPDIR/sesh-pool-<uid>); what killed pools left there goes\n"
+          "  --python PATH         interpreter inside sandboxes, with IPython; a virtual environment's\n"
+          "                        bin/python too, bound read-only (default /usr/bin/python3)\n"
           "  --ready-sessions N    sandboxes kept started for new sessions (default 1)\n"
           "  --cooldown SECONDS    idle time after which a session and its files go (default 300)\n"
           "  --max-sessions N      sessions at once; beyond, 429 with Retry-After (default: as many\n"
@@ -78,12 +85,25 @@ static void usage(FILE *f)
           "  --min-free-disk BYTES|N%  free space the state directory's file system keeps:\n"
           "                        below it uploads are refused with 507 and code that writes is\n"
           "                        stopped (default: 5% of the file system, at most 1073741824)\n"
+          "  --container-type PythonLTS|Shell\n"
+          "                        what sessions run: Python, and shell commands beside it\n"
+          "                        (PythonLTS, the default), or shell commands only (Shell)\n"
           "  --network             give sandboxes the host's network (default: none)\n"
           "  --no-fork-server      start every sandbox with bwrap, none forked from a pre-loaded\n"
           "                        interpreter (the fork server, used where the kernel allows)\n"
           "  --fork-server-forks N replace the fork server after N sandboxes (default 1000)\n"
           "  --fork-server-age SECONDS  replace the fork server after that long (default 3600)\n"
           "  --idle-exit SECONDS   exit after that long with no session (0: never)\n"
+          "  --max-connections N   client connections at once (default 10000, less when the\n"
+          "                        descriptor limit is lower)\n"
+          "  --max-per-client N    connections from one client address (default 1000; 0: no bound)\n"
+          "  --header-timeout SECONDS  a new connection's request headers must be in by then (default 30)\n"
+          "  --idle-timeout SECONDS    an idle connection is closed after that (default 60)\n"
+          "  --min-body-rate BYTES     bytes/s a request body must average after header-timeout\n"
+          "                        (default 4096; 0: none)\n"
+          "  --tls-cert FILE, --tls-key FILE\n"
+          "                        serve HTTPS with this certificate (PEM, its chain after it) and\n"
+          "                        key (PEM, unencrypted); SIGHUP reads them again\n"
           "  --daemon              detach once listening (log: --log-file, or pool.log by the socket)\n"
           "  --pid-file PATH       write the pid there (default: pool.pid by the socket)\n"
           "  --log-file PATH       log there instead of stderr\n"
@@ -129,8 +149,9 @@ static int parse_options(int argc, char **argv, options *o)
 {
     enum { O_LISTEN = 256, O_SOCKET, O_TOKEN, O_STATE, O_PYTHON, O_IDLE, O_DAEMON, O_READY, O_COOL,
            O_MAXS, O_TIMEOUT, O_MAXOUT, O_MAXUP, O_MAXDISK, O_NET, O_PID, O_LOG, O_HELP,
-           O_MINFREE, O_MCP_KEY, O_MCP_ORIGIN, O_MCP_STDIO, O_SESSMEM, O_NO_FORK, O_FORK_FORKS,
-           O_FORK_AGE };
+           O_MINFREE, O_MCP_KEY, O_MCP_ORIGIN, O_MCP_STDIO, O_SESSMEM,
+           O_MAXCONN, O_PERCLIENT, O_HEADERTO, O_IDLETO, O_BODYRATE, O_CONTAINER,
+           O_TLSCERT, O_TLSKEY, O_NO_FORK, O_FORK_FORKS, O_FORK_AGE };
     static const struct option longopts[] = {
         { "listen", 1, 0, O_LISTEN }, { "socket", 1, 0, O_SOCKET }, { "token-file", 1, 0, O_TOKEN },
         { "state-dir", 1, 0, O_STATE }, { "python", 1, 0, O_PYTHON }, { "idle-exit", 1, 0, O_IDLE },
@@ -140,6 +161,10 @@ static int parse_options(int argc, char **argv, options *o)
         { "log-file", 1, 0, O_LOG }, { "help", 0, 0, O_HELP }, { "min-free-disk", 1, 0, O_MINFREE },
         { "mcp-key-file", 1, 0, O_MCP_KEY }, { "mcp-allow-origin", 1, 0, O_MCP_ORIGIN },
         { "mcp-stdio", 0, 0, O_MCP_STDIO }, { "session-memory", 1, 0, O_SESSMEM },
+        { "max-connections", 1, 0, O_MAXCONN }, { "max-per-client", 1, 0, O_PERCLIENT },
+        { "header-timeout", 1, 0, O_HEADERTO }, { "idle-timeout", 1, 0, O_IDLETO },
+        { "min-body-rate", 1, 0, O_BODYRATE }, { "container-type", 1, 0, O_CONTAINER },
+        { "tls-cert", 1, 0, O_TLSCERT }, { "tls-key", 1, 0, O_TLSKEY },
         { "no-fork-server", 0, 0, O_NO_FORK }, { "fork-server-forks", 1, 0, O_FORK_FORKS },
         { "fork-server-age", 1, 0, O_FORK_AGE },
         { 0, 0, 0, 0 },
@@ -155,6 +180,11 @@ static int parse_options(int argc, char **argv, options *o)
     o->min_free_disk = -5;
     o->min_free_default = 1;
     o->python = "/usr/bin/python3";
+    o->max_connections = 10000;
+    o->max_per_client = 1000;
+    o->header_timeout = 30;
+    o->idle_timeout = 60;
+    o->min_body_rate = 4096;
     int c;
     long long v;
     opterr = 0;
@@ -168,6 +198,8 @@ static int parse_options(int argc, char **argv, options *o)
         case O_PYTHON: o->python = optarg; break;
         case O_PID: o->pid_file = optarg; break;
         case O_LOG: o->log_file = optarg; break;
+        case O_TLSCERT: o->tls_cert = optarg; break;
+        case O_TLSKEY: o->tls_key = optarg; break;
         case O_DAEMON: o->daemon = 1; break;
         case O_NET: o->network = 1; break;
         case O_NO_FORK: o->no_fork_server = 1; break;
@@ -193,6 +225,20 @@ static int parse_options(int argc, char **argv, options *o)
         case O_MAXDISK: if (parse_int("--max-disk", optarg, 1 << 20, 1LL << 50, &v)) return -1; o->max_disk = v; break;
         case O_MINFREE: if (parse_min_free(optarg, &o->min_free_disk)) return -1; o->min_free_default = 0; break;
         case O_SESSMEM: if (parse_int("--session-memory", optarg, 64LL << 20, 1LL << 50, &v)) return -1; o->session_memory = v; break;
+        case O_MAXCONN: if (parse_int("--max-connections", optarg, 16, 1 << 20, &v)) return -1; o->max_connections = (int)v; break;
+        case O_PERCLIENT: if (parse_int("--max-per-client", optarg, 0, 1 << 20, &v)) return -1; o->max_per_client = (int)v; break;
+        case O_HEADERTO: if (parse_int("--header-timeout", optarg, 1, 3600, &v)) return -1; o->header_timeout = (int)v; break;
+        case O_IDLETO: if (parse_int("--idle-timeout", optarg, 1, 86400, &v)) return -1; o->idle_timeout = (int)v; break;
+        case O_BODYRATE: if (parse_int("--min-body-rate", optarg, 0, 1 << 30, &v)) return -1; o->min_body_rate = (int)v; break;
+        case O_CONTAINER:
+            /* Azure's names of pools' container types, in any case. */
+            if (strcasecmp(optarg, "Shell") == 0) o->shell = 1;
+            else if (strcasecmp(optarg, "PythonLTS") == 0) o->shell = 0;
+            else {
+                fprintf(stderr, "sesh-pool: --container-type wants PythonLTS or Shell, not '%s'\n", optarg);
+                return -1;
+            }
+            break;
         case ':':
             fprintf(stderr, "sesh-pool: %s needs a value (see --help)\n", name);
             return -1;
@@ -210,10 +256,19 @@ static int parse_options(int argc, char **argv, options *o)
         return -1;
     }
     if (o->mcp_stdio && (o->listen || o->socket || o->daemon || o->token_file || o->mcp_key_file ||
-                         o->idle_exit || o->pid_file || o->mcp_norigins)) {
+                         o->idle_exit || o->pid_file || o->mcp_norigins || o->tls_cert || o->tls_key)) {
         fprintf(stderr, "sesh-pool: --mcp-stdio serves its client on stdin and stdout only: it takes "
                         "no --listen, --socket, --daemon, --token-file, --mcp-key-file, "
-                        "--mcp-allow-origin, --idle-exit or --pid-file\n");
+                        "--mcp-allow-origin, --idle-exit, --pid-file or --tls-cert\n");
+        return -1;
+    }
+    if (!o->tls_cert != !o->tls_key) {
+        fprintf(stderr, "sesh-pool: --tls-cert and --tls-key go together\n");
+        return -1;
+    }
+    if (o->tls_cert && o->socket) {
+        fprintf(stderr, "sesh-pool: --tls-cert is for --listen: a unix socket never leaves the host "
+                        "and is only open to its owner, it needs no TLS\n");
         return -1;
     }
     return 0;
@@ -282,7 +337,7 @@ static int is_loopback(const struct sockaddr *sa)
     return 0;
 }
 
-static int listen_tcp(const char *spec, int have_token_file, char **address, char **err)
+static int listen_tcp(const char *spec, int have_token_file, char **address, int *loopback, char **err)
 {
     char *copy = sesh_xstrdup(spec ? spec : "127.0.0.1:0");
     char *host = copy, *port = strrchr(copy, ':');
@@ -315,7 +370,8 @@ static int listen_tcp(const char *spec, int have_token_file, char **address, cha
         if (fd < 0) continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0) break;
+        *loopback = is_loopback(ai->ai_addr);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) break;
         free(*err);
         *err = sesh_printf("cannot listen on %s: %s", spec, strerror(errno));
         close(fd);
@@ -378,94 +434,12 @@ static int listen_unix(const char *path, char **err)
     mode_t old = umask(0177);                  /* born 0600: no window where others may connect */
     int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
     umask(old);
-    if (rc != 0 || chmod(path, 0600) != 0 || listen(fd, 128) != 0) {
+    if (rc != 0 || chmod(path, 0600) != 0 || listen(fd, SOMAXCONN) != 0) {
         *err = sesh_printf("cannot listen on %s: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
     return fd;
-}
-
-/* ---- the working directory ---- */
-
-/* Is pid a running sesh-pool? A zombie is not; nor is another program
- * that got the number since. */
-static int pool_alive(pid_t pid)
-{
-    if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM)) return 0;
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (!f) return 1;                       /* no /proc: trust kill() */
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *close_paren = strrchr(buf, ')');
-    if (!close_paren || close_paren[1] != ' ') return 1;
-    if (close_paren[2] == 'Z' || close_paren[2] == 'X') return 0;
-    return strstr(buf, "(sesh-pool)") != NULL;
-}
-
-/* Removes what pools killed without a chance to clean up left in dir. */
-static void remove_stale(const char *dir)
-{
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return;
-    DIR *d = fdopendir(dfd);
-    if (!d) { close(dfd); return; }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, "pool-", 5) != 0) continue;
-        char *end;
-        long pid = strtol(e->d_name + 5, &end, 10);
-        if (*end || pool_alive((pid_t)pid)) continue;
-        if (sesh_files_remove_tree(dfd, e->d_name) == 0)
-            sesh_log("removed %s/%s, left by a pool that is gone", dir, e->d_name);
-    }
-    closedir(d);
-}
-
-/* The pool's own directory for session directories: DIR/pool-<pid>, or a
- * fresh temporary directory. */
-static char *make_work_dir(const char *state_dir, char **err)
-{
-    if (!state_dir) {
-        const char *tmp = getenv("TMPDIR");
-        char *templ = sesh_printf("%s/sesh-pool.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(templ)) {
-            *err = sesh_printf("cannot create a directory in %s: %s", tmp && *tmp ? tmp : "/tmp", strerror(errno));
-            free(templ);
-            return NULL;
-        }
-        return templ;
-    }
-    if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
-        *err = sesh_printf("cannot create the state directory %s: %s", state_dir, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (stat(state_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        *err = sesh_printf("the state directory %s is not a directory", state_dir);
-        return NULL;
-    }
-    if (st.st_uid != geteuid() || (st.st_mode & 0077)) {
-        *err = sesh_printf("the state directory %s must belong to this user and be closed to others (chmod 700)",
-                           state_dir);
-        return NULL;
-    }
-    remove_stale(state_dir);
-    char *dir = sesh_printf("%s/pool-%d", state_dir, (int)getpid());
-    int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {                         /* our pid's old directory, from before a reboot */
-        sesh_files_remove_tree(dfd, strrchr(dir, '/') + 1);
-        close(dfd);
-    }
-    if (mkdir(dir, 0700) != 0) {
-        *err = sesh_printf("cannot create %s: %s", dir, strerror(errno));
-        free(dir);
-        return NULL;
-    }
-    return dir;
 }
 
 /* --min-free-disk in bytes: a percent of the file system the session
@@ -490,9 +464,11 @@ typedef struct pool {
     int own_token_file;         /* generated in the work dir: shown, removed with it */
     char *address;
     int listen_fd;
-    char *work_dir;
+    sesh_statedir state;        /* this pool's folder, locked while it runs */
+    const char *work_dir;       /* state.dir */
     long long min_free;         /* --min-free-disk, in bytes */
     char *datadir_note;         /* how sessions see their directories, for the log */
+    sesh_python_env python;     /* --python, checked */
     char *pid_file;
     sesh_manager *m;
     sesh_zygote *zygote;        /* the fork server; NULL with --no-fork-server */
@@ -555,6 +531,24 @@ static void log_limits(pool *p)
                  p->o.session_memory, sesh_cgroup_version(), sesh_cgroup_controllers());
 }
 
+/* The fork server, where it serves: it forks Python sandboxes from an
+ * interpreter loaded from /usr, and builds their root as bwrap would for one. */
+static void setup_fork_server(pool *p)
+{
+    const options *o = &p->o;
+    const char *off = o->no_fork_server ? "--no-fork-server"
+                    : o->shell ? "a Shell pool runs no Python"
+                    : p->python.bind && p->python.bind[0] ? "--python lives outside /usr"
+                    : NULL;
+    if (off) {
+        sesh_log("fork server: off (%s): sandboxes start with bwrap", off);
+        return;
+    }
+    sesh_zygote_config zc = { .python = p->python.path, .max_forks = o->fork_server_forks,
+                              .max_age = o->fork_server_age };
+    p->zygote = sesh_zygote_new(&zc);
+}
+
 /* The session manager, and the MCP server when asked for. 0, or -1 with *err. */
 static int setup_sessions(pool *p, char **err)
 {
@@ -563,21 +557,17 @@ static int setup_sessions(pool *p, char **err)
     p->datadir_note = sesh_datadir_setup(p->work_dir);
     p->min_free = min_free_bytes(o, p->work_dir);
     setup_limits(p);
-    if (!o->no_fork_server) {
-        sesh_zygote_config zc = { .python = o->python, .max_forks = o->fork_server_forks,
-                                  .max_age = o->fork_server_age };
-        p->zygote = sesh_zygote_new(&zc);
-    } else {
-        sesh_log("fork server: off (--no-fork-server): sandboxes start with bwrap");
-    }
+    setup_fork_server(p);
     sesh_manager_config mc = { 0 };
     mc.work_dir = p->work_dir;
-    mc.sandbox.python = o->python;
+    mc.sandbox.python = p->python.path;
+    mc.sandbox.python_dirs = (const char *const *)p->python.bind;
     mc.sandbox.network = o->network;
     mc.sandbox.disk_limit = (size_t)o->max_disk;
     mc.sandbox.min_free_disk = (size_t)p->min_free;
     mc.sandbox.session_memory = (size_t)o->session_memory;
     mc.sandbox.zygote = p->zygote;
+    mc.sandbox.shell_only = o->shell;
     /* sandbox.uid stays 0: a root pool gives each sandbox a uid of its own, so
      * one session's processes and files are never another's (sessions.c hands
      * each session's files to its sandbox's uid). */
@@ -609,20 +599,47 @@ static int setup_sessions(pool *p, char **err)
     return 0;
 }
 
+/* The connections the descriptor limit leaves room for, beside the
+ * sessions' own descriptors (a few each) and the pool's. */
+static int connection_room(int wanted, int max_sessions)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return wanted;
+    long long files = (long long)rl.rlim_cur;
+    long long room = files - 64 - 8LL * max_sessions;
+    if (room < files / 2) room = files / 2;
+    if (room >= wanted) return wanted;
+    sesh_log("the descriptor limit (%lld) leaves room for %lld connections, not %d", files, room, wanted);
+    return (int)room;
+}
+
 /* Everything from the token to the running server. 0, or -1 with *err. */
 static int setup(pool *p, char **err)
 {
     options *o = &p->o;
+    if (sesh_python_env_probe(o->python, &p->python, err) != 0) return -1;
     if (o->socket) {
         p->listen_fd = listen_unix(o->socket, err);
         if (p->listen_fd < 0) return -1;
         p->address = sesh_printf("unix:%s", o->socket);
     } else {
-        p->listen_fd = listen_tcp(o->listen, o->token_file != NULL, &p->address, err);
+        int loopback = 1;
+        p->listen_fd = listen_tcp(o->listen, o->token_file != NULL, &p->address, &loopback, err);
         if (p->listen_fd < 0) return -1;
+        if (o->tls_cert) {
+            char *https = sesh_printf("https%s", p->address + strlen("http"));
+            free(p->address);
+            p->address = https;
+        } else if (!loopback) {
+            /* A warning, not a refusal: a TLS proxy in front, or a container
+             * whose port only the host reaches, is a sound way to run it. */
+            sesh_log("warning: --listen %s is reachable beyond this host and speaks plain HTTP: the "
+                     "token and all else cross the network readable by anyone on the way; give "
+                     "--tls-cert and --tls-key, or keep it behind a TLS proxy", o->listen);
+        }
     }
-    p->work_dir = make_work_dir(o->state_dir, err);
-    if (!p->work_dir) return -1;
+    if (sesh_statedir_open(o->state_dir, &p->state, err) != 0) return -1;
+    p->work_dir = p->state.dir;
     if (o->token_file) {
         p->token_file = sesh_xstrdup(o->token_file);
     } else {
@@ -640,7 +657,12 @@ static int setup(pool *p, char **err)
                            .fork_server = p->zygote };
     p->api = sesh_api_new(p->m, &ac);
     sesh_server_config sc = { .listen_fd = p->listen_fd, .token = p->token,
-                              .max_connections = 512, .idle_timeout = 60 };
+                              .max_connections = connection_room(o->max_connections, o->max_sessions),
+                              .max_per_client = o->max_per_client, .idle_timeout = o->idle_timeout,
+                              .header_timeout = o->header_timeout, .min_body_rate = o->min_body_rate,
+                              /* sessions run at once, and as many waiting their turn */
+                              .max_workers = 2 * o->max_sessions + 64, .mcp = p->mcp,
+                              .tls_cert = o->tls_cert, .tls_key = o->tls_key };
     p->srv = sesh_server_start(&sc, p->api, err);
     if (!p->srv) return -1;
 
@@ -667,26 +689,14 @@ static void teardown(pool *p)
     if (p->listen_fd >= 0) close(p->listen_fd);
     if (p->o.socket && p->listen_fd >= 0) unlink(p->o.socket);
     if (p->pid_file) unlink(p->pid_file);
-    if (p->work_dir) {
-        char *copy = sesh_xstrdup(p->work_dir);
-        char *base = sesh_xstrdup(strrchr(p->work_dir, '/') + 1);
-        char *parent = dirname(copy);
-        int dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            if (sesh_files_remove_tree(dfd, base) != 0)
-                sesh_log("could not remove all of %s", p->work_dir);
-            close(dfd);
-        }
-        free(base);
-        free(copy);
-    }
+    sesh_statedir_close(&p->state, 1);
     free(p->token);
     free(p->mcp_key);
     free(p->token_file);
     free(p->address);
-    free(p->work_dir);
     free(p->pid_file);
     free(p->datadir_note);
+    sesh_python_env_free(&p->python);
 }
 
 static char *startup_line(pool *p)
@@ -698,13 +708,15 @@ static char *startup_line(pool *p)
     return sesh_printf("sesh-pool: listening on %s (token file %s, state dir %s, ready %d, "
                        "max sessions %d%s, session memory %lld bytes (%s%s), "
                        "cooldown %d s, timeout %d s, max upload %lld bytes, "
-                       "max disk %lld bytes, min free disk %lld bytes, idle exit %d s, network %s%s%s)\n",
+                       "max disk %lld bytes, min free disk %lld bytes, idle exit %d s, network %s, "
+                       "container type %s%s%s)\n",
                        p->address, p->token_file, p->work_dir, p->o.ready, p->o.max_sessions,
                        derived, p->o.session_memory,
                        p->limits_warning ? "not enforced: no cgroup, see the log" : "cgroup ",
                        p->limits_warning ? "" : sesh_cgroup_version(),
                        p->o.cooldown, p->o.timeout, p->o.max_upload, p->o.max_disk, p->min_free,
-                       p->o.idle_exit, p->o.network ? "on" : "off", p->o.mcp_key_file ? ", mcp key file " : "",
+                       p->o.idle_exit, p->o.network ? "on" : "off", p->o.shell ? "Shell" : "PythonLTS",
+                       p->o.mcp_key_file ? ", mcp key file " : "",
                        p->o.mcp_key_file ? p->o.mcp_key_file : "");
 }
 
@@ -713,9 +725,14 @@ static char *startup_line(pool *p)
 static int serve_mcp_stdio(pool *p, const sigset_t *stop)
 {
     char *err = NULL;
-    p->work_dir = make_work_dir(p->o.state_dir, &err);
     int sig_fd = signalfd(-1, stop, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (!p->work_dir || setup_sessions(p, &err) != 0) {
+    int rc = sesh_python_env_probe(p->o.python, &p->python, &err);
+    if (rc == 0) rc = sesh_statedir_open(p->o.state_dir, &p->state, &err);
+    if (rc == 0) {
+        p->work_dir = p->state.dir;
+        rc = setup_sessions(p, &err);
+    }
+    if (rc != 0) {
         fprintf(stderr, "sesh-pool: %s\n", err ? err : "cannot start");
         free(err);
         teardown(p);
@@ -725,8 +742,9 @@ static int serve_mcp_stdio(pool *p, const sigset_t *stop)
     sesh_log("%s", p->datadir_note);
     log_limits(p);
     sesh_log("serving MCP on stdin and stdout (state dir %s, ready %d, max sessions %d, "
-             "cooldown %d s, timeout %d s, network %s)", p->work_dir, p->o.ready,
-             p->o.max_sessions, p->o.cooldown, p->o.timeout, p->o.network ? "on" : "off");
+             "cooldown %d s, timeout %d s, network %s, container type %s)", p->work_dir, p->o.ready,
+             p->o.max_sessions, p->o.cooldown, p->o.timeout, p->o.network ? "on" : "off",
+             p->o.shell ? "Shell" : "PythonLTS");
     sesh_mcp_stdio(p->mcp, STDIN_FILENO, STDOUT_FILENO, sig_fd);
     if (sig_fd >= 0) close(sig_fd);
     teardown(p);
@@ -792,12 +810,14 @@ int main(int argc, char **argv)
     pool p;
     memset(&p, 0, sizeof p);
     p.listen_fd = -1;
+    p.state.lock_fd = -1;
     if (parse_options(argc, argv, &p.o) != 0) return 2;
 
-    /* Room for many connections and sandboxes' descriptors. */
+    /* Room for many connections and sandboxes' descriptors (nothing here
+     * uses select(), and sandboxes set their own limit). */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+        rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     signal(SIGPIPE, SIG_IGN);
@@ -858,12 +878,18 @@ int main(int argc, char **argv)
     }
     sesh_log("%.*s", (int)strlen(line) - 1, line + strlen("sesh-pool: "));
     sesh_log("%s", p.datadir_note);
+    sesh_log("sessions run %s (Python %s, IPython %s, environment %s)", p.python.path, p.python.version,
+             p.python.ipython, p.python.prefix);
     free(line);
     log_limits(&p);
 
     for (;;) {
         struct timespec tick = { 1, 0 };
         int sig = sigtimedwait(&stop, NULL, &tick);
+        if (sig == SIGHUP && p.o.tls_cert) {           /* with a certificate: read it again */
+            sesh_server_reload_tls(p.srv);
+            continue;
+        }
         if (sig > 0) {
             sesh_log("signal %d: stopping", sig);
             break;

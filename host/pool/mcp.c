@@ -43,8 +43,10 @@ static const char INSTRUCTIONS[] =
     "sesh-pool runs Python in sandboxed sessions. Call launchShell once for an environmentId, "
     "then runPythonCodeInRemoteEnvironment with it as often as needed: variables, imports and the "
     "files in /mnt/data (the working directory) persist between calls, and figures come back as "
-    "images. uploadFile, downloadFile and listFiles move files in and out; closeEnvironment ends "
-    "the environment when you are done.";
+    "images. runShellCommandInRemoteEnvironment runs shell commands beside it, in a bash that "
+    "keeps its working directory and variables too (a Shell pool runs only those). uploadFile, "
+    "downloadFile and listFiles move files in and out; closeEnvironment ends the environment "
+    "when you are done.";
 
 /* ---- the server ---- */
 

@@ -69,6 +69,13 @@ typedef struct sesh_mcp_http_request {
     sesh_watch *client;                 /* the connection while a tool runs (NULL: not watched) */
 } sesh_mcp_http_request;
 
+/* The checks sesh_mcp_http() makes before it reads a body: the Origin, the
+ * key, then the body's size (body_len: as announced, or as much as arrived;
+ * the body itself is not read), for the server to make as soon as the
+ * headers are in and as a body of unknown size grows: 0 when the request
+ * may go on, else -1 with the refusal (403, 401, 413) in reply. Never blocks. */
+int sesh_mcp_http_admit(sesh_mcp *mcp, const sesh_mcp_http_request *rq, sesh_reply *reply);
+
 /* Answers one request: reply gets the status (200, 202, 400, 401, 403, 404,
  * 405, 406, 413, 415, 429, 503), headers (Mcp-Session-Id, Allow) and a JSON
  * body (reply->json) or none (202 and DELETE). A POST may run a tool, and so

@@ -156,11 +156,6 @@ static void post(sesh_mcp *mcp, const sesh_mcp_http_request *rq, sesh_reply *rep
                "Not Acceptable: the client must accept application/json (this server answers JSON)");
         return;
     }
-    if (rq->body_len > SESH_MCP_MAX_MESSAGE) {
-        refuse(reply, 413, SESH_MCP_SERVER_ERROR, "Payload Too Large: a message is at most %u bytes",
-               (unsigned)SESH_MCP_MAX_MESSAGE);
-        return;
-    }
     int bad;
     const char *version = header_version(rq, &bad);
     if (bad) {
@@ -242,18 +237,29 @@ static void delete(sesh_mcp *mcp, const sesh_mcp_http_request *rq, sesh_reply *r
     reply->status = 200;
 }
 
-void sesh_mcp_http(sesh_mcp *mcp, const sesh_mcp_http_request *rq, sesh_reply *reply)
+int sesh_mcp_http_admit(sesh_mcp *mcp, const sesh_mcp_http_request *rq, sesh_reply *reply)
 {
     if (rq->origin && !origin_allowed(mcp, rq->origin)) {
         refuse(reply, 403, SESH_MCP_SERVER_ERROR, "Forbidden: this Origin may not use the MCP "
                "server (sesh-pool --mcp-allow-origin allows one)");
-        return;
+        return -1;
     }
     if (!authorized(mcp, rq)) {
         refuse(reply, 401, SESH_MCP_SERVER_ERROR, "Unauthorized: the MCP key is required in the "
                "x-ms-apikey header (or as Authorization: Bearer <key>)");
-        return;
+        return -1;
     }
+    if (rq->body_len > SESH_MCP_MAX_MESSAGE) {
+        refuse(reply, 413, SESH_MCP_SERVER_ERROR, "Payload Too Large: a message is at most %u bytes",
+               (unsigned)SESH_MCP_MAX_MESSAGE);
+        return -1;
+    }
+    return 0;
+}
+
+void sesh_mcp_http(sesh_mcp *mcp, const sesh_mcp_http_request *rq, sesh_reply *reply)
+{
+    if (sesh_mcp_http_admit(mcp, rq, reply) != 0) return;
     const char *m = rq->method ? rq->method : "";
     if (strcmp(m, "POST") == 0) {
         post(mcp, rq, reply);

@@ -3,8 +3,8 @@
  * from the shell sessions (pool-api.md section 9): run a command in a
  * session, beside its Python, and say what came of it.
  *
- * Until the pool runs shell commands it answers SESH_MCP_SHELL_UNAVAILABLE,
- * which the tool turns into a tool error the model can read.
+ * The command runs in the session's shell, as the REST API's shell
+ * executions do (runner.py's Shell), in Python pools and Shell pools alike.
  */
 #ifndef SESH_POOL_MCP_SHELL_H
 #define SESH_POOL_MCP_SHELL_H
@@ -23,7 +23,6 @@ typedef struct sesh_mcp_shell_command {
 
 typedef enum {
     SESH_MCP_SHELL_OK = 0,          /* *result is filled (whatever the exit code) */
-    SESH_MCP_SHELL_UNAVAILABLE,     /* this pool cannot run shell commands; *why says so */
     SESH_MCP_SHELL_FAILED           /* the command could not be run at all; *why says why */
 } sesh_mcp_shell_status;
 

@@ -197,6 +197,9 @@ static json_t *run_python(sesh_mcp_tool_call *call, json_t *args, char **rpc)
     const char *code;
     size_t code_len;
     if (arg_string(args, "pythonCode", 1, &code, &code_len, rpc) != 0) return NULL;
+    if (!sesh_manager_runs_python(call->cfg->manager))
+        return failure("this pool runs shell commands only (sesh-pool --container-type Shell): "
+                       "use runShellCommandInRemoteEnvironment, with python3 if you need Python");
     json_t *fail;
     sesh_session *s = open_env(call, args, &fail, rpc);
     if (!s) return fail;

@@ -8,11 +8,14 @@ LIB_SRCS  := host/pool/zygote_enter.c host/pool/sandbox_oom.c
 POOL_OBJS := $(patsubst host/%.c,$(OBJ)/%.o,$(filter-out $(LIB_SRCS),$(wildcard host/pool/*.c))) \
              $(OBJ)/pool/runner_py.o $(OBJ)/pool/zygote_enter_so.o $(OBJ)/pool/sandbox_oom_so.o
 
+# GnuTLS directly too: tls.c hands libmicrohttpd's handshakes the certificate.
+GNUTLS_LIBS = $(call pc,--libs,gnutls)
+
 all: $(BIN)/sesh-pool
 
 $(BIN)/sesh-pool: $(POOL_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(MHD_LIBS) $(JANSSON_LIBS) $(SECCOMP_LIBS) -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(MHD_LIBS) $(GNUTLS_LIBS) $(JANSSON_LIBS) $(SECCOMP_LIBS) -lpthread
 
 # A file's bytes as a C array named $(2) (and $(2)_len).
 embed = { echo '/* generated from $(1) */'; \

@@ -4,13 +4,14 @@
  * order, in encoding the identifier or not, and in a trailing slash: all
  * are accepted (pool-api.md section 1).
  */
-#include "pool/api.h"
+#include "pool/api_ops.h"
 #include "pool/util.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+/* Oldest first; SESH_RANK_* (api.h) name positions in it. */
 static const struct { const char *name; int gen; } versions[] = {
     { "2024-02-02-preview", 1 },
     { "2024-08-02-preview", 1 },
@@ -18,10 +19,14 @@ static const struct { const char *name; int gen; } versions[] = {
     { "2025-02-02-preview", 2 },
     { "2025-10-02-preview", 2 },
 };
-#define RANK_2025_02 3
-#define RANK_2025_10 4
 #define SUPPORTED "2024-02-02-preview, 2024-08-02-preview, 2024-10-02-preview, " \
                   "2025-02-02-preview, 2025-10-02-preview"
+
+const char *sesh_api_version_name(int rank)
+{
+    if (rank < 0 || rank >= (int)(sizeof versions / sizeof versions[0])) return "?";
+    return versions[rank].name;
+}
 
 typedef struct segs {
     char **v;
@@ -139,9 +144,9 @@ static int since(sesh_op op)
     switch (op) {
     case SESH_OP_SESSION_GET: case SESH_OP_SESSION_DELETE:
     case SESH_OP_LIST_SESSIONS: case SESH_OP_METADATA:
-        return RANK_2025_02;
+        return SESH_RANK_2025_02;
     case SESH_OP_STOP_SESSION:
-        return RANK_2025_10;
+        return SESH_RANK_2025_10;
     default:
         return 0;
     }
@@ -314,6 +319,7 @@ void sesh_call_free(sesh_call *call)
     free(call->recursive);
     free(call->skip);
     json_decref(call->json);
+    sesh_op_upload_body_free(call);
     sesh_upload_abort(call->upload);           /* a request that ended mid-upload */
     if (call->upload_taken && call->session)
         sesh_quota_done(sesh_session_quota(call->session), call->upload_taken, 0, 0);

@@ -1,14 +1,19 @@
-"""sesh runner: one notebook-like Python interpreter inside a sesh-pool sandbox.
+"""sesh runner: one notebook-like Python interpreter inside a sesh-pool sandbox,
+and the session's shell beside it.
 
 sesh-pool compiles this file into its binary and hands it to the sandbox on a
 descriptor, so no file of the pool is ever visible inside. It runs the user's
 cells through IPython's InteractiveShell, so results, reprs, tracebacks and
-figures behave as in a notebook.
+figures behave as in a notebook; shell commands run in a bash it keeps beside
+(class Shell), which is all a sandbox of a Shell pool runs.
 
 Protocol, on descriptor 3 (a socket to the pool): each message is a frame of a
 4-byte big-endian length and a UTF-8 JSON object.
 
-  pool -> runner, first:  {"op": "start", "plots": "eager"|"deferred"}
+  pool -> runner, first:  {"op": "start", "plots": "eager"|"deferred",
+                           "kind": "python"|"shell"}
+      kind shell: a sandbox of a Shell pool, which runs shell commands only
+      and loads no IPython (absent: python);
       eager: matplotlib and its inline backend are loaded before "ready", so
       the first plot is as quick as any (a warm sandbox nobody waits for yet);
       deferred: the first code that imports matplotlib gets the inline backend
@@ -23,14 +28,24 @@ Protocol, on descriptor 3 (a socket to the pool): each message is a frame of a
       and, when the result's text (an image's base64) would take more than
       max_result bytes of JSON, result null and
       "result_too_large": {"kind": "image"|"value", "bytes": N}
+  {"op": "shell", "command": "ls -a" | "args": ["ls", "-a"], "stdin": "..." (optional),
+   "max_output": 4096, "seq": 9}
+      -> {"exit_code": 0 | null, "stdout": "...", "stderr": "...", "ms": 3,
+          "stdout_truncated": false, "stderr_truncated": false,
+          "new_shell": false, "shell_ended": false, "seq": 9}
+      runs in the session's persistent bash (class Shell, started at the
+      first command); exit_code null: the command did not end by itself
+      (its shell was killed at an interrupt) or could not start
   {"op": "metadata", "seq": 8}
-      -> {"python": "3.11.2", "ipython": "8.5.0",
+      -> {"python": "3.11.2", "ipython": "8.5.0", "bash": "5.2.15",
           "packages": [{"name": "numpy", "version": "1.24.2"}, ...], "seq": 8}
+      (no "ipython" in a shell sandbox)
 
 Every reply echoes its request's seq. `result` follows section 6 of
 pool-api.md. The pool interrupts a cell with SIGINT (KeyboardInterrupt in the
-user's code) and treats any reply it cannot validate, or any frame out of
-turn, as the loss of the interpreter.
+user's code), and a shell command with SIGINT too (every process the command
+started is killed), and treats any reply it cannot validate, or any frame out
+of turn, as the loss of the interpreter.
 """
 
 import base64
@@ -40,8 +55,10 @@ import math
 import numbers
 import os
 import re
+import select
 import signal
 import struct
+import subprocess
 import sys
 import time
 
@@ -181,6 +198,15 @@ class InlineBackendOnImport:
         return spec
 
 
+class ExitCell(BaseException):
+    """exit, exit() or quit in a cell: the cell ends there, cleanly.
+
+    A notebook's kernel would restart and lose every variable; here the
+    session, its state and its files go on, as a script's exit() would end
+    the script but not what it leaves behind. A BaseException, like
+    SystemExit, so that `except Exception` in the user's code lets it by."""
+
+
 class Runner:
     def __init__(self, plots="eager"):
         from traitlets.config import Config
@@ -248,6 +274,9 @@ class Runner:
                     return raw_cell if raw_cell.endswith("\n") else raw_cell + "\n"
                 return super().transform_cell(raw_cell)
 
+            def ask_exit(self):
+                raise ExitCell()        # IPython's exit and quit call this
+
             def should_run_async(self, raw_cell, *, transformed_cell=None,
                                  preprocessing_exc_tuple=None):
                 # Top-level await needs one of these words; without them the
@@ -271,6 +300,7 @@ class Runner:
             print(shell.InteractiveTB.stb2text(stb), file=sys.stderr)
 
         shell._showtraceback = show_traceback
+        shell.set_custom_exc((ExitCell,), lambda *args, **kwargs: None)   # no traceback
         self.plain = PlainPython(shell)
         self.in_cell = False
         self.processes_before = set()
@@ -370,7 +400,7 @@ class Runner:
             self.in_cell = True
             res = self.shell.run_cell(code, store_history=True)
             self.in_cell = False
-            success = res.success
+            success = res.success or isinstance(res.error_in_exec, ExitCell)
             value = res.result
         except KeyboardInterrupt:   # one that came between the shell's own lines
             self.in_cell = False
@@ -514,21 +544,24 @@ def image_result(data):
     return {"type": "image", "format": "png", "base64_data": data}
 
 
-def metadata():
+def metadata(kind):
     import platform
     from importlib import metadata as md
-    import IPython
 
     packages = {}
     for dist in md.distributions():
         name = dist.metadata["Name"]
         if name and name.lower() not in packages:
             packages[name.lower()] = {"name": name, "version": dist.version}
-    return {
+    reply = {
         "python": platform.python_version(),
-        "ipython": IPython.__version__,
+        "bash": bash_version(),
         "packages": sorted(packages.values(), key=lambda p: p["name"].lower()),
     }
+    if kind != "shell":
+        import IPython
+        reply["ipython"] = IPython.__version__
+    return reply
 
 
 def in_forked_child():
@@ -689,6 +722,365 @@ def reap(killed, me):
         pause = min(pause * 2, 0.01)
 
 
+# -- shell commands --------------------------------------------------------------
+#
+# The session's bash, kept as a terminal keeps one: cd, variables and functions
+# stay from one command to the next. It runs with job control off and reads no
+# rc file. Its script is a pipe from the runner (descriptor 0); its stdout and
+# stderr are two pipes the runner reads while a command runs; it reports each
+# command's exit status on a third (descriptor STATUS_FD, closed for the command
+# itself, so nothing the command starts can hold or write it). A command's text
+# and its stdin are memory files the runner names by their /proc path, so the
+# line the script gets is as short for a megabyte of command as for `ls`. The
+# command runs at the shell's top level, through eval: declare, cd, set and
+# exit behave as typed at a prompt, and `exit` (or `set -e` and a failure) ends
+# the shell, whose successor the next command then starts.
+
+BASH = "/bin/bash"
+STATUS_FD = 250
+SHELL_GRACE = 0.3       # seconds the shell has to report once its command was killed
+DRAIN_MAX = 1 << 20     # bytes of each stream read after the exit status came
+STATUS_MAX = 4096       # bytes of unread status lines kept
+
+SHELL_INIT = (
+    # gives a command the exit status of the command before it, as $?
+    '__sesh_status() { return "$1"; }\n'
+    "readonly -f __sesh_status\n"
+    "__sesh_rc=0\n"
+    "cd /mnt/data 2>/dev/null || :\n"
+)
+# One command. It first says it has begun ("<seq> +"): a shell that dies
+# before has not run it, and the next shell gets it. `|| :` and `&& :` keep a
+# `set -e` the user left on from ending the shell in this line's own steps; in
+# the command itself it does end it.
+SHELL_LINE = ("\\builtin printf '%d +\\n' >&" + str(STATUS_FD) + " || :; "
+              "IFS= \\builtin read -r -d '' __sesh_cmd <'%s' || :; "
+              '__sesh_status "$__sesh_rc" && :; '
+              "\\builtin eval \"$__sesh_cmd\" <'%s' " + str(STATUS_FD) + ">&-; "
+              "__sesh_rc=$?; __sesh_cmd=; "
+              "\\builtin printf '%d %%s\\n' \"$__sesh_rc\" >&" + str(STATUS_FD) + "\n")
+STATUS_LINE = re.compile(rb"(\d+) (\d+|\+)\n")
+
+
+def shell_quote(word):
+    return "'" + word.replace("'", "'\\''") + "'"
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def memory_file(name, data):
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    try:
+        write_all(fd, data)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class ByteCapture:
+    """The first `limit` characters of a stream that arrives as bytes (UTF-8;
+    other bytes become U+FFFD), and whether more came. At most 4 bytes a
+    character are kept, which always holds the first `limit` characters."""
+
+    def __init__(self, limit):
+        self.limit = max(0, min(limit, MAX_STREAM))
+        self.room = 4 * self.limit
+        self.parts = []
+        self.dropped = False
+
+    def take(self, data):
+        if len(data) > self.room:
+            self.dropped = True
+            data = data[:self.room]
+        if data:
+            self.parts.append(data)
+            self.room -= len(data)
+
+    def value(self):
+        text = b"".join(self.parts).decode("utf-8", "replace")
+        if len(text) > self.limit:
+            return text[:self.limit], True
+        return text, self.dropped
+
+
+def shell_request(request):
+    """The command line, stdin (bytes or None) and output cap of a shell request."""
+    command, args = request.get("command"), request.get("args")
+    if (command is None) == (args is None):
+        raise ValueError("shell: give exactly one of 'command' and 'args'")
+    if args is not None:
+        if not isinstance(args, list) or not args or \
+                not all(isinstance(a, str) for a in args):
+            raise ValueError("shell: 'args' must be a non-empty list of strings")
+        # A program and its arguments, no shell syntax: each word quoted,
+        # run by exec in a subshell (no builtin, function or alias).
+        command = "(\\builtin exec -- " + " ".join(shell_quote(a) for a in args) + ")"
+    elif not isinstance(command, str):
+        raise ValueError("shell: 'command' must be a string")
+    stdin = request.get("stdin")
+    if stdin is not None and not isinstance(stdin, str):
+        raise ValueError("shell: 'stdin' must be a string")
+    limit = request.get("max_output", 4096)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise ValueError("shell: 'max_output' must be a non-negative integer")
+    stdin = None if stdin is None else stdin.encode("utf-8", "replace")
+    return command.encode("utf-8", "replace"), stdin, limit
+
+
+class Shell:
+    """The session's bash (see above), started at the first command and again
+    after it ended."""
+
+    def __init__(self):
+        self.pid = None
+        self.pidfd = self.script = self.out = self.err = self.status = -1
+        self.ever = False           # a shell was started before
+        self.seq = 0
+        self.census = ProcessCensus()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        self.interrupted = False
+
+    # life
+
+    def start(self):
+        ends = []
+        try:
+            script_r, self.script = os.pipe()
+            self.out, out_w = os.pipe()
+            self.err, err_w = os.pipe()
+            self.status, status_w = os.pipe()
+            ends = [script_r, out_w, err_w, status_w]
+            env = {k: v for k, v in os.environ.items() if k not in ("BASH_ENV", "ENV")}
+            env["SHELL"] = BASH
+            dup = os.POSIX_SPAWN_DUP2
+            self.pid = os.posix_spawn(
+                BASH, ["bash", "--norc", "--noprofile", "-s"], env,
+                file_actions=[(dup, script_r, 0), (dup, out_w, 1), (dup, err_w, 2),
+                              (dup, status_w, STATUS_FD)],
+                setsigdef=(signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ), setsigmask=())
+            self.pidfd = os.pidfd_open(self.pid)
+        except BaseException:
+            self.forget()
+            raise
+        finally:
+            for fd in ends:
+                os.close(fd)
+        for fd in (self.out, self.err, self.status):
+            os.set_blocking(fd, False)
+        self.ever = True
+        write_all(self.script, SHELL_INIT.encode())
+
+    def forget(self):
+        """Closes our ends of a shell that is gone (or never came)."""
+        for name in ("pidfd", "script", "out", "err", "status"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                os.close(fd)
+            setattr(self, name, -1)
+        self.pid = None
+
+    def alive(self):
+        if self.pid is None:
+            return False
+        try:
+            if os.waitpid(self.pid, os.WNOHANG)[0] == 0:
+                return True
+        except ChildProcessError:   # reaped by someone else (the session's Python)
+            pass
+        self.forget()
+        return False
+
+    def reap(self):
+        """The exit status of the shell, which has ended, as a shell reports
+        one (128 + N for a signal); None when someone else reaped it."""
+        try:
+            _, st = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            st = None
+        self.forget()
+        if st is None:
+            return None
+        return os.WEXITSTATUS(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
+
+    def kill(self):
+        try:
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        except OSError:
+            pass
+        self.reap()
+
+    # one command
+
+    def on_sigint(self, signum, frame):
+        self.interrupted = True
+        try:
+            os.write(self.wake_w, b"!")
+        except OSError:
+            pass
+
+    def run(self, request):
+        command, stdin, limit = shell_request(request)
+        out, err = ByteCapture(limit), ByteCapture(limit)
+        new_shell = False
+        exit_code, ended = None, False
+        start = time.perf_counter()
+        # Twice at most: a shell that died before it began the command (killed
+        # by the session's Python just then) has not run it.
+        for _ in range(2):
+            if not self.alive():
+                new_shell = new_shell or self.ever
+                try:
+                    self.start()
+                except OSError as e:
+                    err.take(("sesh runner: cannot start %s: %s\n" % (BASH, e)).encode())
+                    ended = True
+                    break
+            try:
+                exit_code, ended, begun = self.command(command, stdin, out, err)
+            except OSError as e:        # no memory for the command's files
+                err.take(("sesh runner: cannot pass the command to the shell: %s\n" % e).encode())
+                break
+            if begun or self.interrupted:
+                break
+        stdout, stdout_cut = out.value()
+        stderr, stderr_cut = err.value()
+        return {
+            "exit_code": exit_code,
+            "stdout": stdout,
+            "stderr": stderr,
+            "ms": int(round((time.perf_counter() - start) * 1000)),
+            "stdout_truncated": stdout_cut,
+            "stderr_truncated": stderr_cut,
+            "new_shell": new_shell,
+            "shell_ended": ended,
+        }
+
+    def command(self, command, stdin, out, err):
+        """Runs one command; (exit code or None, whether the shell ended,
+        whether it began the command)."""
+        before = self.census.before_cell()          # the shell is among them
+        self.seq += 1
+        files = []
+        previous = signal.signal(signal.SIGINT, self.on_sigint)
+        self.interrupted = False
+        try:
+            files.append(memory_file("sesh-command", command))
+            if stdin is not None:
+                files.append(memory_file("sesh-stdin", stdin))
+            me = os.getpid()
+            paths = ["/proc/%d/fd/%d" % (me, fd) for fd in files] + ["/dev/null"]
+            line = SHELL_LINE % (self.seq, paths[0], paths[1], self.seq)
+            try:
+                write_all(self.script, line.encode())
+            except OSError:
+                pass                    # the shell is gone: its pidfd says so
+            return self.wait(before, out, err)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            for fd in files:
+                os.close(fd)
+
+    def wait(self, before, out, err):
+        status = b""
+        begun = False
+        deadline = None                 # set once an interrupt killed the command
+        # poll, not select: the session's Python may hold descriptors past 1024
+        watched = select.poll()
+        for fd in (self.out, self.err, self.status, self.pidfd, self.wake_r):
+            watched.register(fd, select.POLLIN)
+        while True:
+            timeout = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            ready = [fd for fd, _ in watched.poll(timeout)]
+            if not ready and deadline is not None:
+                # A loop of builtins, or a wait for an older process: only
+                # ending the shell stops it. Its state goes with it.
+                self.drain(out, err)
+                self.kill()
+                return None, True, True
+            if self.wake_r in ready:
+                while self.read_some(self.wake_r):
+                    pass
+                if self.interrupted and deadline is None:
+                    self.sweep(before)
+                    deadline = time.monotonic() + SHELL_GRACE
+            for fd, capture in ((self.out, out), (self.err, err)):
+                if fd in ready:
+                    data = self.read_some(fd)
+                    if data == b"":         # nobody writes there any more (exec >&-)
+                        watched.unregister(fd)
+                    capture.take(data or b"")
+            if self.status in ready:
+                data = self.read_some(self.status)
+                if data == b"":
+                    watched.unregister(self.status)
+                status = (status + (data or b""))[-STATUS_MAX:]
+                started, code = self.reported(status)
+                begun = begun or started
+                if code is not None:
+                    self.drain(out, err)
+                    return code, False, True
+            if self.pidfd in ready:
+                self.drain(out, err)
+                return self.reap(), True, begun
+
+    def reported(self, status):
+        """Whether the status lines say the command began, and its exit code."""
+        started, code = False, None
+        for m in STATUS_LINE.finditer(status):
+            if int(m.group(1)) == self.seq:
+                if m.group(2) == b"+":
+                    started = True
+                else:
+                    code = min(int(m.group(2)), 255)
+        return started, code
+
+    def sweep(self, before):
+        """At an interrupt: every process born since the command began is
+        killed and reaped (the shell, which is older, stays)."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            stop_new_processes(before)
+        finally:
+            signal.signal(signal.SIGINT, self.on_sigint)
+
+    @staticmethod
+    def read_some(fd):
+        """Bytes, b"" at the end of the stream, None when nothing is there yet."""
+        try:
+            return os.read(fd, 65536)
+        except BlockingIOError:
+            return None
+
+    def drain(self, out, err):
+        """What the command wrote before it ended is in the pipes by now."""
+        for fd, capture in ((self.out, out), (self.err, err)):
+            left = DRAIN_MAX
+            while left > 0:
+                data = self.read_some(fd)
+                if not data:
+                    break
+                capture.take(data)
+                left -= len(data)
+
+
+def bash_version():
+    try:
+        r = subprocess.run([BASH, "--norc", "--noprofile", "-c",
+                            'printf %s "${BASH_VERSINFO[0]}.${BASH_VERSINFO[1]}.${BASH_VERSINFO[2]}"'],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        return r.stdout.decode("utf-8", "replace")
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def main(forked=None):
     """Serves the pool. forked: the Runner of a sandbox forked from the fork
     server, loaded and warmed up there; else one is made here."""
@@ -702,14 +1094,17 @@ def main(forked=None):
     start = read_frame()
     if not isinstance(start, dict) or start.get("op") != "start":
         return                      # not the pool speaking: nothing to serve
-    runner = forked or Runner(plots=start.get("plots", "eager"))
-    signal.signal(signal.SIGINT, runner.on_sigint)
-    sys.unraisablehook = runner.on_unraisable
-    try:
-        if not forked:
-            runner.warm_up()
-    except Exception as e:      # a slower first cell, nothing worse
-        print("sesh runner: warm-up failed: %s" % e, file=sys.stderr)
+    kind = start.get("kind", "python")
+    runner = shell = None
+    if kind != "shell":             # a Shell pool's sandbox loads no IPython
+        runner = forked or Runner(plots=start.get("plots", "eager"))
+        signal.signal(signal.SIGINT, runner.on_sigint)
+        sys.unraisablehook = runner.on_unraisable
+        try:
+            if not forked:
+                runner.warm_up()
+        except Exception as e:      # a slower first cell, nothing worse
+            print("sesh runner: warm-up failed: %s" % e, file=sys.stderr)
     write_frame({"op": "ready"})
     while True:
         request = read_frame()
@@ -718,12 +1113,18 @@ def main(forked=None):
         op = request.get("op") if isinstance(request, dict) else None
         seq = request.get("seq") if isinstance(request, dict) else None
         try:
-            if op == "execute":
+            if op == "execute" and runner is not None:
                 reply = runner.execute(request)
                 if not CHANNEL_OWNER:
                     os._exit(0)
+            elif op == "execute":
+                reply = {"error": "this sandbox runs shell commands only"}
+            elif op == "shell":
+                if shell is None:
+                    shell = Shell()
+                reply = shell.run(request)
             elif op == "metadata":
-                reply = metadata()
+                reply = metadata(kind)
             else:
                 reply = {"error": "unknown op %r" % (op,)}
         except Exception as e:

@@ -91,6 +91,8 @@ extern const unsigned long sesh_sandbox_oom_so_len;
 #define FRAME_MAX            0xffffffffu /* what a 4-byte header can say */
 #define EXECUTE_VALUES       64         /* an execute reply has about 20 */
 #define EXECUTE_DEPTH        2          /* the reply, an image result in it */
+#define SHELL_VALUES         32         /* a shell reply has 18 (keys included) */
+#define SHELL_DEPTH          1
 #define METADATA_FRAME       (1u << 20) /* a few kB for a hundred packages */
 #define METADATA_VALUES      65536      /* 5 per package */
 #define METADATA_DEPTH       3          /* the reply, its packages, each package */
@@ -455,18 +457,35 @@ typedef struct {
     size_t values;             /* of its JSON, keys included */
 } frame_bounds;
 
-/* An execute reply: both streams at their cap, each character at its
- * largest in JSON (a control character is \u00XX), the result at its cap,
- * and the rest of the reply. */
+/* Both streams at their cap, each character at its largest in JSON (a
+ * control character is \u00XX); FRAME_MAX when that does not fit. */
+static size_t streams_bytes(size_t max_output)
+{
+    if (max_output < FRAME_MAX / (2 * JSON_CHAR_MAX))
+        return 2 * JSON_CHAR_MAX * max_output;
+    return FRAME_MAX;
+}
+
+/* An execute reply: both streams at their cap, the result at its cap, and
+ * the rest of the reply. */
 static frame_bounds execute_bounds(size_t max_output)
 {
     frame_bounds b = { .op = "execute", .max_output = max_output, .limit = FRAME_MAX,
                        .depth = EXECUTE_DEPTH, .values = EXECUTE_VALUES };
-    size_t streams = FRAME_MAX;
-    if (max_output < FRAME_MAX / (2 * JSON_CHAR_MAX))
-        streams = 2 * JSON_CHAR_MAX * max_output;
+    size_t streams = streams_bytes(max_output);
     if (streams < FRAME_MAX - RESULT_MAX - FRAME_MARGIN)
         b.limit = streams + RESULT_MAX + FRAME_MARGIN;
+    return b;
+}
+
+/* A shell reply: both streams at their cap and the rest (no result). */
+static frame_bounds shell_bounds(size_t max_output)
+{
+    frame_bounds b = { .op = "shell", .max_output = max_output, .limit = FRAME_MAX,
+                       .depth = SHELL_DEPTH, .values = SHELL_VALUES };
+    size_t streams = streams_bytes(max_output);
+    if (streams < FRAME_MAX - FRAME_MARGIN)
+        b.limit = streams + FRAME_MARGIN;
     return b;
 }
 
@@ -480,6 +499,11 @@ static const frame_bounds ready_bounds = {
 /* The limit a frame broke, in words. */
 static char *over_limit(const frame_bounds *b, size_t len)
 {
+    if (strcmp(b->op, "shell") == 0)
+        return sesh_printf("the runner sent a frame of %zu bytes, over the shell reply's limit "
+                           "of %zu bytes (stdout and stderr of %zu characters at %d bytes each, "
+                           "%u bytes more)", len, b->limit, b->max_output, JSON_CHAR_MAX,
+                           FRAME_MARGIN);
     if (strcmp(b->op, "execute") != 0)
         return sesh_printf("the runner sent a frame of %zu bytes, over the %s reply's limit "
                            "of %zu bytes", len, b->op, b->limit);
@@ -719,13 +743,19 @@ static char *check_dropped_result(json_t *d)
     return NULL;
 }
 
-/* Makes a reply a failure whose stderr ends with `line`. */
-static void fail_reply(json_t *reply, const char *line)
+/* Appends `line` to a reply's stderr. */
+static void append_stderr(json_t *reply, const char *line)
 {
     const char *old = json_string_value(json_object_get(reply, "stderr"));
     char *text = sesh_printf("%s%s%s", old ? old : "", old && *old ? "\n" : "", line);
     json_object_set_new(reply, "stderr", json_string(text));
     free(text);
+}
+
+/* Makes a reply a failure whose stderr ends with `line`. */
+static void fail_reply(json_t *reply, const char *line)
+{
+    append_stderr(reply, line);
     json_object_set_new(reply, "status", json_string("Failure"));
     json_object_set_new(reply, "result", json_null());
 }
@@ -786,11 +816,41 @@ static char *check_execute_reply(json_t *reply, size_t max_output)
     return NULL;
 }
 
+/* A shell reply (see sandbox.h), its streams within the cap. */
+static char *check_shell_reply(json_t *reply, size_t max_output)
+{
+    json_t *error = json_object_get(reply, "error");
+    if (json_is_string(error))
+        return sesh_printf("the runner refused the request: %.200s", json_string_value(error));
+    json_t *code = json_object_get(reply, "exit_code");
+    if (!code || !(json_is_null(code) || (json_is_integer(code) && json_integer_value(code) >= 0 &&
+                                          json_integer_value(code) <= 255)))
+        return strdup("the runner's reply has no 'exit_code' from 0 to 255 or null");
+    static const char *const strings[] = { "stdout", "stderr" };
+    for (int i = 0; i < 2; i++)
+        if (!json_is_string(json_object_get(reply, strings[i])))
+            return sesh_printf("the runner's reply has no string '%s'", strings[i]);
+    static const char *const flags[] = { "stdout_truncated", "stderr_truncated", "new_shell",
+                                         "shell_ended" };
+    for (int i = 0; i < 4; i++)
+        if (!json_is_boolean(json_object_get(reply, flags[i])))
+            return sesh_printf("the runner's reply has no boolean '%s'", flags[i]);
+    json_t *ms = json_object_get(reply, "ms");
+    if (!json_is_integer(ms) || json_integer_value(ms) < 0)
+        return strdup("the runner's reply has no non-negative integer 'ms'");
+    if (json_object_size(reply) != 8)
+        return strdup("the runner's reply has unknown fields");
+    cap_stream(reply, "stdout", "stdout_truncated", max_output);
+    cap_stream(reply, "stderr", "stderr_truncated", max_output);
+    return NULL;
+}
+
 static char *check_metadata_reply(json_t *reply)
 {
+    json_t *ipython = json_object_get(reply, "ipython");
     if (!json_is_string(json_object_get(reply, "python")) ||
-        !json_is_string(json_object_get(reply, "ipython")))
-        return strdup("the runner's metadata lacks the python or ipython version");
+        !json_is_string(json_object_get(reply, "bash")) || (ipython && !json_is_string(ipython)))
+        return strdup("the runner's metadata lacks the python or bash version");
     json_t *pkgs = json_object_get(reply, "packages");
     if (!json_is_array(pkgs))
         return strdup("the runner's metadata has no 'packages' array");
@@ -880,11 +940,18 @@ void sesh_sandbox_files_changed(sesh_sandbox *sb)
         atomic_fetch_add(&sb->disk_gen, 1);
 }
 
-/* The reply of code stopped for its disk use: a failure that says why. */
-static void mark_disk_failure(json_t *reply, const char *why)
+/* The reply of code stopped for its disk use: a failure that says why (a
+ * shell command's: no exit code, and "stopped" says why). */
+static void mark_disk_failure(json_t *reply, const char *why, int shell)
 {
     char *line = sesh_printf("sesh: %s; the code was stopped. Delete files to make room.\n", why);
-    fail_reply(reply, line);
+    if (shell) {
+        append_stderr(reply, line);
+        json_object_set_new(reply, "exit_code", json_null());
+        json_object_set_new(reply, "stopped", json_string(why));
+    } else {
+        fail_reply(reply, line);
+    }
     free(line);
 }
 
@@ -900,10 +967,16 @@ static char *check_request(json_t *request, const char **op, size_t *max_output)
         return strdup("the request has no string 'op'");
     if (strcmp(*op, "metadata") == 0)
         return NULL;
-    if (strcmp(*op, "execute") != 0)
-        return format("unknown op '%s' (execute or metadata)", *op);
-    if (!json_is_string(json_object_get(request, "code")))
+    if (strcmp(*op, "shell") == 0) {
+        json_t *line = json_object_get(request, "command"), *args = json_object_get(request, "args");
+        if (!json_is_string(line) == !json_is_array(args))
+            return strdup("the shell request has not exactly one of a string 'command' and "
+                          "an array 'args'");
+    } else if (strcmp(*op, "execute") != 0) {
+        return format("unknown op '%s' (execute, shell or metadata)", *op);
+    } else if (!json_is_string(json_object_get(request, "code"))) {
         return strdup("the execute request has no string 'code'");
+    }
     json_t *m = json_object_get(request, "max_output");
     *max_output = 4096;
     if (m) {
@@ -1019,11 +1092,11 @@ static sesh_run_status execute_frame(sesh_sandbox *sb, json_t *request, int time
     if (turn)
         return lost(sb, err, turn);
 
-    int execute = strcmp(op, "execute") == 0;
+    int execute = strcmp(op, "execute") == 0, shell = strcmp(op, "shell") == 0;
     long long now = now_ms();
     waiting w = { .deadline = timeout_ms > 0 ? now + timeout_ms : -1,
                   .next_interrupt = -1, .next_disk_check = -1, .watch = watch };
-    if (execute && sb->data_fd >= 0) {
+    if ((execute || shell) && sb->data_fd >= 0) {
         w.disk_before = disk_bytes_before(sb);
         sb->disk_last_ok = 0;          /* until this execution's closing measure */
         w.next_disk_check = next_disk_check(sb, now);
@@ -1038,7 +1111,8 @@ static sesh_run_status execute_frame(sesh_sandbox *sb, json_t *request, int time
     if (r != IO_OK)
         return lost(sb, err, why ? why : death_note(sb));
 
-    frame_bounds bounds = execute ? execute_bounds(max_output) : metadata_bounds;
+    frame_bounds bounds = execute ? execute_bounds(max_output)
+                        : shell ? shell_bounds(max_output) : metadata_bounds;
     frame_reader f = new_reader(&bounds);
     while ((r = read_frame(sb, &f, next_wake(&w), w.watch, &why)) == IO_TIMEOUT ||
            r == IO_GONE) {
@@ -1064,16 +1138,17 @@ static sesh_run_status execute_frame(sesh_sandbox *sb, json_t *request, int time
     if (v && !why)
         why = check_turn(v, sb->seq);
     if (v && !why)
-        why = execute ? check_execute_reply(v, max_output) : check_metadata_reply(v);
+        why = execute ? check_execute_reply(v, max_output)
+            : shell ? check_shell_reply(v, max_output) : check_metadata_reply(v);
     if (!v || why) {
         json_decref(v);
         free(w.disk_stop);
         return lost(sb, err, why ? why : death_note(sb));
     }
-    if (execute && sb->data_fd >= 0 && !w.disk_stop)
+    if ((execute || shell) && sb->data_fd >= 0 && !w.disk_stop)
         w.disk_stop = disk_trouble_at_end(sb, w.disk_before);
     if (w.disk_stop) {
-        mark_disk_failure(v, w.disk_stop);
+        mark_disk_failure(v, w.disk_stop, shell);
         free(w.disk_stop);
     }
     *reply = v;
@@ -1093,6 +1168,8 @@ static char *memory_note(const sesh_sandbox *sb, const char *victims)
                   "the kernel killed %s", sb->memory, victims);
 }
 
+/* A Python reply becomes a Failure; a shell reply keeps its exit code (that
+ * of a killed process, most likely) and says why. */
 static void mark_memory_failure(sesh_sandbox *sb, json_t *reply, long long kills)
 {
     const char *old = json_string_value(json_object_get(reply, "stderr"));
@@ -1106,6 +1183,8 @@ static void mark_memory_failure(sesh_sandbox *sb, json_t *reply, long long kills
         json_object_set_new(reply, "stderr", json_string(text));
     free(text);
     free(note);
+    if (json_object_get(reply, "exit_code"))
+        return;
     json_object_set_new(reply, "status", json_string("Failure"));
     json_object_set_new(reply, "result", json_null());
 }
@@ -1333,6 +1412,7 @@ static char *spawn_bwrap(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int a
     int stage = as_root || sesh_may_mount();
     sesh_bwrap_options o = {
         .python = cfg->python && *cfg->python ? cfg->python : DEFAULT_PYTHON,
+        .python_dirs = cfg->python_dirs,
         .network = cfg->network,
         .data_src = stage ? HOST_STAGE : cfg->data_dir,
         .tmp_size = tmp_size(cfg, sb->disk_limit),
@@ -1458,8 +1538,9 @@ static char *adopt_init(sesh_sandbox *sb, pid_t init)
  * channel until the runner reads it. */
 static char *send_start(sesh_sandbox *sb, const sesh_sandbox_config *cfg)
 {
-    json_t *start = json_pack("{s:s, s:s}", "op", "start",
-                              "plots", cfg->defer_plots ? "deferred" : "eager");
+    json_t *start = json_pack("{s:s, s:s, s:s}", "op", "start",
+                              "plots", cfg->defer_plots ? "deferred" : "eager",
+                              "kind", cfg->shell_only ? "shell" : "python");
     char *why = NULL;
     io_result r = start ? send_frame(sb, start, now_ms() + START_TIMEOUT_MS, &why) : IO_ERROR;
     json_decref(start);

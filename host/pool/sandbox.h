@@ -24,6 +24,9 @@ typedef struct sesh_zygote sesh_zygote;
 
 typedef struct sesh_sandbox_config {
     const char *python;        /* interpreter inside, default "/usr/bin/python3" */
+    const char *const *python_dirs;  /* NULL-terminated (or NULL): host directories bound
+                                  read-only at the same paths, where the interpreter
+                                  lives beyond /usr (python_env.h) */
     const char *data_dir;      /* host directory mounted at /mnt/data (must exist) */
     int network;               /* non-zero: share the host's network */
     size_t memory_limit;       /* bytes of address space, 0: default */
@@ -49,6 +52,9 @@ typedef struct sesh_sandbox_config {
                                   has cgroups (cgroup.h); 0: the default below */
     sesh_zygote *zygote;       /* the fork server to fork it from; NULL, or when the
                                   server cannot: bwrap starts it */
+    int shell_only;            /* non-zero: a sandbox of a Shell pool, for shell
+                                  commands only: the runner loads no IPython, and
+                                  answers an execute request as a broken one */
 } sesh_sandbox_config;
 
 #define SESH_SANDBOX_DEFAULT_MEMORY (1UL << 30)     /* session_memory: 1 GiB */
@@ -78,9 +84,11 @@ typedef struct sesh_watch {
  * bwrap. NULL on failure, with a malloc'd message in *err. */
 sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err);
 
-/* Runs one request (a JSON object, see runner.py) and waits for the reply, at
- * most timeout_ms; at expiry the code is interrupted as by Ctrl-C, and if the
- * interpreter does not stop within a grace period it is killed.
+/* Runs one request (a JSON object, see runner.py: execute, shell or metadata)
+ * and waits for the reply, at most timeout_ms; at expiry the code is
+ * interrupted as by Ctrl-C (a shell command: every process it started is
+ * killed), and if the interpreter does not stop within a grace period it is
+ * killed.
  * On SESH_RUN_OK, SESH_RUN_TIMED_OUT and SESH_RUN_ABANDONED, *reply is a new
  * reference to the validated reply object. On SESH_RUN_LOST, *reply is NULL and *err says why.
  * Disk use: while the code runs, data_dir is measured every 50 ms (up to every
@@ -99,11 +107,15 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err);
  * says nobody waits any more, the code is interrupted as at a timeout, and
  * the outcome is SESH_RUN_ABANDONED.
  * The reply is read as untrusted input: a frame past the request's allowance
- * (12 x max_output, the 4 MiB result cap and 64 KiB), JSON of another shape,
- * or anything out of turn (bytes before the request, a reply to another) is
- * SESH_RUN_LOST with the rule in *err; reading it costs about three times
- * the frame at most. A result over the cap comes back as a Failure whose
- * stderr says so. */
+ * (12 x max_output, the 4 MiB result cap and 64 KiB; a shell reply has no
+ * result), JSON of another shape, or anything out of turn (bytes before the
+ * request, a reply to another) is SESH_RUN_LOST with the rule in *err;
+ * reading it costs about three times the frame at most. A result over the
+ * cap comes back as a Failure whose stderr says so.
+ * A shell reply is {exit_code (0 to 255, or null), stdout, stderr, ms,
+ * stdout_truncated, stderr_truncated, new_shell, shell_ended}; where the
+ * disk watch stopped the command, exit_code is null and "stopped" says why;
+ * where the memory ran out, stderr says so. */
 sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int timeout_ms,
                                      sesh_watch *watch, json_t **reply, char **err);
 

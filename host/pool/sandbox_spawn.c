@@ -167,6 +167,11 @@ char **sesh_bwrap_argv(const sesh_bwrap_options *o)
     add(&a, "--size"); addf(&a, "%zu", o->tmp_size);
     add(&a, "--tmpfs"); add(&a, "/tmp");
     add(&a, "--bind"); add(&a, o->data_src); add(&a, "/mnt/data");
+    /* The interpreter's own directories (a venv, its base): after /tmp's
+     * tmpfs, so one that lives under /tmp shows through it. */
+    for (const char *const *d = o->python_dirs; d && *d; d++) {
+        add(&a, "--ro-bind"); add(&a, *d); add(&a, *d);
+    }
     add(&a, "--chdir"); add(&a, "/mnt/data");
     add(&a, "--remount-ro"); add(&a, "/");
     add(&a, "--seccomp"); addf(&a, "%d", SESH_FD_SECCOMP);

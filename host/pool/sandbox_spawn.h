@@ -29,6 +29,7 @@ enum {
 
 typedef struct sesh_bwrap_options {
     const char *python;        /* interpreter inside */
+    const char *const *python_dirs;  /* NULL-terminated or NULL: bound read-only at the same paths */
     int network;               /* share the host's network */
     const char *data_src;      /* host path bound at /mnt/data */
     size_t tmp_size, shm_size; /* bytes of /tmp and /dev/shm */

@@ -597,8 +597,8 @@ static void run_turn(sesh_session *s, json_t *request, int timeout_ms, sesh_watc
     run->reply = reply;
     if (run->status == SESH_RUN_LOST) {
         if (!s->gone && !atomic_load(&m->stopping))
-            sesh_log("session %.8s: Python lost (%s); the next execution starts a new one",
-                     s->guid, err ? err : "no reason given");
+            sesh_log("session %.8s: %s lost (%s); the next execution starts a new one", s->guid,
+                     run->shell ? "sandbox" : "Python", err ? err : "no reason given");
         run->error = err ? err : sesh_xstrdup("the interpreter died");
         detach_sandbox(s);
     } else {
@@ -620,11 +620,18 @@ static sesh_sess_status take_ticket(sesh_session *s, const char *exec_id, int as
     return SESH_SESS_OK;
 }
 
+static int is_shell(json_t *request)
+{
+    const char *op = json_string_value(json_object_get(request, "op"));
+    return op && strcmp(op, "shell") == 0;
+}
+
 /* Waits for the ticket's turn, runs, and passes the turn on. */
 static sesh_sess_status run_ticket(sesh_session *s, uint64_t ticket, json_t *request, int timeout_ms,
                                    const char *exec_id, sesh_watch *watch, uint64_t t0, sesh_run *run)
 {
     sesh_manager *m = s->m;
+    run->shell = is_shell(request);
     pthread_mutex_lock(&s->mu);
     while (s->serving != ticket && !s->gone && !atomic_load(&m->stopping))
         pthread_cond_wait(&s->cv, &s->mu);
@@ -645,7 +652,8 @@ static sesh_sess_status run_ticket(sesh_session *s, uint64_t ticket, json_t *req
     if (st == SESH_SESS_OK) {
         record_finish(s, exec_id, run);
     } else if (exec_id) {
-        sesh_run failed = { .error = st == SESH_SESS_STOPPING ? "the pool is stopping" : "the session was removed" };
+        sesh_run failed = { .shell = run->shell,
+                            .error = st == SESH_SESS_STOPPING ? "the pool is stopping" : "the session was removed" };
         record_finish(s, exec_id, &failed);
     }
     pthread_mutex_unlock(&s->mu);
@@ -733,7 +741,7 @@ sesh_sess_status sesh_session_execute_async(sesh_session *s, json_t *request, in
             m->nasync++;
         } else {
             s->next_ticket--;             /* nobody took a ticket meanwhile: we hold the lock */
-            sesh_run failed = { .error = "the pool could not start a thread for it" };
+            sesh_run failed = { .shell = is_shell(request), .error = "the pool could not start a thread for it" };
             record_finish(s, exec_id, &failed);
             sesh_log("cannot start a thread for a background execution: %s", strerror(rc));
             st = SESH_SESS_BUSY;
@@ -831,6 +839,11 @@ static void *keeper_main(void *arg)
 }
 
 /* ---- metadata ---- */
+
+int sesh_manager_runs_python(sesh_manager *m)
+{
+    return !m->cfg.sandbox.shell_only;
+}
 
 /* Asks one sandbox for {"op":"metadata"}; its user namespace is untouched. */
 static json_t *ask_metadata(sesh_sandbox *sb, char **err)

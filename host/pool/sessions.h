@@ -46,6 +46,7 @@ typedef enum {
 
 /* What one execution came to. */
 typedef struct sesh_run {
+    int shell;                     /* a shell command (op "shell"), not Python */
     int started;                   /* 0: no sandbox could be started; error says why */
     sesh_run_status status;        /* the sandbox's outcome when started */
     json_t *reply;                 /* the runner's reply (OK, TIMED_OUT), owned */
@@ -124,7 +125,11 @@ const char *sesh_session_guid(const sesh_session *s);
 void sesh_session_files_begin(sesh_session *s, uid_t *uid, gid_t *gid);
 void sesh_session_files_end(sesh_session *s);
 
-/* Runs a runner request in the session, in arrival order. With exec_id the
+/* Whether the pool's sessions run Python (else they are of a Shell pool,
+ * which runs shell commands only: sandbox config's shell_only). */
+int sesh_manager_runs_python(sesh_manager *m);
+
+/* Runs a runner request (execute or shell) in the session, in arrival order. With exec_id the
  * execution is recorded for later lookup. watch: the waiting client, or NULL
  * (see sesh_sandbox_execute). *run is filled on OK. */
 sesh_sess_status sesh_session_execute(sesh_session *s, json_t *request, int timeout_ms,

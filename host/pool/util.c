@@ -2,6 +2,7 @@
  * util.c — see util.h.
  */
 #include "pool/util.h"
+#include "common/common.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -9,14 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 uint64_t sesh_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return sesh_monotonic_ms();
 }
 
 void sesh_format_time(char out[48], struct timespec t, int digits)
@@ -39,17 +37,7 @@ void sesh_format_time(char out[48], struct timespec t, int digits)
 
 int sesh_random_bytes(void *buf, size_t n)
 {
-    unsigned char *p = buf;
-    while (n > 0) {
-        ssize_t got = getrandom(p, n, 0);
-        if (got < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += got;
-        n -= (size_t)got;
-    }
-    return 0;
+    return sesh_random_fill(buf, n);
 }
 
 static void to_hex(char *out, const unsigned char *b, size_t n)
@@ -72,72 +60,30 @@ void sesh_random_hex(char *out, size_t nbytes)
 
 void sesh_uuid(char out[37])
 {
-    unsigned char b[16];
-    char hex[33];
-    if (sesh_random_bytes(b, sizeof b) != 0) abort();
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    to_hex(hex, b, sizeof b);
-    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
-}
-
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
+    if (sesh_uuid4(out) != 0) abort();      /* no entropy: nothing is safe */
 }
 
 char *sesh_base64_decode(const char *in, size_t len, size_t *outlen)
 {
-    char *out = sesh_xmalloc(len / 4 * 3 + 4);
-    size_t n = 0;
-    unsigned acc = 0;
-    int bits = 0, pad = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
-        if (c == '=') { pad++; continue; }
-        int v = b64_value(c);
-        if (v < 0 || pad) { free(out); return NULL; }
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (char)((acc >> bits) & 0xff);
-        }
+    char *out = sesh_xmalloc(SESH_B64_DECODED_MAX(len) + 1);
+    const char *why;
+    size_t at;
+    ptrdiff_t n = sesh_b64_decode((unsigned char *)out, in, len, &why, &at);
+    if (n < 0) {
+        free(out);
+        return NULL;
     }
-    if (bits >= 6 || pad > 2) { free(out); return NULL; }  /* a lone sextet is no byte */
     out[n] = '\0';
-    *outlen = n;
+    *outlen = (size_t)n;
     return out;
 }
 
 char *sesh_base64_encode(const void *in, size_t len, size_t *outlen)
 {
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const unsigned char *p = in;
-    size_t n = (len + 2) / 3 * 4;
-    char *out = sesh_xmalloc(n + 1), *w = out;
-    size_t i = 0;
-    for (; i + 2 < len; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-        *w++ = alphabet[v >> 18];
-        *w++ = alphabet[(v >> 12) & 63];
-        *w++ = alphabet[(v >> 6) & 63];
-        *w++ = alphabet[v & 63];
-    }
-    if (i < len) {
-        unsigned v = (unsigned)p[i] << 16 | (i + 1 < len ? (unsigned)p[i + 1] << 8 : 0);
-        *w++ = alphabet[v >> 18];
-        *w++ = alphabet[(v >> 12) & 63];
-        *w++ = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
-        *w++ = '=';
-    }
-    *w = '\0';
+    size_t n = SESH_B64_ENCODED_LEN(len);
+    char *out = sesh_xmalloc(n + 1);
+    sesh_b64_encode(out, in, len);
+    out[n] = '\0';
     if (outlen) *outlen = n;
     return out;
 }
@@ -244,11 +190,10 @@ char *sesh_xstrdup(const char *s)
 char *sesh_printf(const char *fmt, ...)
 {
     va_list ap;
-    char *s = NULL;
     va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
+    char *s = sesh_vstrprintf(fmt, ap);
     va_end(ap);
-    if (n < 0) out_of_memory();
+    if (!s) out_of_memory();
     return s;
 }
 

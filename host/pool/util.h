@@ -2,6 +2,9 @@
  * util.h — small helpers the pool's files share: clocks, RFC 3339 times,
  * random identifiers, base64, percent decoding, constant-time compare,
  * memory files.
+ * What the client has too (the clock, randomness, base64, printf) is
+ * host/common's, given here the pool's policy: out of memory or of entropy
+ * aborts, as every allocation of the pool does.
  */
 #ifndef SESH_POOL_UTIL_H
 #define SESH_POOL_UTIL_H

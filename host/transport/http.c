@@ -332,6 +332,20 @@ static void client_destroy(sesh_http_client *c) {
     free(c);
 }
 
+/* The CA bundle a client trusts when its options name none: the variables
+ * curl's own tool reads (CURL_CA_BUNDLE first, then OpenSSL's SSL_CERT_FILE),
+ * so a private CA set up for curl, Python's requests or httpx works here too.
+ * NULL: libcurl's default, the system's bundle. */
+static const char *ca_file_from_env(void) {
+    static const char *const names[] = {"CURL_CA_BUNDLE", "SSL_CERT_FILE", NULL};
+    for (int i = 0; names[i]; i++) {
+        const char *v = getenv(names[i]);
+        if (v && v[0])
+            return v;
+    }
+    return NULL;
+}
+
 sesh_http_client *sesh_http_client_new(const sesh_http_client_options *opt, sesh_http_error *err) {
     if (sesh_http_init(err) < 0)
         return NULL;
@@ -344,10 +358,11 @@ sesh_http_client *sesh_http_client_new(const sesh_http_client_options *opt, sesh
     c->connect_timeout = opt->connect_timeout;
     c->timeout = opt->timeout;
     c->unix_socket = dup_or_null(opt->unix_socket);
-    c->ca_file = dup_or_null(opt->ca_file);
+    const char *ca_file = opt->ca_file ? opt->ca_file : ca_file_from_env();
+    c->ca_file = dup_or_null(ca_file);
     c->user_agent = strdup(opt->user_agent ? opt->user_agent : SESH_HTTP_USER_AGENT);
     /* out of memory must not turn a unix-socket client into a TCP one */
-    if ((opt->unix_socket && !c->unix_socket) || (opt->ca_file && !c->ca_file) ||
+    if ((opt->unix_socket && !c->unix_socket) || (ca_file && !c->ca_file) ||
         !c->user_agent) {
         client_destroy(c);
         set_error(err, SESH_HTTP_ETRANSPORT, 0, "out of memory");
@@ -678,8 +693,8 @@ static int open_output(sesh_http_transfer *t, const char *path, sesh_http_error 
         int e = errno;
         free(t->tmp_path);
         t->tmp_path = NULL;
-        set_error(err, SESH_HTTP_EFILE, e, "output_file %s: cannot create a file beside it: %s",
-                  path, strerror(e));
+        set_error(err, SESH_HTTP_EFILE, e, "%s: cannot write %s: %s", t->what, path,
+                  e == ENOENT ? "its folder does not exist" : strerror(e));
         return -1;
     }
     mode_t mask = umask(0);        /* the final file gets the usual 0666 & ~umask */
@@ -976,6 +991,21 @@ static int schedule_retry(sesh_http_transfer *t, double server_wait) {
     return 1;
 }
 
+/* What to do about a failed TLS handshake, said after libcurl's words, which
+ * name only OpenSSL's state (SSL_ERROR_SYSCALL, wrong version number). */
+static const char *tls_hint(CURLcode rc) {
+    switch (rc) {
+    case CURLE_SSL_CONNECT_ERROR:
+        return "; the server did not complete a TLS handshake: if it serves plain http "
+               "(as sesh-pool does unless it is given a certificate), use an http:// URL";
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return "; the server's certificate is not trusted: name the CA that signed it "
+               "with ca_file, or in SSL_CERT_FILE or CURL_CA_BUNDLE";
+    default:
+        return "";
+    }
+}
+
 static void transport_error(sesh_http_transfer *t, CURLcode rc) {
     if (cancel_flag || rc == CURLE_ABORTED_BY_CALLBACK) {
         set_error(&t->err, SESH_HTTP_EINTERRUPTED, rc, "interrupted by Ctrl-C");
@@ -992,9 +1022,9 @@ static void transport_error(sesh_http_transfer *t, CURLcode rc) {
                   rc == CURLE_READ_ERROR ? "reading the body" : "writing the answer",
                   strerror(t->write_errno));
     } else {
-        set_error(&t->err, SESH_HTTP_ETRANSPORT, rc, "%s: %s%s%s%s", t->what,
+        set_error(&t->err, SESH_HTTP_ETRANSPORT, rc, "%s: %s%s%s%s%s", t->what,
                   curl_easy_strerror(rc), t->errbuf[0] ? " (" : "", t->errbuf,
-                  t->errbuf[0] ? ")" : "");
+                  t->errbuf[0] ? ")" : "", tls_hint(rc));
     }
 }
 

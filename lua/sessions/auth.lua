@@ -24,6 +24,7 @@
 local json = require "sessions.json"
 local errors = require "sessions.errors"
 local protocol = require "sessions.protocol"
+local log = require "sessions.log"
 
 local auth = {}
 
@@ -264,6 +265,7 @@ end
 function auth.callback(fn)
   local c = setmetatable({ kind = "function", clock = os.time }, Credential)
   function c.fetch(_, reason)
+    log("debug", "sessions: sign in: asking the token function (" .. tostring(reason) .. ")")
     local ok, tok, exp = pcall(fn, reason)
     if not ok then
       errors.raise{ kind = "auth", op = "sign in", message = "the token function failed: " .. errors.redact(tostring(tok)) }
@@ -328,12 +330,16 @@ function auth.chain(opts)
       for _, n in ipairs(order) do if n ~= c.source then names[#names + 1] = n end end
     end
     for _, name in ipairs(names) do
+      log("debug", "sessions: sign in: trying " .. sources[name].title)
       local ok, tok, exp = pcall(sources[name].run, cfg)
       if ok and tok then
         c.source = name
+        log("debug", ("sessions: sign in: %s gave a token for %s, valid for %d s"):format(
+            sources[name].title, cfg.scope, math.floor((tonumber(exp) or 0) - cfg.clock())))
         return tok, exp
       end
       local why = ok and exp or errors.redact(tostring(tok))
+      log("debug", "sessions: sign in: " .. sources[name].title .. ": " .. tostring(why))
       said[#said + 1] = sources[name].title .. ": " .. tostring(why)
     end
     errors.raise{ kind = "auth", op = "sign in",

@@ -124,7 +124,7 @@ local function py_string(s)
   local out, n = { '"' }, 1
   local pos, len = 1, #s
   while pos <= len do
-    local a, b = find(s, '^[^"\\\0-\31\128-\255]+', pos)   -- ASCII needing no escape
+    local a, b = find(s, '^[^"\\\0-\31\127-\255]+', pos)   -- ASCII needing no escape (not DEL)
     if a then
       n = n + 1; out[n] = sub(s, a, b); pos = b + 1
     else

@@ -9,12 +9,15 @@
 --   sesh-pool --socket DIR/pool.sock --token-file DIR/token --idle-exit 300 --daemon
 --
 -- so two scripts starting at once start one pool ($SESH_POOL_IDLE_EXIT
--- overrides the 300 s); --daemon returns once the pool listens.  The binary is
+-- overrides the 300 s), followed by the words of $SESH_POOL_ARGS (the pool's
+-- other options, e.g. --max-upload; kept in pool.args to tell a running pool
+-- started with others); --daemon returns once the pool listens.  The binary is
 -- $SESH_POOL, else sesh-pool next to the sesh executable, else sesh-pool on
 -- PATH.  Everything goes through sessions.core's system calls: no shell.
 
 local errors = require "sessions.errors"
 local core = require "sessions.core"
+local log = require "sessions.log"
 
 local localpool = {}
 
@@ -105,6 +108,32 @@ local function probe(socket, token)
   return true
 end
 
+local function write_file(path, text)
+  local f = io.open(path, "wb")
+  if f then f:write(text); f:close() end
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- A pool that already runs keeps the options it was started with: say so
+-- when SESH_POOL_ARGS asks for others.
+local function check_args(dir, getenv)
+  local ok, want = pcall(localpool.pool_args, getenv)
+  if not ok then return end
+  local had = read_file(dir .. "/pool.args")
+  if had ~= nil and had ~= table.concat(want, "\n") then
+    log("warn", ("sessions: the local pool was started with other options than SESH_POOL_ARGS " ..
+        "(%s); they apply to the next pool it starts (stop this one: kill $(cat %s/pool.pid))"):format(
+        had == "" and "none" or had:gsub("\n", " "), dir))
+  end
+end
+
 local function tail(path, n)
   local f = io.open(path, "r")
   if not f then return "" end
@@ -126,22 +155,68 @@ function localpool.idle_exit(opts)
   return localpool.IDLE_EXIT
 end
 
+-- The words of $SESH_POOL_ARGS: split at white space, '...' and "..." keep
+-- theirs. Options the module sets itself are refused: they would cut it off
+-- from the pool it starts.
+local OWN_OPTIONS = { ["--socket"] = true, ["--token-file"] = true, ["--daemon"] = true,
+                      ["--listen"] = true, ["--mcp-stdio"] = true, ["--pid-file"] = true,
+                      ["--log-file"] = true, ["--help"] = true }
+
+function localpool.pool_args(getenv)
+  local text = (getenv or os.getenv)("SESH_POOL_ARGS") or ""
+  local words, pos = {}, 1
+  while true do
+    pos = text:find("%S", pos)
+    if not pos then break end
+    local word = {}
+    while pos <= #text and not text:sub(pos, pos):find("%s") do
+      local c = text:sub(pos, pos)
+      if c == "'" or c == '"' then
+        local close = text:find(c, pos + 1, true)
+        if not close then fail("SESH_POOL_ARGS has an unclosed " .. c) end
+        word[#word + 1] = text:sub(pos + 1, close - 1)
+        pos = close + 1
+      else
+        word[#word + 1] = c
+        pos = pos + 1
+      end
+    end
+    words[#words + 1] = table.concat(word)
+  end
+  for _, w in ipairs(words) do
+    local name = w:match("^(%-%-[^=]+)")
+    if name and OWN_OPTIONS[name] then
+      fail("SESH_POOL_ARGS may not hold " .. name .. ": the module sets it for the pool it starts")
+    end
+  end
+  return words
+end
+
 -- Starts the pool under the lock, unless one answers by then: whoever waited
 -- for the lock finds the pool the holder started.
 local function start(dir, opts, ready)
   local bin = opts.binary or localpool.find_binary(opts.getenv)
-  local sock, tok, log = dir .. "/pool.sock", dir .. "/token", dir .. "/pool.log"
+  local sock, tok, logfile = dir .. "/pool.sock", dir .. "/token", dir .. "/pool.log"
   local lock <close>, why = core.lock(dir .. "/lock", localpool.START_TIMEOUT)
   if not lock then fail(("could not start %s: %s"):format(bin, why)) end
   if ready() then return end
   os.remove(sock)                    -- a dead pool's socket
-  local pid, err = core.spawn({ bin, "--socket", sock, "--token-file", tok,
-                                "--idle-exit", tostring(localpool.idle_exit(opts)), "--daemon" },
-                              { stdout = log, stderr = log })
+  local extra = localpool.pool_args(opts.getenv)
+  local argv = { bin, "--socket", sock, "--token-file", tok,
+                 "--idle-exit", tostring(localpool.idle_exit(opts)), "--daemon" }
+  table.move(extra, 1, #extra, #argv + 1, argv)
+  log("info", "sessions: starting the local pool: " .. table.concat(argv, " "))
+  local started = core.monotonic()
+  local pid, err = core.spawn(argv, { stdout = logfile, stderr = logfile })
   if not pid then fail("could not start " .. err:gsub("^spawn ", "")) end
   local how, code = core.wait(pid)   -- --daemon: the parent exits once the pool listens
+  if how == "exit" and code == 0 then
+    write_file(dir .. "/pool.args", table.concat(extra, "\n"))
+    log("debug", ("sessions: the local pool listens on %s (started in %.0f ms)"):format(
+        sock, (core.monotonic() - started) * 1000))
+  end
   if how ~= "exit" or code ~= 0 then
-    local said = tail(log, 3)
+    local said = tail(logfile, 3)
     fail(("could not start %s (%s %s)%s"):format(bin, how == "exit" and "exit status" or how,
       tostring(code), said ~= "" and (": " .. said) or ""))
   end
@@ -161,7 +236,10 @@ function localpool.connect(opts)
     return alive, token
   end
   local alive, token = ready()
-  if not alive then
+  if alive then
+    log("debug", "sessions: the local pool answers on " .. sock)
+    check_args(dir, opts.getenv)
+  else
     start(dir, opts, ready)
     local deadline = core.monotonic() + localpool.START_TIMEOUT
     local wait = 0.02

@@ -25,24 +25,31 @@ protocol.RESOURCE = "https://dynamicsessions.io"
 --   gen2       executions by id (asynchronous too), file metadata, deleting a file,
 --              a directory (`path`) for file operations
 --   sessions   the session itself (GET/DELETE session), listSessions, metadata
+--   shell      shell commands (shellCommand, execCommandAndArgs) as executions
 --   recursive  listing files recursively
 --   stop       stopping a session's container (.management/stopSession)
+--   jupyter    results as the text IPython shows (returnJupyterFormatExecutionResult)
 protocol.VERSIONS = {
   { name = "2024-02-02-preview", gen = 1 },
   { name = "2024-08-02-preview", gen = 1 },
   { name = "2024-10-02-preview", gen = 2, gen2 = true },
-  { name = "2025-02-02-preview", gen = 2, gen2 = true, sessions = true },
-  { name = "2025-10-02-preview", gen = 2, gen2 = true, sessions = true, recursive = true, stop = true },
+  { name = "2025-02-02-preview", gen = 2, gen2 = true, sessions = true, shell = true },
+  { name = "2025-10-02-preview", gen = 2, gen2 = true, sessions = true, shell = true,
+    recursive = true, stop = true, jupyter = true },
 }
-protocol.DEFAULT_VERSION = protocol.VERSIONS[1].name            -- what LangChain speaks
 protocol.LATEST_VERSION = protocol.VERSIONS[#protocol.VERSIONS].name
+-- The default is the newest: it is the one version on which every call of
+-- the module works (subdirectories listed and named, file info, delete,
+-- recursive listings, session, stop); the first generation, which LangChain
+-- and its peers speak, stays a choice (README "sessions.new").
+protocol.DEFAULT_VERSION = protocol.LATEST_VERSION
 
 -- The request builders below, each with the feature it needs (none: every version).
-protocol.OPERATIONS = { "execute", "get_execution", "upload", "list", "download", "file_info",
-                        "delete_file", "get_session", "delete_session", "list_sessions",
-                        "metadata", "stop_session" }
-protocol.NEEDS = { get_execution = "gen2", file_info = "gen2", delete_file = "gen2",
-                   get_session = "sessions", delete_session = "sessions",
+protocol.OPERATIONS = { "execute", "shell_execute", "get_execution", "upload", "list", "download",
+                        "file_info", "delete_file", "get_session", "delete_session",
+                        "list_sessions", "metadata", "stop_session" }
+protocol.NEEDS = { shell_execute = "shell", get_execution = "gen2", file_info = "gen2",
+                   delete_file = "gen2", get_session = "sessions", delete_session = "sessions",
                    list_sessions = "sessions", metadata = "sessions", stop_session = "stop" }
 
 local by_name = {}
@@ -166,6 +173,26 @@ function protocol.execute(gen, id, version, code, o)
   if o.operation_id then headers["operation-id"] = o.operation_id end
   return { op = "execute", method = "POST", path = "executions", headers = headers,
            query = base_query(id, version), body = json.encode(gen2_body(code, o)),
+           content_type = "application/json" }
+end
+
+-- A shell command (pool-api.md section 9): always POST executions.
+-- o: { args (a list: execCommandAndArgs instead of command), stdin, timeout_s,
+--      max_output, async, operation_id }.  With none of them the body is
+-- LangChain's: {"shellCommand": command}.
+function protocol.shell_execute(gen, id, version, command, o)
+  o = o or {}
+  local keys, body = {}, {}
+  local function put(k, v) if v ~= nil then keys[#keys + 1] = k; body[k] = v end end
+  if o.args then put("execCommandAndArgs", json.array(o.args)) else put("shellCommand", command) end
+  put("stdin", o.stdin)
+  if o.async then put("executionType", "Asynchronous") end
+  put("timeoutInSeconds", o.timeout_s)
+  put("outputStreamsMaxLength", o.max_output)
+  local headers = {}
+  if o.operation_id then headers["operation-id"] = o.operation_id end
+  return { op = "shell", method = "POST", path = "executions", headers = headers,
+           query = base_query(id, version), body = json.encode(json.object(keys, body)),
            content_type = "application/json" }
 end
 
@@ -315,6 +342,49 @@ function protocol.parse_execution(gen, doc)
     r.error = { code = nonnull(err.code), message = nonnull(err.message) }
     if r.stderr == "" and r.error.message then r.stderr = tostring(r.error.message) end
   end
+  return r
+end
+
+-- Python's int(s) for an exit code: of a string, blanks around it, a sign,
+-- digits with single underscores between them; a number towards zero; a
+-- boolean as 1 or 0; nil for anything else (where int() raises).
+function protocol.exit_code(s)
+  if math.type(s) == "integer" then return s end
+  if math.type(s) == "float" then
+    if s ~= s or s == math.huge or s == -math.huge then return nil end
+    return math.tointeger(s < 0 and math.ceil(s) or math.floor(s))
+  end
+  if type(s) == "boolean" then return s and 1 or 0 end
+  if type(s) ~= "string" then return nil end
+  local t = s:match("^%s*(.-)%s*$")
+  local sign, digits = t:match("^([+-]?)(%d[%d_]*)$")
+  if not digits or digits:find("__", 1, true) or digits:find("_$") then return nil end
+  local n = math.tointeger(tonumber((digits:gsub("_", ""))))
+  if not n then return nil end
+  return sign == "-" and -n or n
+end
+
+-- A shell command's execution (section 9; status: the exit code as a string)
+-- -> { exit_code, running, stdout, stderr, ms, id, error, raw }.
+function protocol.parse_shell_execution(doc)
+  if type(doc) ~= "table" then bad("shell", "the answer is not a JSON object") end
+  local res = nonnull(doc.result)
+  if res ~= nil and type(res) ~= "table" then bad("shell", "'result' is not an object") end
+  res = res or {}
+  local status = nonnull(doc.status)
+  local r = {
+    running = norm_status(status) == "Running",
+    exit_code = protocol.exit_code(status),
+    stdout = str(res.stdout), stderr = str(res.stderr),
+    ms = tonumber(nonnull(res.executionTimeInMilliseconds)),
+    id = nonnull(doc.id),
+    raw = doc,
+  }
+  if not r.running and r.exit_code == nil then
+    bad("shell", ("the status %s is not an exit code"):format(json.encode(status or json.null)))
+  end
+  local err = nonnull(doc.error)
+  if type(err) == "table" then r.error = { code = nonnull(err.code), message = nonnull(err.message) } end
   return r
 end
 

@@ -94,6 +94,7 @@ describe("llm client", function()
     assert.is_nil(reply.message.tool_calls)
     assert.equal("stop", reply.finish_reason)
     assert.equal(15, reply.usage.total_tokens)
+    assert.equal("integer", math.type(reply.usage.total_tokens))   -- prints 15, not 15.0
 
     local reqs = stub:requests()
     assert.equal(1, #reqs)
@@ -250,7 +251,7 @@ describe("llm client", function()
     assert.matches("choices", e.message)
   end)
 
-  it("lets a transport failure through as the transport's error", function()
+  it("says a server it cannot reach as its own error, with the URL and what to check", function()
     stub = openai_stub.start{ steps = {} }
     local url = stub.base_url
     stub:stop(); stub = nil
@@ -258,6 +259,14 @@ describe("llm client", function()
     local ok, e = pcall(c.chat, c, { messages = user("x") })
     assert.is_false(ok)
     assert.equal("transport", e.kind)
+    assert.equal(7, e.code)                            -- CURLE_COULDNT_CONNECT
+    assert.is_true(llm.is_error(e))
+    assert.equal(url .. "/chat/completions", e.url)
+    local text = tostring(e)
+    assert.matches("^llm: chat failed from " .. url:gsub("%p", "%%%0") .. "/chat/completions: " ..
+                   "Couldn't connect to server", text)
+    local hint = "(is the server at OPENAI_BASE_URL (" .. url .. ") running?)"
+    assert.equal(hint, text:sub(-#hint))
   end)
 
   describe("on Azure OpenAI", function()

@@ -53,6 +53,27 @@ describe("LLM scripts without a model configured", function()
   end)
 end)
 
+describe("LLM scripts with a model server that does not answer", function()
+  for _, name in ipairs{ "agent.lua", "data_analyst.lua" } do
+    it(name .. " says so in one sentence with the hint, and exits 1", function()
+      local stub = openai_stub.start{ steps = {} }
+      local env = model_env(stub)
+      stub:stop()                                       -- nothing listens there any more
+      local pool = require("support.pool").start{}
+      local args = { "--quiet", "--endpoint", pool.endpoint, "--token-file", pool.token_file }
+      if name == "data_analyst.lua" then args[#args + 1] = "--out"; args[#args + 1] = script.tmpdir("llm") end
+      local code, _, err = script.run("scripts/" .. name, args, env)
+      pool:stop()
+      assert.equal(1, code, err)
+      assert.matches(name .. ": llm: chat failed from " .. env.OPENAI_BASE_URL .. "/chat/completions: " ..
+                     "Couldn't connect to server", err, 1, true)
+      assert.matches("(is the server at OPENAI_BASE_URL (" .. env.OPENAI_BASE_URL .. ") running?)\n",
+                     err, 1, true)
+      assert.is_nil(err:find("stack traceback", 1, true), err)
+    end)
+  end
+end)
+
 describe("LLM scripts against a scripted model and a real pool", function()
   local pool, stub
   setup(function() pool = require("support.pool").start{} end)

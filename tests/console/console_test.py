@@ -321,13 +321,21 @@ def ctrl_c_interrupts_a_running_chunk():
 
 @test
 def ctrl_c_at_the_prompt_drops_the_line():
-    c = Console()
+    # readline's default since 8.1: with bracketed paste on, leaving the line
+    # writes "\x1b[?2004l\r", which once put the ^C over the prompt
+    inputrc = os.path.join(TMP, "inputrc-paste")
+    with open(inputrc, "w") as f:
+        f.write("set enable-bracketed-paste on\nset bell-style none\n")
+    c = Console(env={"INPUTRC": inputrc})
     try:
         c.prompt()
         c.send("half_typed_garbage")
         c.expect("half_typed_garbage")
         c.send("\x03")
         c.prompt()
+        # ^C after what was typed, before going back to the line's start
+        # (written after the \r, it would overwrite the prompt)
+        assert re.search(rb"> half_typed_garbage\^C(\x1b\[\?2004l)?\r+\n", c.raw), c.raw[-200:]
         c.line("6 * 7")
         c.expect(r"\n42\n")
         c.line("for i = 1, 2 do")
@@ -362,6 +370,10 @@ def python_line_shows_result_stdout_and_traceback():
         c.prompt(timeout=30)
         c.line("%x * 2")
         c.expect(r"Out\[4\]: 20", timeout=30)
+        c.line("%'text'")                              # a string as Python shows it
+        c.expect(r"Out\[5\]: 'text'", timeout=30)
+        c.line("%import pandas as pd; pd.DataFrame({'a': [1, 2]})")
+        c.expect(r"Out\[6\]:\s*\n   a\s*\n0  1\s*\n1  2", timeout=60)   # a table starts below
         c.line("%1/0")
         c.expect(r"ZeroDivisionError", timeout=30)
         c.expect(r"\[Failure")
@@ -428,7 +440,8 @@ def ctrl_c_during_a_long_python_sleep():
         # long before the 60 s are over, with the state of before
         c.prompt()
         c.line("%time.sleep(0) or 'session free'")
-        c.expect(r"session free", timeout=15)
+        # the interrupted cell counted too: Out[n] is IPython's number
+        c.expect(r"Out\[3\]: 'session free'", timeout=15)
     finally:
         c.close()
 
@@ -459,10 +472,14 @@ def python_session_is_closed_when_the_console_exits():
     try:
         c.line("%left_behind = 'still here'")
         m = c.expect(r"\[python session (\S+);", timeout=60)
-        sid = m.group(1)
+        assert re.match(r"^[0-9a-f]{8}\u2026$", m.group(1)), m.group(1)   # the id is a secret
+        c.prompt(timeout=30)
+        c.line("=require('console').session.id")
+        sid = c.expect(r"\n([0-9a-f-]{36})\n").group(1)
+        assert sid.startswith(m.group(1)[:8])
         c.prompt(timeout=30)
         c.line("%left_behind")
-        c.expect(r"Out\[2\]: still here", timeout=30)
+        c.expect(r"Out\[2\]: 'still here'", timeout=30)
         c.prompt()               # a Ctrl-D typed ahead, before readline has the terminal, is lost
         c.send("\x04")
         assert c.wait_exit(timeout=30) == 0
@@ -506,6 +523,112 @@ def two_ctrl_c_during_a_request_to_a_server_that_never_answers():
         if conn:
             conn.close()
         server.close()
+
+
+@test
+def session_made_on_first_use_and_sessions_preloaded():
+    c = Console()
+    try:
+        c.prompt()
+        c.line("type(sessions), type(sessions.new)")      # a global, as the README's examples use it
+        c.expect(r"\ntable\tfunction\n")
+        c.line("require('console').session:upload{ name = 'first.txt', data = 'from lua' }.name")
+        c.expect(r"\[python session [0-9a-f]{8}\u2026; closed when the console exits\]", timeout=60)
+        c.expect(r"\nfirst\.txt\n", timeout=30)
+        c.line("%open('first.txt').read()")
+        c.expect(r"Out\[1\]: 'from lua'", timeout=30)
+    finally:
+        c.close()
+
+
+@test
+def completion_hides_private_names():
+    c = python_console()
+    try:
+        c.line("s = sessions.new{}")
+        c.prompt(timeout=60)
+        c.send("s:\t\t")
+        c.expect(r"s:execute")
+        c.expect(r"\n> s:$")
+        shown = c.text()[c.text().rfind("s:\x07") if "s:\x07" in c.text() else 0:]
+        assert "s:_send" not in shown and "s:__gc" not in shown and "s:_client" not in shown, shown
+        c.send("\x15")
+        c.send("s:_se\t")                               # asked for, they are there
+        c.expect(r"s:_send")
+    finally:
+        c.close()
+
+
+@test
+def python_tab_completion_from_the_session():
+    c = python_console()
+    try:
+        c.line("%import numpy as np; completion_target_value = 41")
+        c.expect(r"\[python session", timeout=60)
+        c.prompt(timeout=30)
+        c.send("%completion_target_va\t")
+        c.expect(r"%completion_target_value", timeout=30)
+        c.line(" + 1")
+        # the completions ran no cell that counts: this is cell 2
+        c.expect(r"Out\[2\]: 42", timeout=30)
+        c.send("%np.arang\t")
+        c.expect(r"%np\.arange", timeout=30)
+        c.line("(3).sum()")
+        c.expect(r"Out\[3\]: 3", timeout=30)
+        c.line("%for i in range(1):")                    # a continuation line knows the cell
+        c.expect(r"\.\.\.% $")
+        c.send("    print(np.absolu\t")
+        c.expect(r"np\.absolute", timeout=30)
+        c.line("(-5))")
+        c.line("")
+        c.expect(r"\n5\n", timeout=30)
+        c.prompt()
+        # neither history nor the last input show the completions' cells
+        c.line("%(len(In), _i)")
+        c.expect(r"Out\[5\]: \(6, 'for i in range\(1\):\\n    print\(np\.absolute\(-5\)\)'\)", timeout=30)
+    finally:
+        c.close()
+
+
+@test
+def lua_executions_of_the_console_session_are_numbered_too():
+    c = python_console()
+    try:
+        c.line("%1")
+        c.expect(r"Out\[1\]: 1", timeout=60)
+        c.prompt()
+        c.line("s = require('console').session")
+        c.prompt()
+        c.line("s:execute('40 + 2')")
+        c.expect(r"Out\[2\]: 42", timeout=30)
+        c.line("%_")
+        c.expect(r"Out\[3\]: 42", timeout=30)
+        c.line("sessions.new{}:execute('7')")               # another session: no number of ours
+        c.expect(r"\nOut: 7\n", timeout=60)
+        c.line("s:restart() and nil")                       # a fresh interpreter counts from 1
+        c.prompt(timeout=30)
+        c.line("%'again'")
+        c.expect(r"Out\[1\]: 'again'", timeout=60)
+    finally:
+        c.close()
+
+
+@test
+def ctrl_c_during_a_lua_execute_says_so_in_one_line():
+    c = python_console()
+    try:
+        c.line("s = require('console').session")
+        c.prompt()
+        c.line("s:execute(\"import time; open('lua-sleep', 'w').close(); time.sleep(60)\")")
+        session_file("lua-sleep")
+        c.send("\x03")
+        c.expect(r"\^C\s*\nsessions: execute failed: interrupted by Ctrl-C\n", timeout=10)
+        c.prompt(timeout=10)
+        assert "stack traceback" not in c.text(), c.text()[-800:]
+        c.line("'still here'")
+        c.expect(r"\nstill here\n")
+    finally:
+        c.close()
 
 
 PLOT = ("%import matplotlib.pyplot as plt; plt.plot([1, 2, 3], [1, 4, 9]); "

@@ -40,6 +40,23 @@ run_demo() {
     echo "$out" | grep -q '^embed_demo: all checks passed$'
 }
 
+# What `pkg-config --static` gives links a program with libsesh.a (the system's
+# libcurl stays shared), and the program runs the workflow. It lives in
+# PREFIX/bin for the run: a static embedder finds sesh's Lua beside itself.
+build_static_demo() {
+    export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"
+    libs=$(pkg-config --static --libs sesh) || return 1
+    echo "static libs: $libs"
+    demo="$PREFIX/bin/embed_static"
+    cc -Wall -Wextra -Werror -o "$demo" tests/embed/embed_demo.c \
+        $(pkg-config --cflags sesh) $(echo "$libs" | sed 's/-lsesh/-l:libsesh.a/') || return 1
+    if ldd "$demo" | grep libsesh; then echo "linked libsesh.so"; rm -f "$demo"; return 1; fi
+    out=$("$demo" "$PWD/tests/embed/workflow.lua"); rc=$?
+    rm -f "$demo"
+    echo "$out"
+    [ "$rc" -eq 0 ] && echo "$out" | grep -q '^embed_demo: all checks passed$'
+}
+
 demo_uses_installed_lib() {
     ldd "$TMP/embed_demo" | grep "libsesh.so.0 => $PREFIX/lib/libsesh.so.0"
 }
@@ -72,17 +89,32 @@ uninstalled() {
     make --no-print-directory uninstall PREFIX="$PREFIX" BUILD="$BUILD" || return 1
     left=$(find "$PREFIX" -type f -o -type l)
     [ -z "$left" ] || { echo "left behind:"; echo "$left"; return 1; }
+    # the folders install made go too (the prefix did not exist before)
+    [ ! -e "$PREFIX" ] || { echo "folders left behind:"; find "$PREFIX"; return 1; }
+}
+
+# A prefix with folders of its own keeps them (and what they hold).
+uninstall_keeps_what_was_there() {
+    other="$TMP/other-prefix"
+    mkdir -p "$other/bin" "$other/include" && touch "$other/bin/mine" || return 1
+    make --no-print-directory install PREFIX="$other" BUILD="$BUILD" >/dev/null || return 1
+    make --no-print-directory uninstall PREFIX="$other" BUILD="$BUILD" || return 1
+    left=$(cd "$other" && find . | sort | tr '\n' ' ')
+    echo "left: $left"
+    [ "$left" = ". ./bin ./bin/mine ./include " ]
 }
 
 check install make --no-print-directory install PREFIX="$PREFIX" BUILD="$BUILD"
 check installed-files installed_files
 check pkg-config-build build_demo
 check demo-links-installed-libsesh demo_uses_installed_lib
+check pkg-config-static-build build_static_demo
 check workflow-through-libsesh run_demo
 check valgrind-clean valgrind_demo
 check installed-sesh-finds-its-libraries installed_sesh
 check stock-lua-finds-installed-module stock_lua_finds_installed_module
 check uninstall-removes-everything uninstalled
+check uninstall-keeps-what-was-there uninstall_keeps_what_was_there
 rm -rf "$TMP"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

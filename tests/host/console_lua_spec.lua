@@ -32,12 +32,68 @@ describe("console.complete", function()
     assert.are.same({ "io.stdout:seek", "io.stdout:setvbuf" }, console.complete("io.stdout:se", 1, 12))
   end)
 
-  it("offers nothing for unknown paths, Python lines, or an __index that fails", function()
+  it("leaves private names (a leading _) out unless the word starts with one", function()
+    local methods = { run = function() end, _send = function() end, __gc = function() end }
+    _G.console_test_obj = setmetatable({ _secret = 1, shown = 2 }, { __index = methods })
+    assert.are.same({ "console_test_obj:run" }, console.complete("console_test_obj:", 1, 17))
+    assert.are.same({ "console_test_obj.run", "console_test_obj.shown" },
+                     console.complete("console_test_obj.", 1, 17))
+    assert.are.same({ "console_test_obj:__gc", "console_test_obj:_send" },
+                     console.complete("console_test_obj:_", 1, 18))
+    _G.console_test_obj = nil
+  end)
+
+  it("offers nothing for unknown paths, or an __index that fails", function()
     assert.are.same({}, console.complete("no_such_global.x", 1, 16))
-    assert.are.same({}, console.complete("%impo", 1, 5))
     _G.console_test_bad = setmetatable({}, { __index = function() error("boom") end })
     assert.are.same({}, console.complete("console_test_bad.x.y", 1, 20))
     _G.console_test_bad = nil
+  end)
+end)
+
+describe("console.complete on a Python line", function()
+  local json = require "sessions.json"
+  local core = require "sessions.core"
+  local sent
+
+  -- A session whose pool answers as IPython's completer would: the cell the
+  -- console sends carries its question in base64 JSON, the answer is a line
+  -- of stdout after a record separator.
+  local function fake(matches)
+    local class = { execute = function(_, code)
+      sent[#sent + 1] = json.decode(core.b64decode(code:match("'arg': '([^']*)'")))
+      return { status = "Success", stderr = "",
+               stdout = "\30sesh " .. json.encode{ count = 7, matches = matches } .. "\n" }
+    end }
+    sent = {}
+    console.session = setmetatable({}, { __index = class })
+  end
+  after_each(function() console.session = nil end)
+
+  it("asks the session with the cell's text and cursor in characters", function()
+    fake{ { 0, 4, "import" } }
+    assert.are.same({ "import" }, console.complete("%impo", 2, 5))
+    assert.are.same({ text = "impo", cursor = 4 }, sent[1])
+    fake{ { 10, 12, "ñandú" } }                  -- bytes here, characters there
+    assert.are.same({ "ñandú" }, console.complete("%x = 'é' + ña", 13, 15))
+    assert.are.same({ text = "x = 'é' + ña", cursor = 12 }, sent[1])
+  end)
+
+  it("turns IPython's replacements into readline's words", function()
+    fake{ { 0, 5, "np.arange" }, { 0, 5, "np.array" } }          -- the whole dotted name
+    assert.are.same({ "np.arange", "np.array" }, console.complete("%np.ar", 2, 6))
+    fake{ { 3, 5, "arange" } }                                    -- the attribute only (jedi)
+    assert.are.same({ "np.arange" }, console.complete("%np.ar", 2, 6))
+    fake{ { 6, 7, "x" }, { 6, 7, "%xmode" } }                     -- no magic inside code
+    assert.are.same({ "x" }, console.complete("%print(x", 8, 8))
+  end)
+
+  it("completes a cell's continuation lines with the lines before", function()
+    fake{ { 32, 34, "abs" } }
+    console.cell_lines = { "for i in range(2):" }
+    assert.are.same({ "np.abs" }, console.complete("    print(np.ab", 11, 15))
+    console.cell_lines = nil
+    assert.are.same({ text = "for i in range(2):\n    print(np.ab", cursor = 34 }, sent[1])
   end)
 end)
 

@@ -49,8 +49,21 @@ describe("sessions.so under stock lua5.4", function()
     local r = lua54({ "-e", "require 'sessions'" },
                     { LUA_CPATH = dir .. "/lib/lua/5.4/?.so", LUA_PATH = "/nowhere/?.lua" })
     assert.are.equal(1, r.code)
-    assert.matches("module 'sessions': its Lua part (sessions.lua) is not on package.path", r.err, 1, true)
-    assert.matches("set LUA_PATH", r.err, 1, true)
+    assert.matches("module 'sessions': sessions.so needs its Lua part (sessions.lua), installed in " ..
+                   dir .. "/share/sesh/lua with it (make install), or set LUA_PATH", r.err, 1, true)
+    -- the places it looked, one a line, as lua's own "module not found" lists them
+    assert.matches("):\n\tno file '" .. dir .. "/share/sesh/lua/sessions.lua'\n\tno file ", r.err, 1, true)
+  end)
+
+  it("finds its Lua part through a relative LUA_CPATH too", function()
+    local rel = build:sub(1, #root + 1) == root .. "/" and build:sub(#root + 2) or nil
+    assert.is_string(rel, "the build folder is not under the source tree")
+    local r = lua54({ "-e", [[
+      local s = require "sessions"
+      print(type(s.new), package.searchpath("sessions", package.path))
+    ]] }, { LUA_CPATH = rel .. "/lib/lua/5.4/?.so;;", LUA_PATH = false })
+    assert.are.equal("", r.err)
+    assert.are.equal("function\t" .. build .. "/share/sesh/lua/sessions.lua\n", r.out)
   end)
 
   it("runs scripts/quickstart.lua unchanged with only LUA_CPATH set", function()

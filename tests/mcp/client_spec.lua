@@ -94,6 +94,29 @@ describe("mcp.spawn with sesh-pool --mcp-stdio", function()
     os.execute("rm -rf " .. util.quote(dir))
   end)
 
+  it("runs shell commands in a Shell pool, and says that it runs no Python", function()
+    local dir = poolmod.tmpdir()
+    local c <close> = mcp.spawn{ command = poolmod.binary(), stderr = dir .. "/log",
+                                 args = mcpt.stdio_args(dir, { "--container-type", "Shell" }) }
+    local env = c:call("launchShell").structuredContent.environmentId
+    local r = c:call("runShellCommandInRemoteEnvironment", { environmentId = env,
+                                                            shellCommand = "cd /tmp; echo $0 > /mnt/data/who" })
+    assert.is_false(r.isError)
+    r = c:call("runShellCommandInRemoteEnvironment", { environmentId = env, shellCommand = "pwd; cat /mnt/data/who" })
+    assert.equal("/tmp\nbash\n", r.structuredContent.stdout)
+    assert.equal(0, r.structuredContent.exitCode)
+    local t = c:call("runShellCommandInRemoteEnvironment", { environmentId = env, shellCommand = "exit 9" })
+    assert.is_true(t.isError)
+    assert.equal(9, t.structuredContent.exitCode)
+    local py = c:call("runPythonCodeInRemoteEnvironment", { environmentId = env, pythonCode = "1" })
+    assert.is_true(py.isError)
+    assert.matches("runs shell commands only", py.text)
+    r = c:call("downloadFile", { environmentId = env, path = "who" })
+    assert.equal("bash\n", r.structuredContent.content)
+    c:close()
+    os.execute("rm -rf " .. util.quote(dir))
+  end)
+
   it("says plainly when the command cannot start", function()
     local e = raised(mcp.spawn, { command = "/nonexistent/mcp-server" })
     assert.is_true(errors.is(e, "transport"))
@@ -105,10 +128,8 @@ describe("mcp.connect with sesh-pool's /mcp", function()
   local pool
   setup(function() pool = mcpt.http_pool() end)
   teardown(function() if pool then pool:stop(); pool:cleanup() end end)
-  local function wired() if not pool.mcp_wired then pending(mcpt.NOT_WIRED) end end
 
   it("runs a whole flow; closing ends the MCP session and its environment", function()
-    wired()
     local c = mcp.connect{ url = pool.mcp_url, headers = { ["x-ms-apikey"] = pool.mcp_key } }
     assert.matches("^%x+$", c.session_id)
     local env = pool_flow(c)
@@ -118,7 +139,6 @@ describe("mcp.connect with sesh-pool's /mcp", function()
   end)
 
   it("raises an http error with the status for a wrong key", function()
-    wired()
     local e = raised(mcp.connect, { url = pool.mcp_url, headers = { ["x-ms-apikey"] = "wrong" } })
     assert.is_true(errors.is(e, "http"))
     assert.equal(401, e.status)
@@ -126,7 +146,6 @@ describe("mcp.connect with sesh-pool's /mcp", function()
   end)
 
   it("keeps the REST API and its token apart from MCP and its key", function()
-    wired()
     local rest = pool:execute("6 * 7")
     assert.equal(200, rest.status)
     assert.equal(401, pool:request{ path = "code/execute", method = "POST", auth = false,
@@ -137,7 +156,6 @@ describe("mcp.connect with sesh-pool's /mcp", function()
   end)
 
   it("refuses a foreign Origin, answers notifications 202 and GET 405", function()
-    wired()
     local ping = { jsonrpc = "2.0", id = 1, method = "ping" }
     assert.equal(403, mcpt.post(pool, ping, { Origin = "https://evil.example" }).status)
     assert.equal(200, mcpt.post(pool, ping, { Origin = "http://localhost:5173" }).status)
@@ -147,6 +165,34 @@ describe("mcp.connect with sesh-pool's /mcp", function()
     local get = pool:request{ url = pool.mcp_url, auth = false, headers = { ["x-ms-apikey"] = pool.mcp_key,
                                                                              Accept = "text/event-stream" } }
     assert.equal(405, get.status)
+  end)
+
+  it("asks no OAuth of a client without the key: 401 without WWW-Authenticate (the REST API's has it)", function()
+    local r = mcpt.post(pool, { jsonrpc = "2.0", id = 1, method = "ping" }, { ["x-ms-apikey"] = "wrong" })
+    assert.equal(401, r.status)
+    assert.is_nil(r.headers["www-authenticate"])
+    assert.equal(-32000, require("cjson").decode(r.body).error.code)
+    assert.equal("Bearer", pool:request{ path = "files", auth = false }.headers["www-authenticate"])
+  end)
+
+  it("refuses a message over 8 MiB with 413 and a JSON-RPC error, announced or chunked", function()
+    local big = ('"%s"'):format(("x"):rep(8 * 1024 * 1024))
+    local r = mcpt.post(pool, big)
+    assert.equal(413, r.status)
+    assert.matches("Payload Too Large", require("cjson").decode(r.body).error.message)
+    -- no Content-Length: the pool reads 8 MiB, then refuses and drops the rest
+    local host, port = pool.endpoint:match("http://([^:]+):(%d+)")
+    local chunk = ("y"):rep(1024 * 1024)
+    local parts = {}
+    for i = 1, 9 do parts[i] = ("%x\r\n%s\r\n"):format(#chunk, chunk) end
+    local request = util.write(poolmod.tmpdir() .. "/chunked.http", ("POST /mcp HTTP/1.1\r\nHost: x\r\n" ..
+      "x-ms-apikey: %s\r\nContent-Type: application/json\r\nAccept: application/json\r\n" ..
+      "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n%s0\r\n\r\n"):format(pool.mcp_key, table.concat(parts)))
+    local p = io.popen(("/usr/bin/python3 tests/support/raw_http.py %s %s %s"):format(host, port, util.quote(request)))
+    local answer = p:read("a")
+    p:close()
+    assert.matches("^HTTP/1%.1 413 ", answer)
+    assert.matches("Payload Too Large: a message is at most 8388608 bytes", answer, 1, true)
   end)
 end)
 

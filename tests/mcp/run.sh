@@ -4,8 +4,7 @@
 #      behaviour of the MCP server through its entry point (sesh_mcp_http);
 #   2. the official MCP SDK (installed into build/npm/ by tests/support/npm.sh)
 #      as client and server, and the Lua client and agent, through the busted
-#      specs of this folder (stdio now; HTTP once /mcp is wired into the
-#      server, skipped with a message until then).
+#      specs of this folder, over stdio and over HTTP (the pool's /mcp).
 # Prints "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.."
@@ -17,11 +16,11 @@ passed=0 failed=0 skipped=0
 echo "== the HTTP entry point (tests/mcp/http_entry.c)"
 make --no-print-directory -s "$BUILD/bin/sesh-pool" "$BUILD/bin/sesh" >&2 ||
     { echo "0 passed, 1 failed"; exit 1; }
-OBJS=$(ls "$BUILD"/obj/pool/*.o | grep -v '/main\.o$')
+OBJS="$(ls "$BUILD"/obj/pool/*.o | grep -v '/main\.o$') $(ls "$BUILD"/obj/common/*.o)"
 # shellcheck disable=SC2086
 if ${CC:-cc} -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE -g -Ihost ${SANITIZE:-} \
         -o "$WORK/http_entry" tests/mcp/http_entry.c $OBJS \
-        $(pkg-config --libs jansson libseccomp libmicrohttpd) -lpthread; then
+        $(pkg-config --libs jansson libseccomp libmicrohttpd gnutls) -lpthread; then
     SESH_TEST_TMP="$WORK" "$WORK/http_entry" >"$WORK/entry.out" 2>"$WORK/entry.log"
     rc=$?
     cat "$WORK/entry.out"

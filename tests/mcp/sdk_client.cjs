@@ -90,6 +90,11 @@ const scenarios = {
       environmentId: env, pythonCode: 'open("shared.txt", "w").write("from python\\n")\nanswer = 6 * 7\nanswer' });
     out.state = await call(client, 'runPythonCodeInRemoteEnvironment', { environmentId: env, pythonCode: 'answer + 1' });
     out.shell = await call(client, 'runShellCommandInRemoteEnvironment', { environmentId: env, shellCommand: 'cat shared.txt' });
+    out.shellState = await call(client, 'runShellCommandInRemoteEnvironment', { environmentId: env, shellCommand: 'cd /tmp; FROM=shell' });
+    out.shellFailing = await call(client, 'runShellCommandInRemoteEnvironment', {
+      environmentId: env, shellCommand: 'echo $FROM; pwd; echo oops >&2; exit 3' });
+    out.shellArgs = await call(client, 'runShellCommandInRemoteEnvironment', {
+      environmentId: env, execCommandAndArgs: ['printf', '[%s]', 'a b', "it's", 'x\ny'] });
     out.upload = await call(client, 'uploadFile', { environmentId: env, path: 'data/in.csv', content: 'a,b\n1,2\n3,4\n' });
     out.uploadBase64 = await call(client, 'uploadFile', {
       environmentId: env, path: 'bytes.bin', content: Buffer.from([0, 1, 2, 255]).toString('base64'), encoding: 'base64' });

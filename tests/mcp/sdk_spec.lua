@@ -61,16 +61,21 @@ local function flow_specs(get)
   end)
 
   it("runs shell commands in the same environment, on the files Python wrote", function()
-    local s = get().shell
-    if s.isError and s.text:match("not available yet") then
-      -- shell sessions are not built yet: the tool says so plainly
-      assert.matches("runPythonCodeInRemoteEnvironment", s.text)
-      assert.is_nil(s.structured)
-    else
-      assert.is_false(s.isError)
-      assert.equal("from python\n", s.structured.stdout)
-      assert.equal(0, s.structured.exitCode)
-    end
+    local f = get()
+    local s = f.shell
+    assert.is_false(s.isError, s.text)
+    assert.same({ stdout = "from python\n", stderr = "", exitCode = 0,
+                  executionTimeInMilliseconds = s.structured.executionTimeInMilliseconds }, s.structured)
+    -- a shell that keeps its state; a failing command is a tool error with its exit code
+    assert.is_false(f.shellState.isError)
+    local failing = f.shellFailing
+    assert.is_true(failing.isError)
+    assert.equal(3, failing.structured.exitCode)
+    assert.equal("shell\n/tmp\n", failing.structured.stdout)
+    assert.matches("^oops\n", failing.structured.stderr)
+    -- a program and its arguments, kept exact
+    assert.is_false(f.shellArgs.isError)
+    assert.equal("[a b][it's][x\ny]", f.shellArgs.structured.stdout)
   end)
 
   it("uploads text and base64 files that Python then reads", function()
@@ -187,42 +192,34 @@ describe("the MCP SDK over streamable HTTP (sesh-pool --mcp-key-file)", function
     for k, v in pairs(extra or {}) do e[k] = v end
     return e
   end
-  local function wired()          -- pending() ends the test when /mcp is not wired yet
-    if not pool.mcp_wired then pending(mcpt.NOT_WIRED) end
-    return true
-  end
   local function get()
     if not flow then flow = mcpt.node(CLIENT, "flow", env()) end
     return flow
   end
 
   it("negotiates 2025-06-18 and gets an Mcp-Session-Id", function()
-    if not wired() then return end
     assert.equal("2025-06-18", get().protocolVersion)
     assert.matches("^%x+$", get().sessionId)
     assert.equal(32, #get().sessionId)
   end)
 
   describe("one environment, start to end", function()
-    flow_specs(function() return wired() and get() end)
+    flow_specs(get)
   end)
 
   it("refuses a wrong key with 401", function()
-    if not wired() then return end
     local r = mcpt.node(CLIENT, "wrongKey", env())
     assert.is_false(r.connected)
     assert.equal(401, r.code)
   end)
 
   it("answers a session id it never gave with 404", function()
-    if not wired() then return end
     local r = mcpt.node(CLIENT, "unknownSession", env())
     assert.is_false(r.bogus.ok)
     assert.equal(404, r.bogus.code)
   end)
 
   it("deletes the environments of an MCP session ended with DELETE", function()
-    if not wired() then return end
     local r = mcpt.node(CLIENT, "endSession", env())
     assert.is_true(r.terminated.ok)
     -- the environment's session is gone from the pool (seen through the REST API)

@@ -10,7 +10,7 @@ ASAN_BUILD=${ASAN_BUILD:-build-asan}
 BUILD=${SESH_BUILD:-build}
 SESH="$BUILD/bin/sesh"
 BUSTED=${BUSTED:-/usr/bin/busted}
-SPECS=${POOL_ASAN_SPECS:-"gen1 gen2 errors files faults cli limits disk names mounts memory channel records forkserver"}
+SPECS=${POOL_ASAN_SPECS:-"gen1 gen2 errors files faults cli limits disk names mounts memory channel records connections multipart python statedir exit shell forkserver"}
 
 WORK=$(mktemp -d "${SESH_TEST_TMP:-${TMPDIR:-/tmp}}/pool-asan.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT INT TERM
@@ -40,8 +40,8 @@ rc=$?
 # The file specs once more through the walk used where openat2 is missing.
 SESH_POOL_NO_OPENAT2=1 "$SESH" "$BUSTED" -o TAP -m 'tests/?.lua;tests/?/init.lua' \
     tests/pool/files_spec.lua >>"$WORK/tap.log" 2>&1 || rc=$?
-# The MCP server over stdio (its HTTP specs too, once /mcp is routed), with the
-# official SDK as client: every tool, cancellation, the end of stdin.
+# The MCP server over stdio and over HTTP (/mcp), with the official SDK as
+# client: every tool, cancellation, the end of stdin.
 if sh tests/support/npm.sh >>"$WORK/tap.log" 2>&1; then
     "$SESH" "$BUSTED" -o TAP -m 'tests/?.lua;tests/?/init.lua' \
         tests/mcp/sdk_spec.lua tests/mcp/client_spec.lua >>"$WORK/tap.log" 2>&1 || rc=$?

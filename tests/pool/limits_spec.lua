@@ -72,7 +72,7 @@ describe("sesh-pool limits", function()
       support.sleep(0.1)
     end
     assert.are.equal("Failed", r.json.status)
-    assert.are.equal("ExecutionAbandoned", r.json.error.error.code)
+    assert.are.equal("ExecutionAbandoned", r.json.error.code)
     assert.matches("client went away", r.json.result.stderr)
     assert.matches("KeyboardInterrupt", r.json.result.stderr)
     assert.are.equal(1, run("kept").json.result.executionResult)
@@ -103,7 +103,7 @@ describe("sesh-pool limits", function()
     local r = pool:request{ method = "POST", path = "executions", identifier = "lim-timeout2", api_version = V2,
                             json = { code = "import time; time.sleep(30)", timeoutInSeconds = 1 } }
     assert.are.equal("Failed", r.json.status)
-    assert.are.equal("ExecutionTimedOut", r.json.error.error.code)
+    assert.are.equal("ExecutionTimedOut", r.json.error.code)
     assert.matches("timed out after 1 s", r.json.result.stderr)
     r = pool:request{ method = "POST", path = "executions", identifier = "lim-timeout2", api_version = V2,
                       json = { code = "import time; time.sleep(30)", timeoutInSeconds = 1000 } }

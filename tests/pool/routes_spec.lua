@@ -15,6 +15,7 @@ local ROUTING = { OperationNotFound = true, OperationNotSupported = true, Method
 local function build(op, gen, id, version)
   local f = protocol[op]
   if op == "execute" then return f(gen, id, version, "6 * 7") end
+  if op == "shell_execute" then return f(gen, id, version, "echo routes") end
   if op == "get_execution" then return f(gen, id, version, "no-such-execution") end
   if op == "upload" or op == "download" or op == "file_info" or op == "delete_file" then
     return f(gen, id, version, "routes.txt")

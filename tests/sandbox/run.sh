@@ -16,7 +16,7 @@ BUILD=${SESH_BUILD:-${BUILD:-build}}
 OBJ="$BUILD/obj/pool"
 OBJS="$OBJ/sandbox.o $OBJ/sandbox_spawn.o $OBJ/sandbox_disk.o $OBJ/cgroup.o $OBJ/seccomp.o $OBJ/runner_py.o
       $OBJ/json_scan.o $OBJ/util.o $OBJ/zygote.o $OBJ/zygote_enter_so.o $OBJ/sandbox_oom_so.o $OBJ/log.o $OBJ/datadir.o
-      $OBJ/files.o"
+      $OBJ/files.o $(ls "$BUILD"/obj/common/*.o)"
 make --no-print-directory -s $OBJS >&2 ||
     { echo "0 passed, 1 failed"; exit 1; }
 WORK=$(mktemp -d "${SESH_TEST_TMP:-${TMPDIR:-/tmp}}/sandbox-suite.XXXXXX")

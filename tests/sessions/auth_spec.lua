@@ -239,7 +239,7 @@ describe("tokens", function()
     local texts = {}
     for _, f in ipairs{
       function() return s:download("missing.bin") end,
-      function() stub:script{ method = "POST", path = "code/execute", responses = { { status = 500, body = "oops " .. token } } }; return s:execute("1") end,
+      function() stub:script{ method = "POST", path = "executions", responses = { { status = 500, body = "oops " .. token } } }; return s:execute("1") end,
       function() stub:script{ method = "GET", path = "files", responses = { { status = 403, json = { error = { code = "Forbidden", message = "token " .. token .. " lacks role" } } } } }; return s:files() end,
     } do
       local ok, e = pcall(f)

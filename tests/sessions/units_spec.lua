@@ -327,7 +327,7 @@ describe("sessions.new", function()
   end)
 
   it("says which generation an operation needs", function()
-    local s = sessions.new{ endpoint = "http://127.0.0.1:9", token = "t" }
+    local s = sessions.new{ endpoint = "http://127.0.0.1:9", token = "t", api_version = "2024-02-02-preview" }
     local ok, e = pcall(s.execute, s, "1", { async = true })
     assert.is_false(ok)
     assert.equal("usage", e.kind)

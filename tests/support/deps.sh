@@ -8,9 +8,10 @@ set -u
 PACKAGES="
 build-essential pkg-config
 lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-busted
-libcurl4-openssl-dev libreadline-dev libmicrohttpd-dev libjansson-dev
+libcurl4-openssl-dev libreadline-dev libmicrohttpd-dev libgnutls28-dev libjansson-dev
 bubblewrap libseccomp-dev openssl valgrind strace python3-pexpect
 python3 python3-ipython python3-numpy python3-pandas python3-matplotlib python3-sklearn
+python3-requests python3-httpx python3-aiohttp python3-venv python3-setuptools
 "
 
 [ "$#" -gt 0 ] && PACKAGES="$*"

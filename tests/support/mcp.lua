@@ -7,7 +7,7 @@
 --      -> the decoded JSON the script printed, and its stderr
 --   mcpt.stdio_args(dir) -> { "--mcp-stdio", "--state-dir", dir, ... }
 --   local pool = mcpt.http_pool()   -- support.pool with --mcp-key-file; pool.mcp_url,
---                                   -- pool.mcp_key, pool.mcp_wired (false: no /mcp route yet)
+--                                   -- pool.mcp_key
 --   mcpt.post(pool, body, headers)  -- a raw POST to /mcp with the key (headers override)
 --   local srv = mcpt.sdk_server("http" | "http-json")   -- srv.url, srv:stop()
 local cjson = require "cjson"
@@ -19,8 +19,6 @@ local quote, read = util.quote, util.read
 
 M.BUILD = os.getenv("SESH_BUILD") or "build"
 M.NPM = M.BUILD .. "/npm"
-M.NOT_WIRED = "sesh-pool has no /mcp route yet: host/pool/server.c must hand /mcp to " ..
-              "sesh_mcp_http() (host/pool/mcp.h); the HTTP MCP specs run once it does"
 
 local installed
 -- The SDK in build/npm (tests/support/npm.sh installs it the first time).
@@ -99,7 +97,7 @@ function M.post(pool, body, headers)
                        body = type(body) == "table" and cjson.encode(body) or body }
 end
 
--- A pool serving MCP over HTTP too; says whether /mcp is wired into its server.
+-- A pool serving MCP over HTTP too (/mcp on its endpoint).
 function M.http_pool(opts)
   opts = opts or {}
   local dir = poolmod.tmpdir()
@@ -108,8 +106,6 @@ function M.http_pool(opts)
   local pool = poolmod.start{ dir = dir, args = args, socket = opts.socket }
   pool.mcp_key = (read(dir .. "/mcp-key") or ""):gsub("%s+$", "")
   pool.mcp_url = pool.endpoint .. "/mcp"
-  local res = M.post(pool, { jsonrpc = "2.0", id = 1, method = "ping" })
-  pool.mcp_wired = res.status == 200
   return pool
 end
 

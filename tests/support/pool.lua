@@ -2,7 +2,8 @@
 --
 --   local pool = require("support.pool").start{ args = {...}, socket = false,
 --                                              user = 65534,    -- user: a pool that is not root
---                                              prefix = {...} } -- words the pool is run through
+--                                              prefix = {...},   -- words the pool is run through
+--                                              ca_file = PATH } -- an https pool (--tls-cert): trust this CA
 --   pool.endpoint, pool.token, pool.token_file, pool.state_dir, pool.pid, pool.line
 --   pool:session{...}            sessions.new with endpoint and token filled in
 --   pool:request{ method, path, query = {...} | api_version, identifier, headers,
@@ -120,9 +121,10 @@ function M.start(opts)
   end
   started[self] = true
   self.line = line
-  self.endpoint = line:match("listening on (http://[^ ]+)")
+  self.endpoint = line:match("listening on (https?://[^ ]+)")
   self.token = (read(self.token_file) or ""):gsub("%s+$", "")
-  self.client = http.client{ timeout = opts.timeout or 120, unix_socket = self.socket }
+  self.ca_file = opts.ca_file
+  self.client = http.client{ timeout = opts.timeout or 120, unix_socket = self.socket, ca_file = self.ca_file }
   if self.socket then self.endpoint = "http://localhost" end
   return self
 end
@@ -133,6 +135,7 @@ function Pool:session(o)
   o.endpoint = o.endpoint or self.endpoint
   o.token = o.token or self.token
   if self.socket then o.unix_socket = self.socket end
+  o.ca_file = o.ca_file or self.ca_file
   return sessions.new(o)
 end
 

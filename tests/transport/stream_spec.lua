@@ -180,20 +180,20 @@ describe("sessions.http streaming", function()
     local probe_cmd = string.format("%s tests/transport/rss_probe.lua progress '%s' '%s'",
                                     SESH, stub.url .. "/big?mb=64", out)
     local piped = io.popen(probe_cmd .. " 2>&1"):read("a")
-    assert.is_nil(piped:find("MB/s", 1, true), piped)
+    assert.is_nil(piped:find("MiB/s", 1, true), piped)
     local src, saved = support.tmpname("prog.up"), support.tmpname("prog.saved")
     write_file(src, 64)
     local up_cmd = string.format("%s tests/transport/rss_probe.lua progress-up '%s' '%s'",
                                  SESH, stub.url .. "/save?path=" .. saved, src)
     if os.execute("command -v script >/dev/null") then
       local tty = io.popen("script -qec \"" .. probe_cmd .. "\" /dev/null"):read("a")
-      assert.matches("download %[[#-]+%] [%d.]+ / 64.0 MB", tty)
+      assert.matches("download %[[#-]+%] [%d.]+ / 64.0 MiB [%d ]+%% [%d.]+ MiB/s", tty)
       tty = io.popen("script -qec \"" .. up_cmd .. "\" /dev/null"):read("a")
-      assert.matches("upload   %[[#-]+%] [%d.]+ / 64.0 MB", tty)
+      assert.matches("upload   %[[#-]+%] [%d.]+ / 64.0 MiB [%d ]+%% [%d.]+ MiB/s", tty)
       local par_cmd = string.format("%s tests/transport/rss_probe.lua progress-par '%s' '%s'",
                                     SESH, stub.url .. "/big?mb=32&s=1", out)
       tty = io.popen("script -qec \"" .. par_cmd .. "\" /dev/null"):read("a")
-      assert.matches("3 transfers %[[#-]+%] [%d.]+ / 96.0 MB", tty)
+      assert.matches("3 transfers %[[#-]+%] [%d.]+ / 96.0 MiB", tty)
     end
     os.remove(out); os.remove(src); os.remove(saved)
   end)
