@@ -34,7 +34,6 @@
 #include <fcntl.h>
 #include <lauxlib.h>
 #include <signal.h>
-#include <spawn.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -253,40 +252,10 @@ static int l_spawn(lua_State *L)
     const char *out = opt_path(L, 2, "stdout");
     const char *err = opt_path(L, 2, "stderr");
 
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none, defaults;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
-    sigemptyset(&none);
-    sigemptyset(&defaults);         /* the child does not inherit our handling of these */
-    sigaddset(&defaults, SIGINT);
-    sigaddset(&defaults, SIGPIPE);
-    sigaddset(&defaults, SIGTERM);
-    const int append = O_WRONLY | O_CREAT | O_APPEND;
-    int rc = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, in ? in : "/dev/null",
-                                              O_RDONLY, 0);
-    if (rc == 0 && out)
-        rc = posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out, append, 0600);
-    if (rc == 0 && err)
-        rc = posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err, append, 0600);
-    /* Close-on-exec is not enough: the kernel lets the parent go on at
-     * exec before it closes those descriptors in the child, so for a moment
-     * the child still holds our files (a lock let go right after the spawn
-     * would still be held). The child closes everything above stderr first. */
-    if (rc == 0)
-        rc = posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
-    if (rc == 0)
-        rc = posix_spawnattr_setsigmask(&attr, &none);
-    if (rc == 0)
-        rc = posix_spawnattr_setsigdefault(&attr, &defaults);
-    if (rc == 0)
-        rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    sesh_child child = { .argv = (char *const *)argv, .fd = { -1, -1, -1 },
+                         .path = { in ? in : "/dev/null", out, err } };
     pid_t pid = -1;
-    if (rc == 0)
-        rc = posix_spawnp(&pid, argv[0], &fa, &attr, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
+    int rc = sesh_spawn_child(&child, &pid);
     if (rc != 0)
         return failure(L, rc, "spawn", argv[0]);
     lua_pushinteger(L, pid);

@@ -19,20 +19,19 @@
  *
  * Failures return nil, a message and a name (an errno name such as "ENOENT",
  * or "timeout", "eof", "interrupted", "too_large"), as luv does, never raise;
- * wrong argument types raise. The child is started with posix_spawnp (a
+ * wrong argument types raise. The child is started by sesh_spawn_child (a
  * command without a slash is looked up on PATH), in a process group of its
- * own (a Ctrl-C meant for the script does not reach it), with default signal
- * dispositions and an empty signal mask. Writes never raise SIGPIPE: a child
+ * own (a Ctrl-C meant for the script does not reach it). Writes never raise SIGPIPE: a child
  * gone is an EPIPE.
  */
 #include "binding/binding.h"
+#include "common/common.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -185,29 +184,11 @@ static int l_spawn(lua_State *L)
         free(envp);
         return fail(L, e, "cannot make a pipe");
     }
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in_pipe[0], STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], STDOUT_FILENO);
-    if (stderr_null) posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-    else if (stderr_file)
-        posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, stderr_file, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    if (cwd) posix_spawn_file_actions_addchdir_np(&fa, cwd);
-    /* Not only close-on-exec: see l_spawn in los.c. */
-    posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
-    posix_spawnattr_init(&attr);
-    sigset_t none, defaults;
-    sigemptyset(&none);
-    sigfillset(&defaults);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+    sesh_child child = { .argv = argv, .envp = envp, .cwd = cwd, .new_group = 1,
+                         .fd = { in_pipe[0], out_pipe[1], -1 },
+                         .path = { NULL, NULL, stderr_null ? "/dev/null" : stderr_file } };
     pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp ? envp : environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
+    int rc = sesh_spawn_child(&child, &pid);
     close(in_pipe[0]);
     close(out_pipe[1]);
     if (rc != 0) {

@@ -1,7 +1,7 @@
 /*
  * common.h — the small helpers every sesh binary shares: one monotonic clock,
  * sleeping, random bytes and UUIDs, base64, printf to a new string, creating
- * directories. This header is the piece's whole contract.
+ * directories, starting a program. This header is the piece's whole contract.
  *
  * Like Redis's anet.c and sds.c, the piece is compiled once and linked into
  * every binary (sesh, libsesh, sessions.so, sesh-pool; host/common/common.mk),
@@ -58,5 +58,22 @@ char *sesh_vstrprintf(const char *fmt, va_list ap);
 /* mkdir -p: path and any missing parent, each created with mode (the umask
  * applies). An existing directory is success. 0, or -1 with errno. */
 int sesh_mkdirs(const char *path, mode_t mode);
+
+/* ---- processes ---- */
+
+typedef struct sesh_child {
+    char *const *argv;          /* argv[0] is looked up in PATH */
+    char *const *envp;          /* NULL: ours */
+    int fd[3];                  /* put at the child's 0, 1, 2 where >= 0 (set -1 for none) */
+    const char *path[3];        /* else opened there: 0 for reading, 1 and 2 appended to
+                                   (created 0600); neither: the child has ours */
+    const char *cwd;            /* NULL: ours */
+    int new_group;              /* non-zero: a process group of its own */
+} sesh_child;
+
+/* Starts c (posix_spawn). The child has no descriptor of ours above stderr,
+ * no blocked signal, and SIGINT, SIGPIPE and SIGTERM at their defaults.
+ * 0 with *pid, or an errno value. */
+int sesh_spawn_child(const sesh_child *c, pid_t *pid);
 
 #endif

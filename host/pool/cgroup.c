@@ -6,6 +6,7 @@
  * sets a limit, rmdir removes a group once no process is left in it.
  */
 #include "pool/cgroup.h"
+#include "pool/util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -69,17 +70,6 @@ static struct {
 
 /* ---- small helpers ---- */
 
-static char *format(const char *fmt, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
-
 /* The whole file, NUL-terminated (malloc'd), or NULL with errno. */
 static char *read_text(const char *path)
 {
@@ -122,7 +112,7 @@ static char *read_text(const char *path)
 
 static char *read_in(const char *dir, const char *file)
 {
-    char *path = format("%s/%s", dir, file);
+    char *path = sesh_printf("%s/%s", dir, file);
     char *text = path ? read_text(path) : NULL;
     free(path);
     return text;
@@ -132,7 +122,7 @@ static char *read_in(const char *dir, const char *file)
  * with errno (the kernel refuses a value at the write). */
 static int write_in(const char *dir, const char *file, const char *text)
 {
-    char *path = format("%s/%s", dir, file);
+    char *path = sesh_printf("%s/%s", dir, file);
     int fd = path ? open(path, O_WRONLY | O_CLOEXEC) : -1;
     free(path);
     if (fd < 0)
@@ -295,7 +285,7 @@ char *sesh_cgroup_own_dir(const char *self_cgroup, const char *mountinfo, const 
     }
     if (strcmp(rest, "/") == 0)
         rest = "";
-    return format("%s%s", strcmp(mnt, "/") == 0 && *rest ? "" : mnt, rest);
+    return sesh_printf("%s%s", strcmp(mnt, "/") == 0 && *rest ? "" : mnt, rest);
 }
 
 long long sesh_cgroup_count(const char *text, const char *key)
@@ -340,7 +330,7 @@ static int remove_tree(const char *dir, int depth)
             if (e->d_type != DT_DIR || strcmp(e->d_name, ".") == 0 ||
                 strcmp(e->d_name, "..") == 0)
                 continue;
-            char *sub = format("%s/%s", dir, e->d_name);
+            char *sub = sesh_printf("%s/%s", dir, e->d_name);
             if (sub)
                 remove_tree(sub, depth - 1);
             free(sub);
@@ -366,7 +356,7 @@ static void remove_leftovers(const char *parent)
         long pid = strtol(e->d_name + plen, &end, 10);
         if (*end || pid <= 0 || pid == (long)getpid() || pid_running(pid))
             continue;
-        char *dir = format("%s/%s", parent, e->d_name);
+        char *dir = sesh_printf("%s/%s", parent, e->d_name);
         if (dir)
             remove_tree(dir, TREE_DEPTH);
         free(dir);
@@ -421,7 +411,7 @@ static void disable(const char *dir, unsigned mask)
  * for the next pool's setup to remove. */
 static void leave_v2(const char *base, unsigned ours)
 {
-    char *leaf = format("%s/pool", base), *sessions = format("%s/sessions", base);
+    char *leaf = sesh_printf("%s/pool", base), *sessions = sesh_printf("%s/sessions", base);
     if (leaf && sessions) {
         rmdir(sessions);
         disable(base, ours);
@@ -439,14 +429,14 @@ static char *v2_refusal(int err, const char *step)
 {
     const char *user = geteuid() == 0 ? "" : " --user";
     if (is_denied(err))
-        return format("the pool's cgroup (v2) is not delegated to its user (uid %u): start the "
+        return sesh_printf("the pool's cgroup (v2) is not delegated to its user (uid %u): start the "
                       "pool in one of its own that is, e.g. with `systemd-run%s --scope -p "
                       "Delegate=yes sesh-pool ...`", (unsigned)geteuid(), user);
     if (err == EBUSY)
-        return format("the pool's cgroup (v2) holds other processes, so it cannot hand the "
+        return sesh_printf("the pool's cgroup (v2) holds other processes, so it cannot hand the "
                       "memory controller down to sessions: start the pool in a cgroup of its "
                       "own, e.g. with `systemd-run%s --scope -p Delegate=yes sesh-pool ...`", user);
-    return format("cannot %s in the pool's cgroup (v2): %s", step, strerror(err));
+    return sesh_printf("cannot %s in the pool's cgroup (v2): %s", step, strerror(err));
 }
 
 /* Not applicable (-1, *reason NULL): no v2, or no memory controller in the
@@ -468,8 +458,8 @@ static int setup_v2(const char *self, const char *mountinfo, char **reason)
     cgs.home = home;
     remove_leftovers(home);
 
-    char *base = format("%s/" POOL_PREFIX "%d", home, (int)getpid());
-    char *leaf = format("%s/pool", base), *sessions = format("%s/sessions", base);
+    char *base = sesh_printf("%s/" POOL_PREFIX "%d", home, (int)getpid());
+    char *leaf = sesh_printf("%s/pool", base), *sessions = sesh_printf("%s/sessions", base);
     const char *step = "make a group";
     int err = ENOMEM, made = 0, moved = 0;
     unsigned on = 0, also = 0;
@@ -533,7 +523,7 @@ static int setup_v1(const char *self, const char *mountinfo, char **reason)
                 return -1;            /* no memory hierarchy: not applicable */
             continue;
         }
-        char *dir = format("%s/" POOL_PREFIX "%d", own, (int)getpid());
+        char *dir = sesh_printf("%s/" POOL_PREFIX "%d", own, (int)getpid());
         int shared = 0;
         for (int i = 0; dir && i < cgs.nh; i++)
             if (strcmp(cgs.h[i].pool_dir, dir) == 0) {
@@ -547,9 +537,9 @@ static int setup_v1(const char *self, const char *mountinfo, char **reason)
                 dir = NULL;
             } else if (c == CTL_MEMORY) {
                 *reason = is_denied(errno)
-                    ? format("the memory cgroup (v1) is not writable by the pool's user (uid %u); "
+                    ? sesh_printf("the memory cgroup (v1) is not writable by the pool's user (uid %u); "
                              "on cgroup v1 only root can bound sessions", (unsigned)geteuid())
-                    : format("cannot make a group in the memory cgroup (v1): %s", strerror(errno));
+                    : sesh_printf("cannot make a group in the memory cgroup (v1): %s", strerror(errno));
                 free(dir);
                 free(own);
                 return -1;
@@ -869,9 +859,9 @@ sesh_cgroup *sesh_cgroup_new(const sesh_cgroup_limits *limits, char **err)
     }
     unsigned id = atomic_fetch_add(&cgs.next, 1);
     for (int i = 0; i < cgs.nh; i++) {
-        char *dir = format("%s/sb-%u", cgs.h[i].groups, id);
+        char *dir = sesh_printf("%s/sb-%u", cgs.h[i].groups, id);
         if (!dir || mkdir(dir, 0755) < 0) {
-            *err = format("cannot make the session's cgroup: %s", strerror(dir ? errno : ENOMEM));
+            *err = sesh_printf("cannot make the session's cgroup: %s", strerror(dir ? errno : ENOMEM));
             free(dir);
             break;
         }
@@ -881,14 +871,14 @@ sesh_cgroup *sesh_cgroup_new(const sesh_cgroup_limits *limits, char **err)
         cg->n++;
         const char *refused = set_limits(dir, cgs.h[i].ctls, limits);
         if (refused) {
-            *err = format("cannot set the session's %s: %s", refused, strerror(errno));
+            *err = sesh_printf("cannot set the session's %s: %s", refused, strerror(errno));
             break;
         }
-        char *procs = format("%s/cgroup.procs", dir);
+        char *procs = sesh_printf("%s/cgroup.procs", dir);
         cg->procs[cg->n - 1] = procs ? open(procs, O_WRONLY | O_CLOEXEC) : -1;
         free(procs);
         if (cg->procs[cg->n - 1] < 0) {
-            *err = format("cannot open the session's cgroup.procs: %s", strerror(errno));
+            *err = sesh_printf("cannot open the session's cgroup.procs: %s", strerror(errno));
             break;
         }
     }
@@ -941,8 +931,8 @@ void sesh_cgroup_prepare_move(void)
     if (!cgs.version)
         return;
     /* v2: the pool's leaf; v1: the group it stayed in, above its own */
-    char *procs = cgs.version == 2 ? format("%s/pool/cgroup.procs", cgs.h[0].pool_dir)
-                                   : format("%s/../cgroup.procs", cgs.h[0].pool_dir);
+    char *procs = cgs.version == 2 ? sesh_printf("%s/pool/cgroup.procs", cgs.h[0].pool_dir)
+                                   : sesh_printf("%s/../cgroup.procs", cgs.h[0].pool_dir);
     pthread_mutex_lock(&ahead.mu);
     free(ahead.procs);
     ahead.procs = procs;

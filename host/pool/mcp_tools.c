@@ -48,11 +48,10 @@ static json_t *failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 static json_t *failure(const char *fmt, ...)
 {
     va_list ap;
-    char *msg = NULL;
     va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
+    char *msg = sesh_xvprintf(fmt, ap);
     va_end(ap);
-    json_t *r = json_pack("{s:[o], s:b}", "content", text_block(msg ? msg : "the tool failed"),
+    json_t *r = json_pack("{s:[o], s:b}", "content", text_block(msg),
                           "isError", 1);
     free(msg);
     return r;

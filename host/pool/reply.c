@@ -32,11 +32,9 @@ void sesh_reply_header(sesh_reply *r, const char *name, const char *fmt, ...)
 {
     if (r->nheaders >= (int)(sizeof r->headers / sizeof r->headers[0])) return;
     va_list ap;
-    char *value = NULL;
     va_start(ap, fmt);
-    if (vasprintf(&value, fmt, ap) < 0) value = NULL;
+    char *value = sesh_xvprintf(fmt, ap);
     va_end(ap);
-    if (!value) return;
     r->headers[r->nheaders].name = sesh_xstrdup(name);
     r->headers[r->nheaders].value = value;
     r->nheaders++;

@@ -138,22 +138,10 @@ struct sesh_sandbox {
 
 /* ---- small helpers ---- */
 
-static char *format(const char *fmt, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
-
+/* Deadlines here are signed: what is left of one may be negative. */
 static long long now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long long)sesh_now_ms();
 }
 
 static void close_fd(int *fd)
@@ -211,7 +199,7 @@ static char *console_note(sesh_sandbox *sb)
     if (!len)
         return strdup("");
     size_t start = len > 400 ? len - 400 : 0;
-    return format(" (the sandbox said: %.*s)", (int)(len - start), sb->tail + start);
+    return sesh_printf(" (the sandbox said: %.*s)", (int)(len - start), sb->tail + start);
 }
 
 /* ---- process state ---- */
@@ -282,13 +270,13 @@ static char *death_note(sesh_sandbox *sb)
         return strdup("the interpreter closed its channel");
     int st = sb->wait_status;
     if (WIFSIGNALED(st))
-        return format("the sandbox was killed by signal %d (%s)", WTERMSIG(st),
+        return sesh_printf("the sandbox was killed by signal %d (%s)", WTERMSIG(st),
                       signal_name(WTERMSIG(st)));
     int code = WEXITSTATUS(st);
     if (code > 128)
-        return format("the interpreter was killed by signal %d (%s)", code - 128,
+        return sesh_printf("the interpreter was killed by signal %d (%s)", code - 128,
                       signal_name(code - 128));
-    return format("the interpreter exited with status %d", code);
+    return sesh_printf("the interpreter exited with status %d", code);
 }
 
 void sesh_sandbox_interrupt(sesh_sandbox *sb)
@@ -878,17 +866,17 @@ static char *disk_trouble(sesh_sandbox *sb, unsigned long long before)
     sb->disk_walk_us = (b.tv_sec - a.tv_sec) * 1000000LL + (b.tv_nsec - a.tv_nsec) / 1000;
     sb->disk_last = u.bytes;
     if (u.too_deep)
-        return format("/mnt/data has directories nested deeper than %d levels",
+        return sesh_printf("/mnt/data has directories nested deeper than %d levels",
                       SESH_DISK_MAX_DEPTH);
     if (u.entries > SESH_DISK_MAX_ENTRIES)
-        return format("/mnt/data holds more than %d files", SESH_DISK_MAX_ENTRIES);
+        return sesh_printf("/mnt/data holds more than %d files", SESH_DISK_MAX_ENTRIES);
     if (u.bytes > sb->disk_limit && u.bytes > before)
-        return format("/mnt/data holds %llu bytes, over the session's limit of %zu bytes",
+        return sesh_printf("/mnt/data holds %llu bytes, over the session's limit of %zu bytes",
                       u.bytes, sb->disk_limit);
     unsigned long long free_bytes;
     if (sb->min_free_disk && u.bytes > before &&
         (free_bytes = sesh_disk_available(sb->data_fd)) < sb->min_free_disk)
-        return format("the pool's disk has %llu bytes free, below the floor of %zu bytes it "
+        return sesh_printf("the pool's disk has %llu bytes free, below the floor of %zu bytes it "
                       "keeps for the host", free_bytes, sb->min_free_disk);
     return NULL;
 }
@@ -973,7 +961,7 @@ static char *check_request(json_t *request, const char **op, size_t *max_output)
             return strdup("the shell request has not exactly one of a string 'command' and "
                           "an array 'args'");
     } else if (strcmp(*op, "execute") != 0) {
-        return format("unknown op '%s' (execute, shell or metadata)", *op);
+        return sesh_printf("unknown op '%s' (execute, shell or metadata)", *op);
     } else if (!json_is_string(json_object_get(request, "code"))) {
         return strdup("the execute request has no string 'code'");
     }
@@ -1004,7 +992,7 @@ static sesh_run_status lost(sesh_sandbox *sb, char **err, char *why)
     sesh_sandbox_kill(sb);
     reap(sb, 2000);         /* a zombie would still count against the uid's limits */
     char *note = console_note(sb);
-    *err = format("interpreter lost: %s%s", why ? why : "unknown reason", note ? note : "");
+    *err = sesh_printf("interpreter lost: %s%s", why ? why : "unknown reason", note ? note : "");
     free(why);
     free(note);
     close_fd(&sb->chan);
@@ -1078,7 +1066,7 @@ static sesh_run_status execute_frame(sesh_sandbox *sb, json_t *request, int time
     if (bad) {
         /* The pool's own mistake: the sandbox is fine, but the contract has
          * no outcome for it, so say it as loudly as a loss. */
-        *err = format("bad request to the sandbox: %s", bad);
+        *err = sesh_printf("bad request to the sandbox: %s", bad);
         free(bad);
         return SESH_RUN_LOST;
     }
@@ -1107,7 +1095,7 @@ static sesh_run_status execute_frame(sesh_sandbox *sb, json_t *request, int time
     io_result r = sent ? send_frame(sb, sent, w.deadline, &why) : IO_ERROR;
     json_decref(sent);
     if (r == IO_TIMEOUT)
-        return lost(sb, err, format("the runner took no request for %d ms", timeout_ms));
+        return lost(sb, err, sesh_printf("the runner took no request for %d ms", timeout_ms));
     if (r != IO_OK)
         return lost(sb, err, why ? why : death_note(sb));
 
@@ -1125,7 +1113,7 @@ static sesh_run_status execute_frame(sesh_sandbox *sb, json_t *request, int time
         }
         if (on_wake(sb, &w) < 0) {
             free(f.body);
-            why = format("the code did not stop within %d ms of the interrupt %s; the "
+            why = sesh_printf("the code did not stop within %d ms of the interrupt %s; the "
                          "sandbox was killed", INTERRUPT_GRACE_MS,
                          w.disk_stop ? w.disk_stop : w.abandoned ?
                          "when its client went away" : "at the timeout");
@@ -1163,7 +1151,7 @@ static sesh_run_status execute_frame(sesh_sandbox *sb, json_t *request, int time
 
 static char *memory_note(const sesh_sandbox *sb, const char *victims)
 {
-    return format("the session ran out of memory: its processes may use %zu bytes together, "
+    return sesh_printf("the session ran out of memory: its processes may use %zu bytes together, "
                   "its files in /tmp and /dev/shm included (sesh-pool --session-memory), and "
                   "the kernel killed %s", sb->memory, victims);
 }
@@ -1177,7 +1165,7 @@ static void mark_memory_failure(sesh_sandbox *sb, json_t *reply, long long kills
     if (kills > 1)
         snprintf(victims, sizeof victims, "%lld of them", kills);
     char *note = memory_note(sb, victims);
-    char *text = note ? format("%s%ssesh: %s.\n", old ? old : "", old && *old ? "\n" : "", note)
+    char *text = note ? sesh_printf("%s%ssesh: %s.\n", old ? old : "", old && *old ? "\n" : "", note)
                       : NULL;
     if (text)
         json_object_set_new(reply, "stderr", json_string(text));
@@ -1205,7 +1193,7 @@ sesh_run_status sesh_sandbox_execute(sesh_sandbox *sb, json_t *request, int time
         if (strncmp(was, lost_prefix, sizeof lost_prefix - 1) == 0)
             was += sizeof lost_prefix - 1;
         char *note = memory_note(sb, "the interpreter");
-        char *why = note ? format("%s%s (%s)", lost_prefix, note, was) : NULL;
+        char *why = note ? sesh_printf("%s%s (%s)", lost_prefix, note, was) : NULL;
         if (why) {
             free(*err);
             *err = why;
@@ -1228,7 +1216,7 @@ static pid_t read_child_pid(sesh_sandbox *sb, long long deadline, char **why)
         struct pollfd p = { .fd = sb->status_fd, .events = POLLIN };
         long long left = deadline - now_ms();
         if (left <= 0) {
-            *why = format("%s did not report its init in time", who);
+            *why = sesh_printf("%s did not report its init in time", who);
             return -1;
         }
         if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
@@ -1248,7 +1236,7 @@ static pid_t read_child_pid(sesh_sandbox *sb, long long deadline, char **why)
     pid_t result = json_is_integer(pid) ? (pid_t)json_integer_value(pid) : -1;
     json_decref(v);
     if (result <= 0)
-        *why = format("%s did not start its init", who);
+        *why = sesh_printf("%s did not start its init", who);
     return result;
 }
 
@@ -1273,7 +1261,7 @@ static int wait_ready(sesh_sandbox *sb, long long deadline, char **why)
     io_result r = read_frame(sb, &f, deadline, NULL, why);
     if (r == IO_TIMEOUT) {
         free(f.body);
-        *why = format("the runner was not ready within %d ms", START_TIMEOUT_MS);
+        *why = sesh_printf("the runner was not ready within %d ms", START_TIMEOUT_MS);
         return -1;
     }
     if (r != IO_OK) {
@@ -1296,7 +1284,7 @@ static int wait_ready(sesh_sandbox *sb, long long deadline, char **why)
 static char *give_data_dir(sesh_sandbox *sb, const char *data_dir)
 {
     if (sb->data_fd < 0 || fchown(sb->data_fd, sb->uid, sb->uid) < 0)
-        return format("cannot give %s to uid %u: %s", data_dir, (unsigned)sb->uid,
+        return sesh_printf("cannot give %s to uid %u: %s", data_dir, (unsigned)sb->uid,
                       strerror(errno));
     sesh_disk_give(sb->data_fd, sb->uid);
     return NULL;
@@ -1317,16 +1305,16 @@ static char *open_descriptors(sesh_sandbox *sb, int fds[SESH_SPAWN_FDS], int for
 {
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
-        return format("socketpair: %s", strerror(errno));
+        return sesh_printf("socketpair: %s", strerror(errno));
     sb->chan = pair[0];
     fds[SESH_FD_CHANNEL] = pair[1];
     if (pipe2(pair, O_CLOEXEC) < 0)
-        return format("pipe: %s", strerror(errno));
+        return sesh_printf("pipe: %s", strerror(errno));
     sb->console = pair[0];
     fds[SESH_FD_OUT] = pair[1];
     fds[SESH_FD_ERR] = fcntl(pair[1], F_DUPFD_CLOEXEC, 0);
     if (pipe2(pair, O_CLOEXEC) < 0)
-        return format("pipe: %s", strerror(errno));
+        return sesh_printf("pipe: %s", strerror(errno));
     sb->status_fd = pair[0];
     fds[SESH_FD_STATUS] = pair[1];
     fcntl(sb->chan, F_SETFL, O_NONBLOCK);
@@ -1341,7 +1329,7 @@ static char *open_descriptors(sesh_sandbox *sb, int fds[SESH_SPAWN_FDS], int for
     fds[SESH_FD_GROUP] = accounts_fd("sesh-group", "root:x:0:\nsesh:x:%u:\n", sb->uid);
     for (int i = 0; i < SESH_SPAWN_FDS; i++)
         if (i != SESH_FD_SECCOMP && fds[i] < 0 && !(forked && i == SESH_FD_RUNNER))
-            return format("cannot prepare descriptor %d: %s", i, strerror(errno));
+            return sesh_printf("cannot prepare descriptor %d: %s", i, strerror(errno));
     char *why = NULL;
     fds[SESH_FD_SECCOMP] = sesh_seccomp_filter_fd(&why);
     return why;
@@ -1444,7 +1432,7 @@ static char *spawn_bwrap(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int a
         int spawn_err = 0;
         pid_t pid = sesh_spawn(&plan, &spawn_err);
         if (pid < 0)
-            why = format("fork: %s", strerror(spawn_err));
+            why = sesh_printf("fork: %s", strerror(spawn_err));
         else
             ref_open(&sb->bwrap, pid);
     }
@@ -1484,7 +1472,7 @@ static char *fork_sandbox(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int 
     }
     int enter[SESH_ENTER_FDS], go[2];
     if (pipe2(go, O_CLOEXEC) < 0)
-        return format("pipe: %s", strerror(errno));
+        return sesh_printf("pipe: %s", strerror(errno));
     int oom = sesh_memfd("sesh-oom", sesh_sandbox_oom_so, sesh_sandbox_oom_so_len);
     memcpy(enter, fds, sizeof(int) * SESH_SPAWN_FDS);
     enter[SESH_ENTER_DATA] = sb->data_fd;
@@ -1513,10 +1501,10 @@ static char *move_init(sesh_sandbox *sb, pid_t init)
     int len = snprintf(pid, sizeof pid, "%d", (int)init);
     for (int i = 0, n = sesh_cgroup_procs(sb->cg, procs, SESH_SPAWN_CGROUPS); i < n; i++)
         if (write(procs[i], pid, (size_t)len) != len)
-            return format("cannot move the sandbox into its cgroup: %s", strerror(errno));
+            return sesh_printf("cannot move the sandbox into its cgroup: %s", strerror(errno));
     ssize_t w = write(sb->go, "g", 1);
     close_fd(&sb->go);
-    return w == 1 ? NULL : format("cannot tell the sandbox to go on: %s", strerror(errno));
+    return w == 1 ? NULL : sesh_printf("cannot tell the sandbox to go on: %s", strerror(errno));
 }
 
 /* A forked sandbox's outer process exits once it has reported init, which is
@@ -1613,7 +1601,7 @@ static sesh_sandbox *start_sandbox(const sesh_sandbox_config *cfg, int fork_it, 
         return sb;
 
     char *note = sb->bwrap.pid > 0 ? console_note(sb) : NULL;
-    *err = format("sandbox: %s%s", why, note ? note : "");
+    *err = sesh_printf("sandbox: %s%s", why, note ? note : "");
     free(note);
     free(why);
     sesh_sandbox_free(sb);
@@ -1625,7 +1613,7 @@ sesh_sandbox *sesh_sandbox_start(const sesh_sandbox_config *cfg, char **err)
     *err = NULL;
     struct stat st;
     if (!cfg || !cfg->data_dir || stat(cfg->data_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        *err = format("sandbox: data directory %s is not a directory",
+        *err = sesh_printf("sandbox: data directory %s is not a directory",
                       cfg && cfg->data_dir ? cfg->data_dir : "(none)");
         return NULL;
     }

@@ -4,6 +4,7 @@
  */
 #include "pool/sandbox_spawn.h"
 #include "pool/sandbox_system.h"
+#include "common/common.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -57,11 +58,10 @@ static void add(strvec *a, const char *s)
 static void addf(strvec *a, const char *fmt, ...)
 {
     va_list ap;
-    char *s;
     va_start(ap, fmt);
-    int rc = vasprintf(&s, fmt, ap);
+    char *s = sesh_vstrprintf(fmt, ap);
     va_end(ap);
-    if (rc < 0) { a->oom = 1; return; }
+    if (!s) { a->oom = 1; return; }
     add(a, s);
     free(s);
 }

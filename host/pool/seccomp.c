@@ -2,6 +2,7 @@
  * seccomp.c — the system call filter of a sandbox (see seccomp.h).
  */
 #include "pool/seccomp.h"
+#include "pool/util.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -48,8 +49,7 @@ static int fail(char **err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(err, fmt, ap) < 0)
-        *err = NULL;
+    *err = sesh_xvprintf(fmt, ap);
     va_end(ap);
     return -1;
 }

@@ -187,13 +187,19 @@ char *sesh_xstrdup(const char *s)
     return p;
 }
 
+char *sesh_xvprintf(const char *fmt, va_list ap)
+{
+    char *s = sesh_vstrprintf(fmt, ap);
+    if (!s) out_of_memory();
+    return s;
+}
+
 char *sesh_printf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *s = sesh_vstrprintf(fmt, ap);
+    char *s = sesh_xvprintf(fmt, ap);
     va_end(ap);
-    if (!s) out_of_memory();
     return s;
 }
 

@@ -9,6 +9,7 @@
 #ifndef SESH_POOL_UTIL_H
 #define SESH_POOL_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -55,6 +56,7 @@ int sesh_memfd(const char *name, const void *data, size_t len);
 /* malloc'd printf; aborts the process on out-of-memory like the rest of the
  * pool's allocators (xmalloc and friends). */
 char *sesh_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *sesh_xvprintf(const char *fmt, va_list ap);
 void *sesh_xmalloc(size_t n);
 void *sesh_xcalloc(size_t n, size_t size);
 void *sesh_xrealloc(void *p, size_t n);
