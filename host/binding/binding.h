@@ -27,6 +27,10 @@ int luaopen_sessions_proc(lua_State *L);   /* a child process with pipes (lproc.
 void sesh_error_new(lua_State *L, const char *kind, long long code, const char *message);
 void sesh_error_metatable(lua_State *L);
 
+/* A handle's metatable (on top of the stack): __gc and __close call close
+ * (it must be safe to call twice), __tostring calls tostring (NULL: none). */
+void sesh_handle_methods(lua_State *L, lua_CFunction close, lua_CFunction tostring);
+
 /* Functions of sessions.core defined beside what they belong to. */
 int sesh_core_json_decode(lua_State *L);   /* ljson.c */
 int sesh_core_sleep(lua_State *L);         /* lhttp.c */

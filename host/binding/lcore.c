@@ -94,6 +94,18 @@ static const luaL_Reg core_functions[] = {
     {NULL, NULL}
 };
 
+void sesh_handle_methods(lua_State *L, lua_CFunction close, lua_CFunction tostring)
+{
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+    if (tostring) {
+        lua_pushcfunction(L, tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+}
+
 int luaopen_sessions_core(lua_State *L) {
     luaL_newlib(L, core_functions);
     sesh_core_open_os(L);

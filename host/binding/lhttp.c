@@ -587,19 +587,11 @@ int luaopen_sessions_http(lua_State *L) {
             lua_setfield(L, -2, f->name);
         }
         lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_client_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_client_close);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, l_client_tostring);
-        lua_setfield(L, -2, "__tostring");
+        sesh_handle_methods(L, l_client_close, l_client_tostring);
     }
     lua_pop(L, 1);
     if (luaL_newmetatable(L, TRANSFER_MT)) {
-        lua_pushcfunction(L, transfer_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, transfer_gc);
-        lua_setfield(L, -2, "__close");
+        sesh_handle_methods(L, transfer_gc, NULL);
     }
     lua_pop(L, 1);
     sesh_error_metatable(L);

@@ -301,12 +301,7 @@ void sesh_core_open_os(lua_State *L)
     }
     lua_pop(L, 1);
     if (luaL_newmetatable(L, LOCK_MT)) {
-        lua_pushcfunction(L, l_unlock);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_unlock);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, l_lock_tostring);
-        lua_setfield(L, -2, "__tostring");
+        sesh_handle_methods(L, l_unlock, l_lock_tostring);
         lua_createtable(L, 0, 1);
         lua_pushcfunction(L, l_unlock);
         lua_setfield(L, -2, "unlock");

@@ -413,12 +413,7 @@ int luaopen_sessions_proc(lua_State *L)
     if (luaL_newmetatable(L, PROC_META)) {
         luaL_newlib(L, proc_methods);
         lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_close);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, l_tostring);
-        lua_setfield(L, -2, "__tostring");
+        sesh_handle_methods(L, l_close, l_tostring);
     }
     lua_pop(L, 1);
     luaL_newlib(L, proc_functions);

@@ -936,18 +936,8 @@ void sesh_cgroup_prepare_move(void)
     pthread_mutex_lock(&ahead.mu);
     free(ahead.procs);
     ahead.procs = procs;
-    if (!ahead.started) {
-        pthread_t t;
-        pthread_attr_t attr;
-        sigset_t all, old;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);     /* no signal is handled there */
-        ahead.started = pthread_create(&t, &attr, move_ahead, NULL) == 0;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        pthread_attr_destroy(&attr);
-    }
+    if (!ahead.started)
+        ahead.started = sesh_thread_start(move_ahead, NULL) == 0;
     ahead.wanted = 1;
     pthread_cond_signal(&ahead.cv);
     pthread_mutex_unlock(&ahead.mu);

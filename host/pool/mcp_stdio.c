@@ -107,14 +107,8 @@ static void dispatch(conn *c, json_t *msg)
     job *j = sesh_xcalloc(1, sizeof *j);
     j->c = c;
     j->msg = msg;
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, worker, j) != 0) {
+    if (sesh_thread_start(worker, j) != 0)
         worker(j);                      /* no thread: run it here, late but answered */
-    }
-    pthread_attr_destroy(&attr);
 }
 
 static void take_line(conn *c, char *line, size_t len)

@@ -4,6 +4,7 @@
  */
 #include "pool/sandbox_spawn.h"
 #include "pool/sandbox_system.h"
+#include "pool/util.h"
 #include "common/common.h"
 
 #include <dirent.h>
@@ -402,16 +403,7 @@ static void *spawner(void *unused)
 
 static void spawner_start(void)
 {
-    pthread_t t;
-    pthread_attr_t attr;
-    sigset_t all, old;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);     /* no signal is handled there */
-    spawn_thread_ok = pthread_create(&t, &attr, spawner, NULL) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
+    spawn_thread_ok = sesh_thread_start(spawner, NULL) == 0;
 }
 
 pid_t sesh_spawn(const sesh_spawn_plan *plan, int *err)

@@ -730,12 +730,7 @@ sesh_sess_status sesh_session_execute_async(sesh_session *s, json_t *request, in
     sesh_sess_status st = take_ticket(s, exec_id, 1, &job->ticket);
     int rc = 0;
     if (st == SESH_SESS_OK) {
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_t t;
-        rc = pthread_create(&t, &attr, async_main, job);
-        pthread_attr_destroy(&attr);
+        rc = sesh_thread_start(async_main, job);
         if (rc == 0) {
             s->refs++;                    /* the worker's; released at its end */
             m->nasync++;

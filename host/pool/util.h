@@ -53,6 +53,10 @@ int sesh_secret_equal(const char *a, size_t alen, const char *b, size_t blen);
  * reads (runner.py, the sandbox's accounts). -1 with errno. */
 int sesh_memfd(const char *name, const void *data, size_t len);
 
+/* Starts fn(arg) on a detached thread that takes no signal (the main thread
+ * handles the pool's). 0, or an errno value. */
+int sesh_thread_start(void *(*fn)(void *), void *arg);
+
 /* malloc'd printf; aborts the process on out-of-memory like the rest of the
  * pool's allocators (xmalloc and friends). */
 char *sesh_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

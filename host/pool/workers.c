@@ -81,12 +81,7 @@ static sesh_job *take_collected(void)
 /* With the lock held. 0, or an errno. */
 static int start_thread(sesh_workers *w)
 {
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t t;
-    int rc = pthread_create(&t, &attr, worker_main, w);
-    pthread_attr_destroy(&attr);
+    int rc = sesh_thread_start(worker_main, w);
     if (rc == 0) w->threads++;
     return rc;
 }

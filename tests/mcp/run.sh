@@ -11,9 +11,8 @@ cd "$(dirname "$0")/../.."
 BUILD=${SESH_BUILD:-${BUILD:-build}}
 WORK=$(mktemp -d "${SESH_TEST_TMP:-${TMPDIR:-/tmp}}/mcp-suite.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT INT TERM
-passed=0 failed=0 skipped=0
+. tests/support/tally.sh
 
-echo "== the HTTP entry point (tests/mcp/http_entry.c)"
 make --no-print-directory -s "$BUILD/bin/sesh-pool" "$BUILD/bin/sesh" >&2 ||
     { echo "0 passed, 1 failed"; exit 1; }
 OBJS="$(ls "$BUILD"/obj/pool/*.o | grep -v '/main\.o$') $(ls "$BUILD"/obj/common/*.o)"
@@ -21,32 +20,17 @@ OBJS="$(ls "$BUILD"/obj/pool/*.o | grep -v '/main\.o$') $(ls "$BUILD"/obj/common
 if ${CC:-cc} -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE -g -Ihost ${SANITIZE:-} \
         -o "$WORK/http_entry" tests/mcp/http_entry.c $OBJS \
         $(pkg-config --libs jansson libseccomp libmicrohttpd gnutls) -lpthread; then
-    SESH_TEST_TMP="$WORK" "$WORK/http_entry" >"$WORK/entry.out" 2>"$WORK/entry.log"
-    rc=$?
-    cat "$WORK/entry.out"
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$WORK/entry.out" | tail -n 1)
-    p=$(echo "$line" | cut -d' ' -f1); f=$(echo "$line" | cut -d' ' -f3)
-    [ -z "$line" ] && p=0 f=1
-    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-    [ "$f" -ne 0 ] && cat "$WORK/entry.log"
-    passed=$((passed + p)) failed=$((failed + f))
+    run "the HTTP entry point (tests/mcp/http_entry.c)" env SESH_TEST_TMP="$WORK" "$WORK/http_entry"
 else
     failed=$((failed + 1))
 fi
 
-echo "== the SDK, the Lua client and the agent (busted specs)"
 if sh tests/support/npm.sh; then
-    SESH_TEST_TMP="$WORK" "$BUILD/bin/sesh" /usr/bin/busted -o TAP -m 'tests/?.lua;tests/?/init.lua' \
-        tests/mcp >"$WORK/tap" 2>&1
-    rc=$?
-    cat "$WORK/tap"
-    p=$(grep '^ok ' "$WORK/tap" | grep -vc '# SKIP'); f=$(grep -c '^not ok ' "$WORK/tap")
-    s=$(grep -c '^ok .*# SKIP' "$WORK/tap")
-    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+    run_tap "the SDK, the Lua client and the agent (busted specs)" \
+        env SESH_TEST_TMP="$WORK" "$BUILD/bin/sesh" /usr/bin/busted -o TAP \
+        -m 'tests/?.lua;tests/?/init.lua' tests/mcp
 else
     echo "tests/support/npm.sh could not install the MCP SDK: the specs did not run"
     failed=$((failed + 1))
 fi
-echo "mcp: $passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+total

@@ -17,19 +17,7 @@ if ! /usr/bin/python3 tests/multipart/gen_bodies.py "$WORK/cases"; then
     echo "0 passed, 1 failed (python3-requests, python3-httpx and python3-aiohttp are needed: make deps)"
     exit 1
 fi
-passed=0 failed=0
-run() {     # label, then the command
-    label=$1; shift
-    echo "== $label"
-    "$@" >"$WORK/out" 2>&1
-    rc=$?
-    cat "$WORK/out"
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$WORK/out" | tail -n 1)
-    p=$(echo "$line" | cut -d' ' -f1); f=$(echo "$line" | cut -d' ' -f3)
-    [ -z "$line" ] && p=0 f=1
-    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-    passed=$((passed + p)) failed=$((failed + f))
-}
+. tests/support/tally.sh
 # shellcheck disable=SC2086
 if ${CC:-cc} $FLAGS -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
         -fno-sanitize-recover=undefined -o "$WORK/driver-asan" $SRC; then
@@ -45,5 +33,4 @@ if ${CC:-cc} $FLAGS -O2 -o "$WORK/driver" $SRC; then
 else
     failed=$((failed + 1))
 fi
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+total

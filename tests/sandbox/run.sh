@@ -28,19 +28,7 @@ ${CC:-cc} -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -g -Ihost ${SANITIZE:-}
     $(pkg-config --libs jansson libseccomp) -lpthread ||
     { echo "0 passed, 1 failed"; exit 1; }
 
-passed=0 failed=0
-run() {     # label, then the command
-    label=$1; shift
-    echo "== $label"
-    "$@" >"$WORK/out" 2>&1
-    rc=$?
-    cat "$WORK/out"
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$WORK/out" | tail -n 1)
-    p=$(echo "$line" | cut -d' ' -f1); f=$(echo "$line" | cut -d' ' -f3)
-    [ -z "$line" ] && p=0 f=1
-    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-    passed=$((passed + p)) failed=$((failed + f))
-}
+. tests/support/tally.sh
 
 mkdir -p "$WORK/root"
 for fork in "" 1; do
@@ -61,20 +49,13 @@ if [ $# -eq 0 ]; then
         [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null && users=65534
         for user in "" $users; do
             for args in "" --no-fork-server; do
-                echo "== specs through the pool${user:+ run by uid $user}${args:+ ($args)}"
-                SESH_TEST_TMP="$WORK/root" SESH_POOL_ARGS="$args" SESH_POOL_USER="$user" \
-                    "$BUILD/bin/sesh" /usr/bin/busted -o TAP -m 'tests/?.lua;tests/?/init.lua' \
-                    tests/sandbox >"$WORK/out" 2>&1
-                rc=$?
-                cat "$WORK/out"
-                p=$(grep -c '^ok ' "$WORK/out"); f=$(grep -c '^not ok ' "$WORK/out")
-                [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-                passed=$((passed + p)) failed=$((failed + f))
+                run_tap "specs through the pool${user:+ run by uid $user}${args:+ ($args)}" \
+                    env SESH_TEST_TMP="$WORK/root" SESH_POOL_ARGS="$args" SESH_POOL_USER="$user" \
+                    "$BUILD/bin/sesh" /usr/bin/busted -o TAP -m 'tests/?.lua;tests/?/init.lua' tests/sandbox
             done
         done
     else
         failed=$((failed + 1))
     fi
 fi
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+total
