@@ -787,9 +787,13 @@ static int daemonize(void)
     return fds[1];
 }
 
-static void redirect_stdio(const char *log_file)
+/* stderr to the log file; a daemon's stdin and stdout (and stderr, with no
+ * log) to /dev/null. Before anything starts: every process the pool starts
+ * (the fork server, sandboxes) has its stderr, which must not be the pipe or
+ * terminal a daemon left. */
+static void redirect_stdio(const char *log_file, int daemon)
 {
-    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    int null = daemon ? open("/dev/null", O_RDWR | O_CLOEXEC) : -1;
     if (null >= 0) {
         dup2(null, STDIN_FILENO);
         dup2(null, STDOUT_FILENO);
@@ -841,8 +845,8 @@ int main(int argc, char **argv)
         log_file = default_log;
     }
     int report = -1;
-    if (p.o.daemon) report = daemonize();
-    else if (log_file) redirect_stdio(log_file);   /* only stderr moves */
+    if (p.o.daemon) report = daemonize();      /* the startup line goes through report */
+    if (p.o.daemon || log_file) redirect_stdio(log_file, p.o.daemon);
 
     /* Threads start in setup(): they must not take the stop signals. */
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
@@ -871,7 +875,6 @@ int main(int argc, char **argv)
         ssize_t w = write(report, line, strlen(line));
         (void)w;
         close(report);
-        redirect_stdio(log_file);
     } else {
         fputs(line, stdout);
         fflush(stdout);

@@ -32,10 +32,13 @@ local function new_id()
 end
 
 -- ENDPOINT is a URL, or unix:PATH for a pool on a unix socket (as the local
--- pool that the module starts by itself listens).
+-- pool that the module starts by itself listens). The first generation's
+-- routes, as alt_client.py and roundtrip_http use: the same requests on
+-- both sides of a row.
+local API = "2024-02-02-preview"
 local function open(id)
   local socket = endpoint:match("^unix:(.+)")
-  return sessions.new{ endpoint = socket and "http://localhost" or endpoint,
+  return sessions.new{ endpoint = socket and "http://localhost" or endpoint, api_version = API,
                        unix_socket = socket, token = token, id = id or new_id() }
 end
 
@@ -76,7 +79,7 @@ function ops.roundtrip_http(n, warm)
   local http = require "sessions.http"
   local c = http.client{}
   local id = new_id()
-  local url = endpoint:gsub("/$", "") .. "/code/execute?api-version=2024-02-02-preview&identifier=" .. id
+  local url = endpoint:gsub("/$", "") .. "/code/execute?api-version=" .. API .. "&identifier=" .. id
   local req = {
     method = "POST", url = url,
     headers = { ["Content-Type"] = "application/json", Authorization = "Bearer " .. token },
