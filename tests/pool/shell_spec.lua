@@ -352,9 +352,12 @@ describe("a Python pool's shell commands", function()
   end)
 
   -- The runner's shell replies are untrusted: code in the session can make
-  -- the runner say anything (here it swaps the runner's own Shell.run).
+  -- the runner say anything (here it swaps the runner's own Shell.run; a
+  -- forked runner's objects are frozen, out of gc.get_objects()' sight
+  -- until unfrozen).
   local FORGE = [[
 import gc
+gc.unfreeze()
 Shell = next(o for o in gc.get_objects()
              if isinstance(o, type) and o.__name__ == 'Shell' and 'sweep' in vars(o))
 def forged(self, request):

@@ -71,7 +71,7 @@ describe("the local pool", function()
     assert.matches("saved the plot to", S.read(out) or "")
     local started, first = {}, true
     for line in (S.read(log) or ""):gmatch("[^\n]+") do
-      local call = line:match("^%d+ (%w+)%(")
+      local call = line:match("^%d+%s+(%w+)%(")     -- strace pads the pid to 5 columns
       if call == "execve" and first then
         first = false                          -- sesh itself
       elseif call == "execve" or call == "fork" or call == "vfork" or

@@ -196,7 +196,7 @@ describe("sesh-pool --tls-cert --tls-key", function()
       r = hp:request{ path = "executions/tls-gone-1", identifier = "tls-gone", api_version = "2025-10-02-preview" }
       return r.json and r.json.status ~= "Running"
     end, 20)
-    assert.equal("ExecutionAbandoned", r.json.error.error.code)
+    assert.equal("ExecutionAbandoned", r.json.error.code)
     assert.equal(1, run("kept").json.result.executionResult)
   end)
 
