@@ -26,23 +26,10 @@ local function usage(msg)
   os.exit(2)
 end
 
-local o = { max_steps = 15 }
-local argv, i = arg or {}, 1
-while i <= #argv do
-  local a = argv[i]
-  local function value() i = i + 1; return argv[i] or usage(a .. " needs a value") end
-  if a == "--max-steps" then
-    o.max_steps = math.tointeger(tonumber(value()))
-    if not o.max_steps or o.max_steps < 1 then usage("--max-steps needs a positive integer") end
-  elseif a == "--quiet" or a == "-q" then o.quiet = true
-  elseif a == "--endpoint" then o.endpoint = value()
-  elseif a == "--token-file" then o.token_file = value()
-  elseif a == "-h" or a == "--help" then usage("asks a model, which runs Python in a session")
-  elseif a:sub(1, 2) == "--" then usage(("unknown option %q"):format(a))
-  elseif o.question then usage("give the question as one argument (quote it)")
-  else o.question = a end
-  i = i + 1
-end
+local o, words = require("agent.cli").parse(arg, { max_steps = 15 }, usage,
+                                           "asks a model, which runs Python in a session")
+if #words > 1 then usage("give the question as one argument (quote it)") end
+o.question = words[1]
 
 local client, err = llm.new{ defaults = { temperature = 0 } }
 if not client then

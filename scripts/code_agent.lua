@@ -41,24 +41,8 @@ end
 
 local function say(fmt, ...) io.stderr:write("code_agent.lua: ", fmt:format(...), "\n") end
 
-local o = { max_steps = 30 }
-local positional = {}
-local argv, i = arg or {}, 1
-while i <= #argv do
-  local a = argv[i]
-  local function value() i = i + 1; return argv[i] or usage(a .. " needs a value") end
-  if a == "--out" then o.out = value()
-  elseif a == "--max-steps" then
-    o.max_steps = math.tointeger(tonumber(value()))
-    if not o.max_steps or o.max_steps < 1 then usage("--max-steps needs a positive integer") end
-  elseif a == "--quiet" or a == "-q" then o.quiet = true
-  elseif a == "--endpoint" then o.endpoint = value()
-  elseif a == "--token-file" then o.token_file = value()
-  elseif a == "-h" or a == "--help" then usage("lets a model work on a folder in a sandbox")
-  elseif a:sub(1, 2) == "--" then usage(("unknown option %q"):format(a))
-  else positional[#positional + 1] = a end
-  i = i + 1
-end
+local o, positional = require("agent.cli").parse(arg, { max_steps = 30, out = false }, usage,
+                                                "lets a model work on a folder in a sandbox")
 
 -- The model first: without one there is nothing to do.
 local client, err = llm.new{ defaults = { temperature = 0 } }

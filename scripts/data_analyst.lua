@@ -36,24 +36,9 @@ local function script_dir()
   return src:sub(1, 1) == "@" and (src:sub(2):match("^(.*)/[^/]*$") or ".") or "."
 end
 
-local o = { max_steps = 20, out = os.getenv("SESH_OUTPUT_DIR") or "analysis" }
-local positional = {}
-local argv, i = arg or {}, 1
-while i <= #argv do
-  local a = argv[i]
-  local function value() i = i + 1; return argv[i] or usage(a .. " needs a value") end
-  if a == "--out" then o.out = value()
-  elseif a == "--max-steps" then
-    o.max_steps = math.tointeger(tonumber(value()))
-    if not o.max_steps or o.max_steps < 1 then usage("--max-steps needs a positive integer") end
-  elseif a == "--quiet" or a == "-q" then o.quiet = true
-  elseif a == "--endpoint" then o.endpoint = value()
-  elseif a == "--token-file" then o.token_file = value()
-  elseif a == "-h" or a == "--help" then usage("answers a question about a CSV file")
-  elseif a:sub(1, 2) == "--" then usage(("unknown option %q"):format(a))
-  else positional[#positional + 1] = a end
-  i = i + 1
-end
+local o, positional = require("agent.cli").parse(arg,
+  { max_steps = 20, out = os.getenv("SESH_OUTPUT_DIR") or "analysis" }, usage,
+  "answers a question about a CSV file")
 if #positional > 2 then usage("give at most a file and a question (quote the question)") end
 local function readable(path)
   local f = io.open(path, "rb")
