@@ -17,30 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
-static const char *filter;
-
-static void check(int ok, const char *name, const char *fmt, ...)
-{
-    if (ok) {
-        passed++;
-        printf("ok   %s\n", name);
-        return;
-    }
-    failed++;
-    printf("FAIL %s: ", name);
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-}
-
-static int selected(const char *name)
-{
-    return !filter || strstr(name, filter);
-}
+#include "../support/check.h"
 
 /* ---- growing buffers ---- */
 

@@ -29,32 +29,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-static const char *filter;
+#include "../support/check.h"
+
 static char base[512];
 static sesh_zygote *zygote;        /* fork mode: the fork server every start uses */
-
-static void check(int ok, const char *name, const char *fmt, ...)
-{
-    if (ok) {
-        passed++;
-        printf("ok   %s\n", name);
-        return;
-    }
-    failed++;
-    printf("FAIL %s: ", name);
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-}
-
-static int selected(const char *name)
-{
-    return !filter || strstr(name, filter);
-}
 
 static long long now_ms(void)
 {
