@@ -235,7 +235,7 @@ static void op_health(sesh_api *api, sesh_call *call, sesh_reply *reply)
                                           "sessions", (json_int_t)sesh_manager_count(api->m),
                                           "readySessions", sesh_manager_ready(api->m),
                                           "limits", limits_json(api),
-                                          "forkServer", sesh_zygote_status(api->cfg.fork_server)));
+                                          "forkServer", sesh_zygote_status(api->cfg.fork_server, api->cfg.fork_server_off)));
 }
 
 static json_t *session_json(const sesh_session_info *info)

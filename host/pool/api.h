@@ -124,7 +124,8 @@ typedef struct sesh_api_config {
     int max_sessions;           /* for /health */
     const char *limits_warning; /* why sessions are not bounded as a whole (NULL: they
                                    are); outlives the API */
-    struct sesh_zygote *fork_server;   /* for /health; NULL: --no-fork-server */
+    struct sesh_zygote *fork_server;   /* for /health; NULL: none, for */
+    const char *fork_server_off;       /* this reason */
 } sesh_api_config;
 
 typedef struct sesh_api sesh_api;

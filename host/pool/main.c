@@ -69,7 +69,8 @@ typedef struct pool {
     sesh_python_env python;     /* --python, checked */
     char *pid_file;
     sesh_manager *m;
-    sesh_zygote *zygote;        /* the fork server; NULL with --no-fork-server */
+    sesh_zygote *zygote;        /* the fork server; NULL when off, */
+    const char *fork_server_off;   /* for this reason */
     sesh_api *api;
     sesh_server *srv;
     char *mcp_key;
@@ -134,12 +135,12 @@ static void log_limits(pool *p)
 static void setup_fork_server(pool *p)
 {
     const sesh_pool_options *o = &p->o;
-    const char *off = o->no_fork_server ? "--no-fork-server"
-                    : o->shell ? "a Shell pool runs no Python"
-                    : p->python.bind && p->python.bind[0] ? "--python lives outside /usr"
-                    : NULL;
-    if (off) {
-        sesh_log("fork server: off (%s): sandboxes start with bwrap", off);
+    p->fork_server_off = o->no_fork_server ? "--no-fork-server"
+                       : o->shell ? "a Shell pool runs no Python"
+                       : p->python.bind && p->python.bind[0] ? "--python lives outside /usr"
+                       : NULL;
+    if (p->fork_server_off) {
+        sesh_log("fork server: off (%s): sandboxes start with bwrap", p->fork_server_off);
         return;
     }
     sesh_zygote_config zc = { .python = p->python.path, .max_forks = o->fork_server_forks,
@@ -252,7 +253,7 @@ static int setup(pool *p, char **err)
                            .max_upload = (uint64_t)o->max_upload, .min_free_disk = (uint64_t)p->min_free,
                            .session_memory = (size_t)o->session_memory,
                            .max_sessions = o->max_sessions, .limits_warning = p->limits_warning,
-                           .fork_server = p->zygote };
+                           .fork_server = p->zygote, .fork_server_off = p->fork_server_off };
     p->api = sesh_api_new(p->m, &ac);
     sesh_server_config sc = { .listen_fd = p->listen_fd, .token = p->token,
                               .max_connections = connection_room(o->max_connections, o->max_sessions),

@@ -587,10 +587,10 @@ void sesh_zygote_outcome(sesh_zygote *z, int started, const char *why)
     pthread_mutex_unlock(&z->mu);
 }
 
-json_t *sesh_zygote_status(sesh_zygote *z)
+json_t *sesh_zygote_status(sesh_zygote *z, const char *off)
 {
     if (!z)
-        return json_pack("{s:s, s:s}", "state", "off", "reason", "--no-fork-server");
+        return json_pack("{s:s, s:s}", "state", "off", "reason", off ? off : "none was started");
     pthread_mutex_lock(&z->mu);
     static const char *const names[] = { "starting", "ready", "off" };
     json_t *s = json_pack("{s:s, s:I, s:i}", "state", names[z->state],

@@ -63,7 +63,7 @@ pid_t sesh_zygote_fork(sesh_zygote *z, const sesh_enter_request *req, const int 
 void sesh_zygote_outcome(sesh_zygote *z, int started, const char *why);
 
 /* {"state": "starting"|"ready"|"off", "pid", "forks", "sandboxes",
- * "replacements", "reason"} for /health. z NULL: off, by --no-fork-server. */
-json_t *sesh_zygote_status(sesh_zygote *z);
+ * "replacements", "reason"} for /health. z NULL: off, for the reason off. */
+json_t *sesh_zygote_status(sesh_zygote *z, const char *off);
 
 #endif

@@ -51,6 +51,8 @@ describe("a Shell pool", function()
     assert.matches("container type Shell", pool.line, 1, true)
     local health = pool:request{ path = "health", query = {} }
     assert.are.equal("Shell", health.json.containerType)
+    -- bwrap starts its sandboxes: the fork server holds Python, which they do not run
+    assert.are.same({ state = "off", reason = "a Shell pool runs no Python" }, health.json.forkServer)
     local md = pool:request{ path = "metadata", query = { { "api-version", V } } }
     assert.are.equal(200, md.status, md.body)
     assert.are.equal("Shell", md.json.containerType)

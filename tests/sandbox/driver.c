@@ -1003,7 +1003,7 @@ static void test_fork_path(void)
                       "try:\n    open('/proc/1/environ').read()\n    print('readable')\n"
                       "except PermissionError:\n    print('closed')", "closed\n");
     }
-    json_t *st = sesh_zygote_status(zygote);
+    json_t *st = sesh_zygote_status(zygote, NULL);
     json_t *pid = json_object_get(st, "pid");
     int n = json_is_integer(pid) ? threads_of((pid_t)json_integer_value(pid)) : -1;
     check(n == 1, "fork path: no thread alive in the fork server", "%d threads", n);
@@ -1029,7 +1029,7 @@ static int start_fork_server(void)
     json_t *st = NULL;
     for (long long until = now_ms() + 180000; now_ms() < until; ) {
         json_decref(st);
-        st = sesh_zygote_status(zygote);
+        st = sesh_zygote_status(zygote, NULL);
         state = json_string_value(json_object_get(st, "state"));
         if (!state || strcmp(state, "starting") != 0)
             break;
