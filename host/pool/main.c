@@ -137,13 +137,14 @@ static void setup_fork_server(pool *p)
     const sesh_pool_options *o = &p->o;
     p->fork_server_off = o->no_fork_server ? "--no-fork-server"
                        : o->shell ? "a Shell pool runs no Python"
-                       : p->python.bind && p->python.bind[0] ? "--python lives outside /usr"
                        : NULL;
     if (p->fork_server_off) {
         sesh_log("fork server: off (%s): sandboxes start with bwrap", p->fork_server_off);
         return;
     }
-    sesh_zygote_config zc = { .python = p->python.path, .max_forks = o->fork_server_forks,
+    sesh_zygote_config zc = { .python = p->python.path,
+                              .python_dirs = (const char *const *)p->python.bind,
+                              .max_forks = o->fork_server_forks,
                               .max_age = o->fork_server_age };
     p->zygote = sesh_zygote_new(&zc);
 }

@@ -1229,13 +1229,24 @@ class ForkServer:
     @staticmethod
     def directories(top):
         """What the imports made in the server's /tmp (matplotlib's and
-        IPython's folders): each session gets the same, empty."""
-        found = []
+        IPython's folders): each session gets the same, empty. Not the
+        interpreter's own directories bound there (a venv under /tmp), nor
+        the folders above them: the sandbox binds those itself."""
+        dev = os.lstat(top).st_dev
+        found, mounts = [], []
         for root, dirs, _ in os.walk(top):
+            mine = []
             for d in sorted(dirs):
                 path = os.path.join(root, d)
-                found.append((path, os.stat(path).st_mode & 0o7777))
-        return found
+                st = os.lstat(path)
+                if st.st_dev != dev:
+                    mounts.append(path + "/")
+                    continue
+                found.append((path, st.st_mode & 0o7777))
+                mine.append(d)
+            dirs[:] = mine
+        return [(path, mode) for path, mode in found
+                if not any(m.startswith(path + "/") for m in mounts)]
 
     @staticmethod
     def opened_by_imports():

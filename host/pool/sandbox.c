@@ -1453,6 +1453,20 @@ _Static_assert(SAME(SESH_ENTER_NULL, SESH_FD_NULL) && SAME(SESH_ENTER_OUT, SESH_
 
 /* Asks the fork server for the sandbox. NULL with *forked set when it forked
  * one; NULL with *forked 0 when it could not (start it with bwrap). */
+/* SESH_ENTER_BINDS: the directories, each NUL-ended, in a memory file. */
+static int bind_list(const char *const *dirs)
+{
+    size_t len = 0;
+    for (const char *const *d = dirs; d && *d; d++)
+        len += strlen(*d) + 1;
+    char *list = sesh_xmalloc(len + 1), *at = list;
+    for (const char *const *d = dirs; d && *d; d++)
+        at = stpcpy(at, *d) + 1;
+    int fd = sesh_memfd("sesh-binds", list, len);
+    free(list);
+    return fd;
+}
+
 static char *fork_sandbox(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int as_root,
                           const int fds[SESH_SPAWN_FDS], int *forked)
 {
@@ -1474,15 +1488,19 @@ static char *fork_sandbox(sesh_sandbox *sb, const sesh_sandbox_config *cfg, int 
     if (pipe2(go, O_CLOEXEC) < 0)
         return sesh_printf("pipe: %s", strerror(errno));
     int oom = sesh_memfd("sesh-oom", sesh_sandbox_oom_so, sesh_sandbox_oom_so_len);
+    int binds = bind_list(cfg->python_dirs);
     memcpy(enter, fds, sizeof(int) * SESH_SPAWN_FDS);
     enter[SESH_ENTER_DATA] = sb->data_fd;
     enter[SESH_ENTER_GO] = go[0];
     enter[SESH_ENTER_OOM] = oom;
-    pid_t pid = sb->data_fd >= 0 && oom >= 0
+    enter[SESH_ENTER_BINDS] = binds;
+    pid_t pid = sb->data_fd >= 0 && oom >= 0 && binds >= 0
                 ? sesh_zygote_fork(cfg->zygote, &req, enter, SESH_ENTER_FDS) : -1;
     close(go[0]);
     if (oom >= 0)
         close(oom);
+    if (binds >= 0)
+        close(binds);
     sb->go = go[1];
     if (pid < 0)
         return strdup("the fork server could not fork it");

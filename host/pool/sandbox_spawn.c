@@ -20,6 +20,7 @@
 #include <string.h>
 #include <linux/capability.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -300,8 +301,31 @@ static void child_drop_root(const sesh_spawn_plan *p)
         child_fail("setresuid");
 }
 
+#define KEEP_DIRS_MAX 8
+
+/* mkdir -p of path, in the child (no allocation). */
+static void child_mkdirs(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n >= sizeof buf)
+        child_fail("a kept directory's path is too long");
+    memcpy(buf, path, n + 1);
+    for (char *s = buf + 1; ; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                child_fail("mkdir a kept directory");
+            if (!(*s = c))
+                break;
+        }
+    }
+}
+
 /* The fork server's own /tmp, where its imports write (matplotlib's and
- * IPython's folders), in a mount namespace that host mounts still reach. */
+ * IPython's folders), in a mount namespace that host mounts still reach.
+ * The interpreter's directories under /tmp are bound into it again. */
 static void child_private_tmp(const sesh_spawn_plan *p)
 {
     char opts[64];
@@ -310,8 +334,25 @@ static void child_private_tmp(const sesh_spawn_plan *p)
         child_fail("unshare(CLONE_NEWNS)");
     if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
         child_fail("make / slave");
+    int kept[KEEP_DIRS_MAX], n = 0;
+    const char *const *d = p->keep_dirs;
+    for (; d && *d && n < KEEP_DIRS_MAX; d++)
+        if (strncmp(*d, "/tmp/", 5) == 0 &&
+            (kept[n++] = open(*d, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+            child_fail("open a kept directory");
     if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
         child_fail("mount a private /tmp");
+    int i = 0;
+    for (d = p->keep_dirs; d && *d && i < n; d++) {
+        if (strncmp(*d, "/tmp/", 5) != 0)
+            continue;
+        char src[64];
+        snprintf(src, sizeof src, "/proc/self/fd/%d", kept[i]);
+        child_mkdirs(*d);
+        if (mount(src, *d, NULL, MS_BIND | MS_REC, NULL) < 0)
+            child_fail("bind a kept directory");
+        close(kept[i++]);
+    }
 }
 
 /* A pool that is not root holds CAP_SYS_ADMIN in a user namespace of its

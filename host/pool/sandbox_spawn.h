@@ -73,6 +73,8 @@ typedef struct sesh_spawn_plan {
      * the pool has them and is not root, to go back to the pool's mounts. */
     int die_with_parent;
     size_t private_tmp;
+    const char *const *keep_dirs;   /* NULL-terminated (or NULL): directories under /tmp the
+                                       private /tmp shows still (the interpreter's) */
     int keep_mount_caps;
 } sesh_spawn_plan;
 

@@ -197,7 +197,8 @@ static int start_server(sesh_zygote *z, server *s, char **why)
         .exe = z->python, .argv = argv, .envp = envp, .nice = SERVER_NICE,
         .fds = { null, STDERR_FILENO, STDERR_FILENO, pair[1], runner, library, z->mount_ns,
                  -1, -1 },
-        .die_with_parent = 1, .private_tmp = PRIVATE_TMP, .keep_mount_caps = geteuid() != 0,
+        .die_with_parent = 1, .private_tmp = PRIVATE_TMP, .keep_dirs = z->cfg.python_dirs,
+        .keep_mount_caps = geteuid() != 0,
     };
     int err = 0;
     uint64_t t0 = sesh_now_ms();

@@ -36,6 +36,7 @@ typedef struct sesh_zygote sesh_zygote;
 
 typedef struct sesh_zygote_config {
     const char *python;        /* the interpreter sandboxes run */
+    const char *const *python_dirs; /* the directories it needs of the host (python_env.h) */
     int max_forks;             /* a server is replaced after so many forks; 0: default */
     int max_age;               /* seconds; a server older is replaced; 0: default */
 } sesh_zygote_config;

@@ -662,6 +662,22 @@ static void mount_dev(const entry *e)
         die("symlink /dev/ptmx");
 }
 
+/* --ro-bind DIR DIR for each directory of SESH_ENTER_BINDS: the
+ * interpreter's own (a venv, its base), after /tmp's tmpfs, so that one
+ * under /tmp shows through it. */
+static void bind_dirs(const entry *e)
+{
+    size_t len;
+    char *dirs = read_fd(SESH_ENTER_BINDS, 64 << 10, &len);
+    if (!dirs)
+        die("read the directories to bind");
+    for (size_t at = 0; at < len; at += strlen(dirs + at) + 1)
+        if (dirs[at] == '/')
+            bind_path(e, dirs + at, BIND_READONLY, 0);
+    free(dirs);
+    close(SESH_ENTER_BINDS);
+}
+
 /* The operations of sandbox_spawn.c's bwrap command line, in its order. */
 static void setup_newroot(const entry *e, int data)
 {
@@ -696,6 +712,7 @@ static void setup_newroot(const entry *e, int data)
     ensure_dir("/newroot/mnt/data");
     bind_mount(e, src, "/newroot/mnt/data", BIND_RECURSIVE);
     close(data);
+    bind_dirs(e);
     bind_mount(e, NULL, "/newroot", BIND_READONLY);               /* --remount-ro / */
 }
 

@@ -21,7 +21,8 @@
  *          └─ init, pid 1 (the pool's child)
  *               loopback, hostname, the mount tree (tmpfs root, read-only
  *               system, /proc of its own, a minimal /dev, /tmp, /dev/shm,
- *               /mnt/data, and sandbox_oom.c's library preloaded by every
+ *               /mnt/data, the interpreter's directories outside /usr (a
+ *               venv's), and sandbox_oom.c's library preloaded by every
  *               program executed), pivot_root, the old root detached;
  *               waits for the pool's "go" (it was moving init into the
  *               sandbox's cgroups meanwhile), unshares the cgroup
@@ -50,7 +51,7 @@
 
 #include <stdint.h>
 
-#define SESH_ENTER_VERSION 1
+#define SESH_ENTER_VERSION 2
 
 /* The descriptors of a fork request, in the order they travel (SCM_RIGHTS),
  * which is also where the outer process puts them. The runner keeps 0-3. */
@@ -66,6 +67,8 @@ enum {
     SESH_ENTER_GROUP,
     SESH_ENTER_GO,             /* pipe: the pool writes 'g' once init is in the cgroups */
     SESH_ENTER_OOM,            /* memfd: the library of sandbox_oom.c */
+    SESH_ENTER_BINDS,          /* memfd: host directories bound read-only at their own
+                                  path, each NUL-ended (the interpreter's, python_env.h) */
     SESH_ENTER_FDS
 };
 
