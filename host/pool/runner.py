@@ -1101,7 +1101,9 @@ def main(forked=None):
         signal.signal(signal.SIGINT, runner.on_sigint)
         sys.unraisablehook = runner.on_unraisable
         try:
-            if not forked:
+            # A forked runner's first cell also writes to the pages it shares
+            # with the fork server: a ready sandbox pays that here too.
+            if not forked or start.get("plots") == "eager":
                 runner.warm_up()
         except Exception as e:      # a slower first cell, nothing worse
             print("sesh runner: warm-up failed: %s" % e, file=sys.stderr)
